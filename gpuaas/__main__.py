@@ -1,0 +1,5 @@
+import sys
+
+from gpuaas.cli import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""`gpuaas`: validate and render profiles, and run the local lane's hosts.
+
+    gpuaas validate [ENV ...]       check profiles (all when none is named); exit 2 on bad input
+    gpuaas render ENV [--out DIR]   write the effective per-host configuration under build/ENV
+    gpuaas local up|list|down       the local environment's systemd containers
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gpuaas import local_lane
+from gpuaas.errors import ProfileError
+from gpuaas.profile import INVENTORY_DIR, REPO_ROOT, display_path, load_profile, resolve_profile_path
+from gpuaas.render import render
+from gpuaas.secrets import generate_missing
+
+ENVIRONMENTS = ("local", "dev", "demo", "staging", "prod")
+
+
+def _validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for env in args.env or ENVIRONMENTS:
+        try:
+            profile = load_profile(env)
+        except ProfileError as exc:
+            print(exc.report(), file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{display_path(resolve_profile_path(env))}: valid ({len(profile.hosts)} hosts, {profile.topology})")
+    return 2 if failed else 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    profile = load_profile(args.env)
+    out = Path(args.out) if args.out else REPO_ROOT / "build" / profile.name
+    files = render(profile, out)
+    print(f"rendered {len(files)} files for {profile.name} into {display_path(out)}")
+    return 0
+
+
+def _local(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile)
+    if args.action == "up":
+        created = generate_missing(profile)
+        if created:
+            print(f"generated secrets for {profile.name} into .secrets/{profile.name}/: {', '.join(created)}")
+        hosts = local_lane.up(profile, log=lambda line: print(line, flush=True))
+        for host in hosts:
+            print(f"{host.name:<20} {host.state:<10} {host.address}")
+        print(f"\n{len(hosts)} hosts up. Converge them with:\n"
+              f"  pyinfra -y {display_path(INVENTORY_DIR / (profile.name + '.py'))} deploys/site.py")
+    elif args.action == "list":
+        for host in local_lane.containers(profile):
+            print(f"{host.name:<20} {host.state:<10} {host.address}")
+    else:
+        removed = local_lane.down(profile)
+        print(f"removed {len(removed)} hosts" + (f": {', '.join(removed)}" if removed else ""))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="gpuaas", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True)
+    validate = commands.add_parser("validate", help="check environment profiles")
+    validate.add_argument("env", nargs="*", help=f"environments ({', '.join(ENVIRONMENTS)}) or profile files")
+    validate.set_defaults(run=_validate)
+    render_cmd = commands.add_parser("render", help="write the effective per-host configuration")
+    render_cmd.add_argument("env")
+    render_cmd.add_argument("--out", help="output directory (default: build/ENV)")
+    render_cmd.set_defaults(run=_render)
+    local = commands.add_parser("local", help="the local lane's systemd containers")
+    local.add_argument("action", choices=("up", "list", "down"))
+    local.add_argument("--profile", default="local", help="environment or profile file (default: local)")
+    local.set_defaults(run=_local)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ProfileError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 2
+    except local_lane.LocalLaneError as exc:
+        print(f"local lane: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

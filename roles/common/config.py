@@ -1,0 +1,49 @@
+"""The files roles/common writes on a host, computed from the profile (used by the deploy and by render)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gpuaas.profile import Host, Profile
+from roles.common.settings import CommonSettings
+
+TEMPLATES = Path(__file__).parent / "templates"
+HOSTS_MARKER = "# {mark} gpuaas cluster hosts"
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    path: str
+    template: str
+    mode: str = "644"
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def settings_for(profile: Profile, node: Host) -> CommonSettings:
+    return profile.role_settings("common", node)
+
+
+def config_files(settings: CommonSettings) -> list[ConfigFile]:
+    """Every templated file of the role, in the order the deploy writes them."""
+    context = {"settings": settings}
+    files = [
+        ConfigFile("/etc/chrony/chrony.conf", "chrony.conf.j2", context=context),
+        ConfigFile("/etc/default/chrony", "chrony.default.j2", context=context),
+        ConfigFile("/etc/modules-load.d/gpuaas.conf", "modules-load.conf.j2", context=context),
+        ConfigFile("/etc/sysctl.d/90-gpuaas.conf", "sysctl.conf.j2", context=context),
+        ConfigFile("/etc/systemd/journald.conf.d/90-gpuaas.conf", "journald.conf.j2", context=context),
+    ]
+    return [ConfigFile(f.path, str(TEMPLATES / f.template), f.mode, f.context) for f in files]
+
+
+def hosts_entries(profile: Profile) -> list[dict[str, Any]]:
+    """/etc/hosts lines for every node of the environment, and the API name on the servers."""
+    entries = []
+    for node in profile.hosts:
+        names = [node.name]
+        if node.name == profile.group("rke2_servers")[0].name:
+            names.append(profile.cluster.api_hostname)
+        entries.append({"address": str(node.address), "names": names})
+    return entries

@@ -1,0 +1,56 @@
+"""Facts roles/common reads: what the kernel has, and where swap is."""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra.api import FactBase
+
+
+class KernelModuleState(FactBase):
+    """
+    Whether a kernel module is usable: ``loaded`` (in /sys/module), ``builtin`` (in modules.builtin
+    or `=y` in the running kernel's config) or ``absent``.
+    """
+
+    def command(self, module: str, kconfig: str | None = None) -> str:
+        quoted = shlex.quote(module)
+        config_check = ""
+        if kconfig:
+            symbol = shlex.quote(f"^{kconfig}=y$")
+            config_check = (
+                f" || {{ zcat /proc/config.gz 2>/dev/null; cat /boot/config-$(uname -r) 2>/dev/null; }}"
+                f" | grep -qE {symbol}"
+            )
+        return (
+            f"if [ -d /sys/module/{quoted} ]; then echo loaded; "
+            f"elif grep -qsE '/{module}\\.ko(\\..*)?$' /lib/modules/$(uname -r)/modules.builtin{config_check}; "
+            f"then echo builtin; else echo absent; fi"
+        )
+
+    def process(self, output: list[str]) -> str:
+        return output[0].strip() if output else "absent"
+
+
+class ActiveSwap(FactBase):
+    """Swap devices and files in use (from /proc/swaps)."""
+
+    default = list
+
+    def command(self) -> str:
+        return "cat /proc/swaps 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> list[str]:
+        return [line.split()[0] for line in output[1:] if line.strip()]
+
+
+class FstabSwapEntries(FactBase):
+    """Active (uncommented) swap lines in /etc/fstab."""
+
+    default = list
+
+    def command(self) -> str:
+        return "grep -E '^[^#].*[[:space:]]swap[[:space:]]' /etc/fstab 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> list[str]:
+        return [line for line in output if line.strip()]

@@ -1,0 +1,87 @@
+"""Typed settings of the common role: every default the role applies lives here."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+ModuleName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+$")]
+SysctlKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+(\.[a-z0-9_-]+)+$")]
+UnixName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KernelModule(_Settings):
+    """A kernel module RKE2 needs, and the kernel option that builds it in."""
+
+    name: ModuleName = Field(description="Module name as modprobe knows it.")
+    kconfig: str | None = Field(
+        default=None,
+        description="Kernel config symbol; when the running kernel has it `=y` the module is built in "
+        "and nothing is loaded.",
+    )
+
+
+class TimeSync(_Settings):
+    """chrony, the NTP client every node runs."""
+
+    servers: list[str] = Field(
+        default=["0.debian.pool.ntp.org", "1.debian.pool.ntp.org", "2.debian.pool.ntp.org"],
+        description="NTP servers chrony polls (`server NAME iburst`).",
+    )
+    control_clock: bool = Field(
+        default=True,
+        description="Let chronyd set the system clock; false runs it with `-x` (hosts whose clock "
+        "belongs to a hypervisor or container host).",
+    )
+
+
+class Journald(_Settings):
+    """Limits for systemd-journald's persistent storage."""
+
+    system_max_use: str = Field(default="1G", pattern=r"^[0-9]+[KMGT]?$", description="SystemMaxUse=.")
+    system_keep_free: str = Field(default="2G", pattern=r"^[0-9]+[KMGT]?$", description="SystemKeepFree=.")
+    max_retention: str = Field(default="14day", pattern=r"^[0-9]+(s|min|h|day|week|month|year)$",
+                               description="MaxRetentionSec=.")
+
+
+class ServiceAccount(_Settings):
+    """The unprivileged system account that owns the platform's files."""
+
+    name: UnixName = Field(default="gpuaas", description="User and group name.")
+    home: str = Field(default="/var/lib/gpuaas", pattern=r"^/", description="Home and state directory.")
+
+
+class CommonSettings(_Settings):
+    """Settings of roles/common, the baseline every host gets."""
+
+    packages: list[str] = Field(
+        default=["ca-certificates", "curl", "chrony", "conntrack", "iptables", "socat", "ethtool",
+                 "kmod", "jq"],
+        description="Debian packages installed on every host.",
+    )
+    apt_cache_seconds: int = Field(default=3600, ge=0, description="Skip `apt-get update` when the "
+                                   "package lists are younger than this.")
+    time_sync: TimeSync = Field(default_factory=TimeSync, description="Time synchronisation with chrony.")
+    kernel_modules: list[KernelModule] = Field(
+        default=[KernelModule(name="overlay", kconfig="CONFIG_OVERLAY_FS"),
+                 KernelModule(name="br_netfilter", kconfig="CONFIG_BRIDGE_NETFILTER")],
+        description="Modules loaded now and at boot (/etc/modules-load.d/gpuaas.conf).",
+    )
+    sysctls: dict[SysctlKey, str] = Field(
+        default={
+            "net.bridge.bridge-nf-call-ip6tables": "1",
+            "net.bridge.bridge-nf-call-iptables": "1",
+            "net.ipv4.ip_forward": "1",
+        },
+        description="Kernel parameters applied now and at boot (/etc/sysctl.d/90-gpuaas.conf).",
+    )
+    swap_off: bool = Field(default=True, description="Turn swap off now and keep fstab swap entries "
+                           "commented out (the kubelet refuses swap by default).")
+    journald: Journald = Field(default_factory=Journald, description="journald storage limits.")
+    service_account: ServiceAccount = Field(default_factory=ServiceAccount,
+                                            description="The platform's system account.")
