@@ -97,6 +97,22 @@ def ensure_engine(log=print) -> None:
         time.sleep(1)
 
 
+#: systemd in every container holds inotify instances; the kernel default (128) stops booting
+#: after about 20 hosts, so the lane raises it the way kind's documentation advises.
+INOTIFY_LIMITS = {"/proc/sys/fs/inotify/max_user_instances": 8192, "/proc/sys/fs/inotify/max_user_watches": 524288}
+
+
+def ensure_inotify_limits(log=print) -> None:
+    for path, wanted in INOTIFY_LIMITS.items():
+        current = int(Path(path).read_text())
+        if current >= wanted:
+            continue
+        if not _is_root():
+            log(f"warning: {path} is {current}; more than ~20 local hosts need {wanted} (run as root)")
+            continue
+        Path(path).write_text(str(wanted))
+
+
 def debian_mirror() -> str:
     """The Debian mirror this machine's apt uses (deb822 .sources first, then sources.list)."""
     candidates = sorted(glob.glob("/etc/apt/sources.list.d/*.sources")) + ["/etc/apt/sources.list"]
@@ -142,7 +158,9 @@ def ensure_image(log=print) -> str:
 
 
 def network_name(profile: Profile) -> str:
-    return f"gpuaas-{profile.name}"
+    """One Docker network per environment and subnet, so lanes with other subnets never collide."""
+    cidr = profile.network.node_cidr
+    return f"gpuaas-{profile.name}-{cidr.network_address}-{cidr.prefixlen}"
 
 
 def ensure_network(profile: Profile) -> str:
@@ -191,6 +209,7 @@ def up(profile: Profile, log=print) -> list[Container]:
         raise LocalLaneError(f"profile '{profile.name}' has connection.kind {profile.connection.kind}; "
                              "the local lane runs only profiles whose hosts are Docker containers")
     ensure_engine(log)
+    ensure_inotify_limits(log)
     image = ensure_image(log)
     network = ensure_network(profile)
     for node in profile.hosts:

@@ -9,8 +9,10 @@ from pyinfra.operations.util import any_changed
 from filters import hosts_lines
 from filters.jinja import jinja_env_kwargs
 from gpuaas.context import current_node, current_profile
+from gpuaas.probe import drift, state_verified
 from roles.common.config import HOSTS_MARKER, config_files, hosts_entries, settings_for
 from roles.common.operations import file_block, kernel_module, swap_disabled
+from roles.common.state import probes
 
 
 def _template(config):
@@ -32,6 +34,15 @@ def _sysctl_value(value: str) -> int | str:
 def common() -> None:
     profile, node = current_profile(), current_node()
     settings = settings_for(profile, node)
+    hosts_block = hosts_lines(hosts_entries(profile)).splitlines()
+    checks = probes(settings, node.name, hosts_block)
+    if not drift(checks):
+        state_verified(name="Ensure the common baseline is in place", checks=len(checks))
+        return
+    _converge(node, settings, hosts_block)
+
+
+def _converge(node, settings, hosts_block: list[str]) -> None:
     chrony_conf, chrony_default, modules_conf, sysctl_conf, journald_conf = config_files(settings)
 
     # chrony's configuration goes first so that the package's first start already uses it.
@@ -54,7 +65,7 @@ def common() -> None:
     file_block(
         name="Ensure cluster hosts are in /etc/hosts",
         path="/etc/hosts",
-        lines=hosts_lines(hosts_entries(profile)).splitlines(),
+        lines=hosts_block,
         marker=HOSTS_MARKER,
     )
 
