@@ -3,6 +3,7 @@
     gpuaas validate [ENV ...]       check profiles (all when none is named); exit 2 on bad input
     gpuaas render ENV [--out DIR]   write the effective per-host configuration under build/ENV
     gpuaas local up|list|down       the local environment's systemd containers
+    gpuaas docs                     regenerate the variable tables of the role READMEs
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 from gpuaas import local_lane
+from gpuaas.docs import update_readmes
 from gpuaas.errors import ProfileError
 from gpuaas.profile import INVENTORY_DIR, REPO_ROOT, display_path, load_profile, resolve_profile_path
 from gpuaas.render import render
@@ -61,6 +63,12 @@ def _local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _docs(args: argparse.Namespace) -> int:
+    changed = update_readmes()
+    print(f"updated {len(changed)} role README(s)" + "".join(f"\n  {display_path(p)}" for p in changed))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="gpuaas", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
@@ -75,6 +83,8 @@ def parser() -> argparse.ArgumentParser:
     local.add_argument("action", choices=("up", "list", "down"))
     local.add_argument("--profile", default="local", help="environment or profile file (default: local)")
     local.set_defaults(run=_local)
+    docs = commands.add_parser("docs", help="regenerate the role READMEs' variable tables")
+    docs.set_defaults(run=_docs)
     return top
 
 

@@ -1,0 +1,51 @@
+# Task runner: thin wrappers around pyinfra, pytest, molecule and the gpuaas command.
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help local test unit hosts molecule validate render docs bench down
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+$(VENV)/.installed: pyproject.toml
+	@python3 -m venv --help >/dev/null 2>&1 || { echo "python3 with venv is needed: apt-get install -y python3-venv"; exit 1; }
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+local: $(VENV)/.installed  ## bring up the local environment (two systemd containers) and converge it
+	gpuaas local up
+	pyinfra -y inventories/local.py deploys/site.py
+	@printf '\nThe local environment is converged. Next:\n'
+	@printf '  make test                                   the whole test suite\n'
+	@printf '  . .venv/bin/activate && pyinfra -y inventories/local.py deploys/site.py   re-converge (zero changes)\n'
+	@printf '  gpuaas render staging                       see what staging would get, under build/staging\n'
+	@printf '  make down                                   remove the local hosts\n'
+
+test: $(VENV)/.installed  ## the whole test suite: pytest (unit and host tests), then molecule default
+	gpuaas local up
+	pytest
+	molecule test -s default
+
+unit: $(VENV)/.installed  ## unit tests only (no Docker)
+	pytest -m "not hosts"
+
+molecule: $(VENV)/.installed  ## molecule scenario default: create, converge, idempotence, verify, destroy
+	molecule test -s default
+
+validate: $(VENV)/.installed  ## validate every environment profile
+	gpuaas validate
+
+render: $(VENV)/.installed  ## render every environment under build/
+	@for env in local dev demo staging prod; do gpuaas render $$env || exit 1; done
+
+docs: $(VENV)/.installed  ## regenerate the role READMEs' variable tables
+	gpuaas docs
+
+bench: $(VENV)/.installed  ## benchmarks (bench/results/*.json and *.md)
+	python bench/converge.py
+
+down: $(VENV)/.installed  ## remove the local environment's hosts
+	gpuaas local down

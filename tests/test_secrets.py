@@ -1,0 +1,93 @@
+"""Secret references resolve from env, files, age and generation; values never show."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+
+import pytest
+
+from gpuaas.errors import SecretError
+from gpuaas.profile import REPO_ROOT, load_profile, parse_profile
+from gpuaas.render import render
+from gpuaas.secrets import AGE_IDENTITY_ENV, Secret, generate_missing, resolve
+
+
+def test_secret_repr_never_shows_the_value():
+    secret = Secret("rke2_token", "s3cr3t-value")
+    assert "s3cr3t-value" not in repr(secret) + str(secret) + f"{secret}" + repr([secret])
+    assert secret.reveal() == "s3cr3t-value"
+
+
+def test_env_source(monkeypatch):
+    profile = load_profile("staging")
+    monkeypatch.setenv("GPUAAS_STAGING_RKE2_TOKEN", "from-the-environment")
+    assert resolve(profile, "secret:rke2_token").reveal() == "from-the-environment"
+
+
+def test_missing_env_var_names_the_variable(monkeypatch):
+    monkeypatch.delenv("GPUAAS_STAGING_RKE2_TOKEN", raising=False)
+    with pytest.raises(SecretError, match="GPUAAS_STAGING_RKE2_TOKEN is not set"):
+        resolve(load_profile("staging"), "secret:rke2_token")
+
+
+def test_file_source(tmp_path, raw):
+    key_file = tmp_path / "access-key"
+    key_file.write_text("AKIAEXAMPLE\n")
+    raw["secrets"]["backup_access_key_id"] = {"file": str(key_file)}
+    profile = parse_profile(raw, "staging.yml")
+    assert resolve(profile, "secret:backup_access_key_id").reveal() == "AKIAEXAMPLE"
+
+
+def test_generated_secret_is_created_once_and_private(tmp_path):
+    profile = load_profile("local")
+    created = generate_missing(profile, generated_dir=tmp_path)
+    assert set(created) == set(profile.secrets)
+    path = tmp_path / "local" / "rke2_token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    first = resolve(profile, "secret:rke2_token", generated_dir=tmp_path)
+    assert len(first.reveal()) == 48
+    assert generate_missing(profile, generated_dir=tmp_path) == []
+    assert resolve(profile, "secret:rke2_token", generated_dir=tmp_path) == first
+
+
+@pytest.mark.skipif(shutil.which("age") is None, reason="age is not installed (Debian package age)")
+def test_age_source_decrypts_with_the_operators_identity(tmp_path, raw, monkeypatch):
+    identity = tmp_path / "operator.key"
+    subprocess.run(["age-keygen", "-o", str(identity)], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", str(identity)], check=True, capture_output=True,
+                               text=True).stdout.strip()
+    encrypted = tmp_path / "staging.secrets.age"
+    subprocess.run(["age", "-r", recipient, "-o", str(encrypted)], input=b"rke2_token: from-age\n", check=True)
+    raw["secrets"]["rke2_token"] = {"age": encrypted.name, "key": "rke2_token"}
+    profile = parse_profile(raw, "staging.yml", repo_root=tmp_path)
+    monkeypatch.setenv(AGE_IDENTITY_ENV, str(identity))
+    assert resolve(profile, "secret:rke2_token", repo_root=tmp_path).reveal() == "from-age"
+    monkeypatch.delenv(AGE_IDENTITY_ENV)
+    with pytest.raises(SecretError, match=AGE_IDENTITY_ENV):
+        resolve(profile, "secret:rke2_token", repo_root=tmp_path)
+
+
+def test_age_source_requires_the_file_to_exist(raw):
+    raw["secrets"]["rke2_token"] = {"age": "inventories/missing.age", "key": "rke2_token"}
+    with pytest.raises(Exception, match=r"secrets.rke2_token.age: no such file"):
+        parse_profile(raw, "staging.yml")
+
+
+def test_render_holds_references_never_values(tmp_path, monkeypatch):
+    values = {f"GPUAAS_STAGING_{name}": f"VALUE-{name}-0123456789" for name in
+              ("RKE2_TOKEN", "RKE2_AGENT_TOKEN", "CLOUDFLARE_TOKEN")}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    files = render(load_profile("staging"), tmp_path / "out")
+    text = "".join(path.read_text() for path in files)
+    for value in values.values():
+        assert value not in text
+    assert "GPUAAS_STAGING_RKE2_TOKEN" in (tmp_path / "out" / "secrets.yml").read_text()
+
+
+def test_generated_local_secrets_are_ignored_by_git():
+    result = subprocess.run(["git", "check-ignore", "-q", ".secrets/local/rke2_token"], cwd=REPO_ROOT, check=False)
+    assert result.returncode == 0
