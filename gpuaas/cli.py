@@ -31,7 +31,9 @@ def _validate(args: argparse.Namespace) -> int:
             print(exc.report(), file=sys.stderr)
             failed += 1
             continue
-        print(f"{display_path(resolve_profile_path(env))}: valid ({len(profile.hosts)} hosts, {profile.topology})")
+        count = len(profile.hosts)
+        print(f"{display_path(resolve_profile_path(env))}: valid ({count} host{'s' if count != 1 else ''}, "
+              f"{profile.topology})")
     return 2 if failed else 0
 
 

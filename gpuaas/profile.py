@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -29,8 +29,8 @@ INVENTORY_DIR = REPO_ROOT / "inventories"
 #: Every role whose settings a profile may set, with its settings model (the defaults live there).
 ROLE_SETTINGS: dict[str, type[BaseModel]] = {"common": CommonSettings}
 
-HOST_GROUPS = ("rke2_servers", "rke2_agents", "data")
-RINGS = range(0, 5)
+GroupName = Literal["rke2_servers", "rke2_agents", "data"]
+HOST_GROUPS: tuple[str, ...] = get_args(GroupName)
 SECRET_REF = re.compile(r"^secret:([a-z][a-z0-9_]*)$")
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 HOSTNAME = re.compile(rf"^{_LABEL}$")
@@ -124,7 +124,7 @@ class Gpu(Strict):
 class Host(Strict):
     name: Hostname
     address: IPvAnyAddress
-    groups: Annotated[list[Literal["rke2_servers", "rke2_agents", "data"]], Field(min_length=1)]
+    groups: Annotated[list[GroupName], Field(min_length=1)]
     ring: int | None = Field(default=None, ge=0, le=4)
     gpu: Gpu | None = None
     labels: dict[str, str] = {}
@@ -343,8 +343,8 @@ def _check_secrets(p: Profile, repo_root: Path):
 
 
 def _check_roles(p: Profile):
-    layers = [("roles", p.roles, None)] + [(f"hosts[{i}].roles", h.roles, h) for i, h in enumerate(p.hosts)]
-    for prefix, roles, _ in layers:
+    layers = [("roles", p.roles)] + [(f"hosts[{i}].roles", h.roles) for i, h in enumerate(p.hosts)]
+    for prefix, roles in layers:
         for role in roles:
             if role not in ROLE_SETTINGS:
                 yield Problem(f"{prefix}.{role}", f"unknown role (known: {', '.join(sorted(ROLE_SETTINGS))})")
@@ -374,8 +374,7 @@ _REASONS = {
 def _problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
     problems = []
     for err in exc.errors(include_input=False, include_url=False):
-        loc = tuple(part for part in err["loc"] if part not in ("function-after[_secret_ref(), any]",))
-        path = field_path(loc)
+        path = field_path(err["loc"])
         if prefix:
             path = f"{prefix}.{path}" if path else prefix
         reason = _REASONS.get(err["type"], err["msg"].removeprefix("Value error, "))

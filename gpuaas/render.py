@@ -8,11 +8,9 @@ from typing import Any
 
 import yaml
 
-from gpuaas.profile import SECRET_REF, Profile, deep_merge
-from gpuaas.templating import render_template
+from gpuaas.profile import HOST_GROUPS, SECRET_REF, Profile, deep_merge
 from roles import common
-from roles.common.config import HOSTS_MARKER, config_files, hosts_entries, settings_for
-from filters import hosts_lines
+from roles.common.config import rendered_files, settings_for
 
 
 def _dump(data: Any) -> str:
@@ -35,13 +33,7 @@ def host_settings(profile: Profile, name: str) -> dict[str, Any]:
 def host_files(profile: Profile, name: str) -> dict[str, str]:
     """Remote path -> content of every file the roles write on the host."""
     node = profile.host(name)
-    if not any(g in node.groups for g in common.APPLIES_TO):
-        return {}
-    files = {f.path: render_template(f.template, f.context) for f in config_files(settings_for(profile, node))}
-    begin, end = HOSTS_MARKER.format(mark="BEGIN"), HOSTS_MARKER.format(mark="END")
-    # The block roles/common keeps inside /etc/hosts (the rest of that file belongs to the host).
-    files["/etc/hosts.block"] = f"{begin}\n{hosts_lines(hosts_entries(profile))}\n{end}\n"
-    return files
+    return rendered_files(profile, node) if any(g in node.groups for g in common.APPLIES_TO) else {}
 
 
 def secret_index(profile: Profile) -> dict[str, Any]:
@@ -63,7 +55,7 @@ def render(profile: Profile, out_dir: Path) -> list[Path]:
         out_dir / "environment.yml": _dump({
             "name": profile.name,
             "topology": profile.topology,
-            "groups": {g: [h.name for h in profile.group(g)] for g in ("rke2_servers", "rke2_agents", "data")},
+            "groups": {g: [h.name for h in profile.group(g)] for g in HOST_GROUPS},
             "artifacts": {k: v.model_dump(mode="json", exclude_none=True) for k, v in profile.artifacts.items()},
             "dns": profile.dns.model_dump(mode="json"),
             "backup": profile.backup.model_dump(mode="json"),

@@ -145,6 +145,13 @@ def test_key_given_twice_in_yaml_is_refused(tmp_path):
         load_profile(tmp_path / "staging.yml")
 
 
+def test_cli_validate_accepts_every_shipped_profile():
+    result = subprocess.run([sys.executable, "-m", "gpuaas", "validate"], cwd=REPO_ROOT, capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [f"inventories/{e}.yml" for e in ENVIRONMENTS]
+
+
 def test_cli_validate_exits_2_and_names_the_problem(tmp_path, raw):
     raw["hosts"][1]["ring"] = 7
     source = write_profile(tmp_path, raw)

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from filters import hosts_lines
 from gpuaas.profile import Host, Profile
+from gpuaas.templating import render_template
 from roles.common.settings import CommonSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -47,3 +49,16 @@ def hosts_entries(profile: Profile) -> list[dict[str, Any]]:
             names.append(profile.cluster.api_hostname)
         entries.append({"address": str(node.address), "names": names})
     return entries
+
+
+def hosts_block_lines(profile: Profile) -> list[str]:
+    """The lines of the block the role keeps in /etc/hosts (the rest of that file belongs to the host)."""
+    return hosts_lines(hosts_entries(profile)).splitlines()
+
+
+def rendered_files(profile: Profile, node: Host) -> dict[str, str]:
+    """Remote path -> content of every file the role writes on `node`; the /etc/hosts block as /etc/hosts.block."""
+    files = {f.path: render_template(f.template, f.context) for f in config_files(settings_for(profile, node))}
+    begin, end = HOSTS_MARKER.format(mark="BEGIN"), HOSTS_MARKER.format(mark="END")
+    files["/etc/hosts.block"] = "\n".join([begin, *hosts_block_lines(profile), end]) + "\n"
+    return files

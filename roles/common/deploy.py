@@ -6,16 +6,17 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from filters import hosts_lines
 from filters.jinja import jinja_env_kwargs
 from gpuaas.context import current_node, current_profile
 from gpuaas.probe import drift, state_verified
-from roles.common.config import HOSTS_MARKER, config_files, hosts_entries, settings_for
+from gpuaas.profile import Host
+from roles.common.config import HOSTS_MARKER, ConfigFile, config_files, hosts_block_lines, settings_for
 from roles.common.operations import file_block, kernel_module, swap_disabled
+from roles.common.settings import CommonSettings
 from roles.common.state import probes
 
 
-def _template(config):
+def _template(config: ConfigFile):
     return files.template(
         name=f"Ensure {config.path} is rendered",
         src=config.template,
@@ -34,7 +35,7 @@ def _sysctl_value(value: str) -> int | str:
 def common() -> None:
     profile, node = current_profile(), current_node()
     settings = settings_for(profile, node)
-    hosts_block = hosts_lines(hosts_entries(profile)).splitlines()
+    hosts_block = hosts_block_lines(profile)
     checks = probes(settings, node.name, hosts_block)
     if not drift(checks):
         state_verified(name="Ensure the common baseline is in place", checks=len(checks))
@@ -42,7 +43,7 @@ def common() -> None:
     _converge(node, settings, hosts_block)
 
 
-def _converge(node, settings, hosts_block: list[str]) -> None:
+def _converge(node: Host, settings: CommonSettings, hosts_block: list[str]) -> None:
     chrony_conf, chrony_default, modules_conf, sysctl_conf, journald_conf = config_files(settings)
 
     # chrony's configuration goes first so that the package's first start already uses it.
