@@ -19,12 +19,14 @@ local: $(VENV)/.installed  ## bring up the local environment (two systemd contai
 	gpuaas local up
 	pyinfra -y inventories/local.py deploys/site.py
 	@printf '\nThe local environment is converged. Next:\n'
-	@printf '  make test                                   the whole test suite\n'
-	@printf '  . .venv/bin/activate && pyinfra -y inventories/local.py deploys/site.py   re-converge (zero changes)\n'
-	@printf '  gpuaas render staging                       see what staging would get, under build/staging\n'
-	@printf '  make down                                   remove the local hosts\n'
+	@printf '  . .venv/bin/activate                                 put pyinfra and gpuaas on PATH\n'
+	@printf '  pyinfra -y inventories/local.py deploys/site.py      re-converge: zero changes\n'
+	@printf '  gpuaas render staging                                what staging would get, under build/staging\n'
+	@printf '  make test                                            the whole test suite\n'
+	@printf '  make down                                            remove the local hosts\n'
 
-test: $(VENV)/.installed  ## the whole test suite: pytest (unit and host tests), then molecule default
+test: $(VENV)/.installed  ## the whole test suite: lint, pytest (unit and host tests), then molecule default
+	ruff check .
 	gpuaas local up
 	pytest
 	molecule test -s default

@@ -32,8 +32,13 @@ FANOUT_SUBNET = "172.30.78"
 def converge(inventory: Path) -> tuple[float, dict]:
     """One `pyinfra --json` run of deploys/site.py; returns wall seconds and pyinfra's totals."""
     start = time.perf_counter()
-    result = subprocess.run(["pyinfra", "-y", "--json", str(inventory), "deploys/site.py"], cwd=REPO,
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["pyinfra", "-y", "--json", str(inventory), "deploys/site.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"converge of {inventory} failed:\n{result.stderr[-3000:]}")
@@ -46,8 +51,10 @@ def fanout_profile(size: int, directory: Path) -> Path:
     raw["topology"] = "two-node" if size == 2 else "multi-node"
     raw["network"]["node_cidr"] = f"{FANOUT_SUBNET}.0/24"
     raw["hosts"] = [{"name": "bench-00", "address": f"{FANOUT_SUBNET}.10", "groups": ["rke2_servers", "data"]}]
-    raw["hosts"] += [{"name": f"bench-{i:02d}", "address": f"{FANOUT_SUBNET}.{10 + i}", "groups": ["rke2_agents"],
-                      "ring": i % 5} for i in range(1, size)]
+    raw["hosts"] += [
+        {"name": f"bench-{i:02d}", "address": f"{FANOUT_SUBNET}.{10 + i}", "groups": ["rke2_agents"], "ring": i % 5}
+        for i in range(1, size)
+    ]
     raw["dns"]["records"] = [{**r, "target": "bench-00"} for r in raw["dns"]["records"]]
     raw["backup"]["endpoint"] = f"http://{FANOUT_SUBNET}.10:8333"
     path = directory / "local.yml"
@@ -70,9 +77,14 @@ def measure(inventory: Path, profile_path: Path, repeats: int) -> dict:
         if totals["success"] != 0:
             raise SystemExit(f"no-op re-converge changed {totals['success']} operations: not idempotent")
         noops.append(seconds)
-    return {"hosts": len(profile.hosts), "boot_s": round(boot, 2), "cold_s": round(cold, 2),
-            "cold_changed": cold_totals["success"], "noop_s": round(statistics.median(noops), 2),
-            "noop_runs_s": [round(s, 2) for s in noops]}
+    return {
+        "hosts": len(profile.hosts),
+        "boot_s": round(boot, 2),
+        "cold_s": round(cold, 2),
+        "cold_changed": cold_totals["success"],
+        "noop_s": round(statistics.median(noops), 2),
+        "noop_runs_s": [round(s, 2) for s in noops],
+    }
 
 
 def main() -> None:
@@ -96,13 +108,20 @@ def main() -> None:
         results["noop_24_over_2"] = round(noop[24] / noop[2], 2)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "converge.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["| run | hosts | boot s | cold converge s | changed ops | no-op re-converge s (median) |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for label, row in [("local lane", results["local_lane"])] + [("fan-out roles/common", r) for r in results["fanout"]]:
-        lines.append(f"| {label} | {row['hosts']} | {row['boot_s']} | {row['cold_s']} | {row['cold_changed']} | {row['noop_s']} |")
+    lines = [
+        "| run | hosts | boot s | cold converge s | changed ops | no-op re-converge s (median) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, row in [("local lane", results["local_lane"])] + [
+        ("fan-out roles/common", r) for r in results["fanout"]
+    ]:
+        cells = [label, row["hosts"], row["boot_s"], row["cold_s"], row["cold_changed"], row["noop_s"]]
+        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
     if "noop_24_over_2" in results:
-        lines.append(f"\nno-op 24 hosts / no-op 2 hosts: {results['noop_24_over_2']}x (target <= 2.5x); "
-                     f"2-host no-op target < 5 s")
+        lines.append(
+            f"\nno-op 24 hosts / no-op 2 hosts: {results['noop_24_over_2']}x (target <= 2.5x); "
+            f"2-host no-op target < 5 s"
+        )
     (RESULTS / "converge.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

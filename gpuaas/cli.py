@@ -1,9 +1,9 @@
 """`gpuaas`: validate and render profiles, and run the local lane's hosts.
 
-    gpuaas validate [ENV ...]       check profiles (all when none is named); exit 2 on bad input
-    gpuaas render ENV [--out DIR]   write the effective per-host configuration under build/ENV
-    gpuaas local up|list|down       the local environment's systemd containers
-    gpuaas docs                     regenerate the variable tables of the role READMEs
+gpuaas validate [ENV ...]       check profiles (all when none is named); exit 2 on bad input
+gpuaas render ENV [--out DIR]   write the effective per-host configuration under build/ENV
+gpuaas local up|list|down       the local environment's systemd containers
+gpuaas docs                     regenerate the variable tables of the role READMEs
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ def _validate(args: argparse.Namespace) -> int:
             failed += 1
             continue
         count = len(profile.hosts)
-        print(f"{display_path(resolve_profile_path(env))}: valid ({count} host{'s' if count != 1 else ''}, "
-              f"{profile.topology})")
+        print(
+            f"{display_path(resolve_profile_path(env))}: valid ({count} host{'s' if count != 1 else ''}, "
+            f"{profile.topology})"
+        )
     return 2 if failed else 0
 
 
@@ -54,8 +56,10 @@ def _local(args: argparse.Namespace) -> int:
         hosts = local_lane.up(profile, log=lambda line: print(line, flush=True))
         for host in hosts:
             print(f"{host.name:<20} {host.state:<10} {host.address}")
-        print(f"\n{len(hosts)} hosts up. Converge them with:\n"
-              f"  pyinfra -y {display_path(INVENTORY_DIR / (profile.name + '.py'))} deploys/site.py")
+        print(
+            f"\n{len(hosts)} hosts up. Converge them with:\n"
+            f"  pyinfra -y {display_path(INVENTORY_DIR / (profile.name + '.py'))} deploys/site.py"
+        )
     elif args.action == "list":
         for host in local_lane.containers(profile):
             print(f"{host.name:<20} {host.state:<10} {host.address}")

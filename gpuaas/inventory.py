@@ -21,8 +21,12 @@ def pyinfra_name(profile: Profile, node: Host) -> str:
 def host_data(profile: Profile, source: Path, node: Host) -> dict[str, Any]:
     data: dict[str, Any] = {"gpuaas_profile": str(source), "gpuaas_node": node.name}
     if profile.connection.kind == "ssh":
-        data.update(ssh_user=profile.connection.user, ssh_port=profile.connection.port,
-                    ssh_hostname=str(node.address), _sudo=profile.connection.sudo)
+        data.update(
+            ssh_user=profile.connection.user,
+            ssh_port=profile.connection.port,
+            ssh_hostname=str(node.address),
+            _sudo=profile.connection.sudo,
+        )
     return data
 
 

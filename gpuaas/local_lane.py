@@ -17,8 +17,20 @@ from gpuaas.profile import REPO_ROOT, Host, Profile
 
 SUITE = "bookworm"
 IMAGE_REPOSITORY = "gpuaas-testhost"
-IMAGE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "sudo", "iproute2",
-                  "ca-certificates", "curl", "gnupg", "kmod", "procps")
+IMAGE_PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "python3",
+    "sudo",
+    "iproute2",
+    "ca-certificates",
+    "curl",
+    "gnupg",
+    "kmod",
+    "procps",
+)
 CACHE_DIR = REPO_ROOT / ".cache"
 ENGINE_START_SECONDS = 60
 BOOT_SECONDS = 90
@@ -27,11 +39,23 @@ BOOT_SECONDS = 90
 # bounding set, so --privileged fails); /proc/sys is writable so that the common role can apply
 # its network sysctls, which are per network namespace.
 SYSTEMD_RUN_FLAGS = (
-    "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
-    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-    "--security-opt", "systempaths=unconfined",
-    "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs", "/run", "--tmpfs", "/run/lock",
+    "--cap-add",
+    "ALL",
+    "--cap-drop",
+    "SYS_RESOURCE",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--security-opt",
+    "apparmor=unconfined",
+    "--security-opt",
+    "systempaths=unconfined",
+    "--cgroupns=host",
+    "-v",
+    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs",
+    "/run",
+    "--tmpfs",
+    "/run/lock",
 )
 
 
@@ -46,10 +70,10 @@ class Container:
     address: str
 
 
-def _run(*args: str, check: bool = True, quiet: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, capture_output=quiet, text=True, check=False)
+def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
-        detail = (result.stderr or result.stdout or "").strip() if quiet else ""
+        detail = (result.stderr or result.stdout or "").strip()
         raise LocalLaneError(f"`{' '.join(args)}` failed (exit {result.returncode}) {detail}".strip())
     return result
 
@@ -79,7 +103,8 @@ def ensure_engine(log=print) -> None:
         raise LocalLaneError(
             f"the local lane needs {missing}: run this command as root to have it installed and "
             "started, or run `sudo apt-get install -y docker.io && sudo dockerd &` and add your user "
-            "to the docker group")
+            "to the docker group"
+        )
     if shutil.which("dockerd") is None:
         log("Installing the Docker engine (Debian package docker.io)")
         _apt_install("docker.io")
@@ -88,8 +113,7 @@ def ensure_engine(log=print) -> None:
     else:
         log("Starting dockerd (this machine has no systemd)")
         with open("/var/log/dockerd.log", "ab") as dockerd_log:
-            subprocess.Popen(["dockerd"], stdout=dockerd_log, stderr=subprocess.STDOUT,
-                             start_new_session=True)
+            subprocess.Popen(["dockerd"], stdout=dockerd_log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + ENGINE_START_SECONDS
     while not engine_running():
         if time.monotonic() > deadline:
@@ -148,8 +172,13 @@ def ensure_image(log=print) -> str:
     with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix="rootfs-") as rootfs:
         _run("debootstrap", "--variant=minbase", f"--include={','.join(IMAGE_PACKAGES)}", SUITE, rootfs, mirror)
         tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run(["docker", "import", "-c", 'CMD ["/lib/systemd/systemd"]', "-", tag],
-                                  stdin=tar.stdout, capture_output=True, text=True, check=False)
+        imported = subprocess.run(
+            ["docker", "import", "-c", 'CMD ["/lib/systemd/systemd"]', "-", tag],
+            stdin=tar.stdout,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         tar.stdout.close()
         tar.wait()
         if imported.returncode != 0 or tar.returncode != 0:
@@ -166,8 +195,16 @@ def network_name(profile: Profile) -> str:
 def ensure_network(profile: Profile) -> str:
     name = network_name(profile)
     if _run("docker", "network", "inspect", name, check=False).returncode != 0:
-        _run("docker", "network", "create", "--label", f"gpuaas.env={profile.name}",
-             "--subnet", str(profile.network.node_cidr), name)
+        _run(
+            "docker",
+            "network",
+            "create",
+            "--label",
+            f"gpuaas.env={profile.name}",
+            "--subnet",
+            str(profile.network.node_cidr),
+            name,
+        )
     return name
 
 
@@ -183,9 +220,23 @@ def _start_host(profile: Profile, node: Host, image: str, network: str) -> None:
     if state is not None:
         _run("docker", "start", node.name)
         return
-    _run("docker", "run", "-d", "--name", node.name, "--hostname", node.name,
-         "--label", f"gpuaas.env={profile.name}", "--network", network, "--ip", str(node.address),
-         *SYSTEMD_RUN_FLAGS, image)
+    _run(
+        "docker",
+        "run",
+        "-d",
+        "--name",
+        node.name,
+        "--hostname",
+        node.name,
+        "--label",
+        f"gpuaas.env={profile.name}",
+        "--network",
+        network,
+        "--ip",
+        str(node.address),
+        *SYSTEMD_RUN_FLAGS,
+        image,
+    )
 
 
 def wait_booted(names: list[str], timeout: float = BOOT_SECONDS) -> None:
@@ -206,8 +257,10 @@ def wait_booted(names: list[str], timeout: float = BOOT_SECONDS) -> None:
 def up(profile: Profile, log=print) -> list[Container]:
     """Create (or start) every host of the profile as a systemd container; idempotent."""
     if profile.connection.kind != "docker":
-        raise LocalLaneError(f"profile '{profile.name}' has connection.kind {profile.connection.kind}; "
-                             "the local lane runs only profiles whose hosts are Docker containers")
+        raise LocalLaneError(
+            f"profile '{profile.name}' has connection.kind {profile.connection.kind}; "
+            "the local lane runs only profiles whose hosts are Docker containers"
+        )
     ensure_engine(log)
     ensure_inotify_limits(log)
     image = ensure_image(log)
@@ -221,11 +274,18 @@ def up(profile: Profile, log=print) -> list[Container]:
 def containers(profile: Profile) -> list[Container]:
     if not engine_running():
         return []
-    result = _run("docker", "ps", "-a", "--filter", f"label=gpuaas.env={profile.name}", "--format",
-                  "{{.Names}}\t{{.State}}", check=False)
+    result = _run(
+        "docker",
+        "ps",
+        "-a",
+        "--filter",
+        f"label=gpuaas.env={profile.name}",
+        "--format",
+        "{{.Names}}\t{{.State}}",
+        check=False,
+    )
     found = dict(line.split("\t") for line in result.stdout.splitlines() if "\t" in line)
-    return [Container(node.name, found[node.name], str(node.address))
-            for node in profile.hosts if node.name in found]
+    return [Container(node.name, found[node.name], str(node.address)) for node in profile.hosts if node.name in found]
 
 
 def down(profile: Profile) -> list[str]:

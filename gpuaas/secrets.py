@@ -43,8 +43,9 @@ class Secret:
         return hash(self.name)
 
 
-def resolve(profile: Profile, reference: str, repo_root: Path = REPO_ROOT,
-            generated_dir: Path = GENERATED_DIR) -> Secret:
+def resolve(
+    profile: Profile, reference: str, repo_root: Path = REPO_ROOT, generated_dir: Path = GENERATED_DIR
+) -> Secret:
     """Resolve 'secret:<name>' (or a bare name) of `profile` to its value."""
     match = SECRET_REF.match(reference)
     name = match.group(1) if match else reference
@@ -75,9 +76,15 @@ def _from_file(name: str, source: SecretSource, **_) -> str:
 def _from_age(name: str, source: SecretSource, repo_root: Path, **_) -> str:
     identity = os.environ.get(AGE_IDENTITY_ENV)
     if not identity:
-        raise SecretError(f"secret '{name}': set {AGE_IDENTITY_ENV} to the age identity file that decrypts {source.age}")
-    result = subprocess.run(["age", "--decrypt", "--identity", identity, str(repo_root / source.age)],
-                            capture_output=True, text=True, check=False)
+        raise SecretError(
+            f"secret '{name}': set {AGE_IDENTITY_ENV} to the age identity file that decrypts {source.age}"
+        )
+    result = subprocess.run(
+        ["age", "--decrypt", "--identity", identity, str(repo_root / source.age)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         raise SecretError(f"secret '{name}': age could not decrypt {source.age}: {result.stderr.strip()}")
     data = yaml.safe_load(result.stdout) or {}

@@ -19,7 +19,10 @@ def _rendered(settings: CommonSettings) -> dict[str, str]:
 def test_chrony_follows_the_profile():
     staging = load_profile("staging")
     files = _rendered(settings_for(staging, staging.hosts[0]))
-    assert "server ntp1.gpuaas.example.com iburst\nserver ntp2.gpuaas.example.com iburst\n" in files["/etc/chrony/chrony.conf"]
+    assert (
+        "server ntp1.gpuaas.example.com iburst\nserver ntp2.gpuaas.example.com iburst\n"
+        in files["/etc/chrony/chrony.conf"]
+    )
     assert files["/etc/default/chrony"].strip().endswith('DAEMON_OPTS="-F 1"')
     local = load_profile("local")
     files = _rendered(settings_for(local, local.hosts[0]))
@@ -30,8 +33,10 @@ def test_chrony_follows_the_profile():
 def test_kernel_files_hold_modules_and_sysctls():
     files = _rendered(CommonSettings(sysctls={"net.ipv4.ip_forward": "1", "vm.max_map_count": "262144"}))
     assert files["/etc/modules-load.d/gpuaas.conf"].splitlines()[1:] == ["overlay", "br_netfilter"]
-    assert files["/etc/sysctl.d/90-gpuaas.conf"].splitlines()[1:] == ["net.ipv4.ip_forward = 1",
-                                                                       "vm.max_map_count = 262144"]
+    assert files["/etc/sysctl.d/90-gpuaas.conf"].splitlines()[1:] == [
+        "net.ipv4.ip_forward = 1",
+        "vm.max_map_count = 262144",
+    ]
 
 
 def test_journald_limits():
@@ -50,6 +55,7 @@ def test_hosts_entries_cover_every_node_and_the_api_name():
 
 def test_host_override_beats_profile_and_default(raw):
     from gpuaas.profile import parse_profile
+
     raw["hosts"][1]["roles"] = {"common": {"journald": {"system_max_use": "8G"}}}
     raw["roles"]["common"]["journald"] = {"system_max_use": "2G"}
     profile = parse_profile(raw, "staging.yml")
@@ -80,6 +86,7 @@ def test_state_probe_parses_and_compares():
     actual = fact.process([f"{StateProbe.marker}a", "1 ", f"{StateProbe.marker}b", "x", "  y"])
     assert actual == {"a": "1", "b": "x y"}
     from gpuaas.probe import Probe
+
     assert mismatches([Probe("a", "", "1"), Probe("b", "", "x z"), Probe("c", "", "")], actual) == ["b", "c"]
 
 
@@ -93,4 +100,4 @@ def test_facts_parse_host_output():
 def test_role_readme_table_is_generated_from_the_settings():
     readme = (REPO_ROOT / "roles" / "common" / "README.md").read_text()
     assert readme == readme_with_table(readme, CommonSettings), "run `gpuaas docs` to regenerate it"
-    assert "| `journald.system_max_use` | str | `\"1G\"` |" in readme
+    assert '| `journald.system_max_use` | str | `"1G"` |' in readme

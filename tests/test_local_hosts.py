@@ -14,8 +14,9 @@ pytestmark = pytest.mark.hosts
 
 
 def pyinfra(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["pyinfra", "-y", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                          check=False, timeout=600)
+    return subprocess.run(
+        ["pyinfra", "-y", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=600
+    )
 
 
 def converge(deploy: str = "deploys/site.py", *flags: str) -> dict:
@@ -25,8 +26,9 @@ def converge(deploy: str = "deploys/site.py", *flags: str) -> dict:
 
 
 def on_host(name: str, command: str) -> str:
-    return subprocess.run(["docker", "exec", name, "sh", "-c", command], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["docker", "exec", name, "sh", "-c", command], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_second_converge_reports_zero_changes(local_hosts):
@@ -39,9 +41,12 @@ def test_second_converge_reports_zero_changes(local_hosts):
 
 def test_drift_is_found_and_corrected(local_hosts):
     converge()
-    on_host("local-gpu-1", "echo 'net.ipv4.ip_forward = 0' >> /etc/sysctl.d/90-gpuaas.conf; "
-                           "systemctl stop chrony; "
-                           "grep -v local-server /etc/hosts > /tmp/hosts && cat /tmp/hosts > /etc/hosts")
+    on_host(
+        "local-gpu-1",
+        "echo 'net.ipv4.ip_forward = 0' >> /etc/sysctl.d/90-gpuaas.conf; "
+        "systemctl stop chrony; "
+        "grep -v local-server /etc/hosts > /tmp/hosts && cat /tmp/hosts > /etc/hosts",
+    )
     totals = converge()
     assert totals["success"] >= 3, totals
     assert "net.ipv4.ip_forward = 0" not in on_host("local-gpu-1", "cat /etc/sysctl.d/90-gpuaas.conf")
@@ -53,6 +58,10 @@ def test_drift_is_found_and_corrected(local_hosts):
 def test_secret_value_never_appears_in_output_or_diff(local_hosts):
     token = resolve(local_hosts, local_hosts.cluster.token).reveal()
     on_host("local-server", "rm -f /root/gpuaas-test-token")
+    dry = pyinfra("--dry", "--diff", "-vvv", "inventories/local.py", "tests/deploys/secret_file.py")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert token not in dry.stdout + dry.stderr
+    assert on_host("local-server", "test -e /root/gpuaas-test-token || echo absent").strip() == "absent"
     first = pyinfra("--diff", "-vvv", "inventories/local.py", "tests/deploys/secret_file.py")
     assert first.returncode == 0, first.stderr[-3000:]
     assert token not in first.stdout + first.stderr

@@ -28,8 +28,10 @@ def test_network_name_follows_environment_and_subnet():
 
 def test_mirror_is_read_from_apt_sources(tmp_path, monkeypatch):
     sources = tmp_path / "debian.sources"
-    sources.write_text("Types: deb\nURIs: http://mirror.invalid/debian\nSuites: bookworm\n\n"
-                       "Types: deb\nURIs: http://mirror.invalid/debian-security\n")
+    sources.write_text(
+        "Types: deb\nURIs: http://mirror.invalid/debian\nSuites: bookworm\n\n"
+        "Types: deb\nURIs: http://mirror.invalid/debian-security\n"
+    )
     monkeypatch.setattr(local_lane.glob, "glob", lambda pattern: [str(sources)])
     assert local_lane.debian_mirror() == "http://mirror.invalid/debian"
 

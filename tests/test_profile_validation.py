@@ -37,6 +37,7 @@ def test_prod_puts_every_gpu_node_in_a_ring():
 
 def _set(path: str, value):
     """A mutation that sets a dotted path (list indexes as numbers) in the raw profile."""
+
     def mutate(raw):
         *parents, last = path.split(".")
         node = raw
@@ -46,6 +47,7 @@ def _set(path: str, value):
             node[int(last)] = value
         else:
             node[last] = value
+
     return mutate
 
 
@@ -56,6 +58,7 @@ def _drop(path: str):
         for part in parents:
             node = node[int(part)] if isinstance(node, list) else node[part]
         del node[last]
+
     return mutate
 
 
@@ -84,34 +87,78 @@ BAD_INPUT = [
     ("invalid CIDR", _set("network.node_cidr", "10.20.0.0/33"), "network.node_cidr", "IPv4 or IPv6 network"),
     ("invalid hostname", _set("hosts.0.name", "Stg_Server"), "hosts[0].name", "not a valid hostname"),
     ("ring out of range", _set("hosts.1.ring", 5), "hosts[1].ring", "less than or equal to 4"),
-    ("artifact pin without sha256", _drop("artifacts.nats-server.sha256"), "artifacts.nats-server.sha256",
-     "required field is missing"),
-    ("artifact sha256 malformed", _set("artifacts.openbao.sha256", "abc123"), "artifacts.openbao.sha256",
-     "should match pattern"),
-    ("address outside node network", _set("hosts.1.address", "10.99.0.5"), "hosts[1].address",
-     "outside network.node_cidr"),
+    (
+        "artifact pin without sha256",
+        _drop("artifacts.nats-server.sha256"),
+        "artifacts.nats-server.sha256",
+        "required field is missing",
+    ),
+    (
+        "artifact sha256 malformed",
+        _set("artifacts.openbao.sha256", "abc123"),
+        "artifacts.openbao.sha256",
+        "should match pattern",
+    ),
+    (
+        "address outside node network",
+        _set("hosts.1.address", "10.99.0.5"),
+        "hosts[1].address",
+        "outside network.node_cidr",
+    ),
     ("invalid IP address", _set("hosts.1.address", "10.20.0.300"), "hosts[1].address", "IPv4 or IPv6 address"),
     ("ring on a server", _set("hosts.0.ring", 1), "hosts[0].ring", "only GPU agents"),
     ("overlapping CIDRs", _set("network.service_cidr", "10.42.128.0/17"), "network.service_cidr", "overlaps"),
-    ("DNS name outside the zone", _set("dns.records.0.name", "portal.other.example.org"), "dns.records[0].name",
-     "not inside zone"),
-    ("DNS target unknown", _set("dns.records.0.target", "no-such-host"), "dns.records[0].target",
-     "neither a host of this profile"),
-    ("port collision", _set("services", {"redis": {"port": 5432}}), "services.redis.port",
-     "port 5432 is already used by services.postgres.port"),
+    (
+        "DNS name outside the zone",
+        _set("dns.records.0.name", "portal.other.example.org"),
+        "dns.records[0].name",
+        "not inside zone",
+    ),
+    (
+        "DNS target unknown",
+        _set("dns.records.0.target", "no-such-host"),
+        "dns.records[0].target",
+        "neither a host of this profile",
+    ),
+    (
+        "port collision",
+        _set("services", {"redis": {"port": 5432}}),
+        "services.redis.port",
+        "port 5432 is already used by services.postgres.port",
+    ),
     ("invalid bucket", _set("backup.bucket", "Bad_Bucket"), "backup.bucket", "S3 bucket name"),
-    ("secret file inside the repo", _set("secrets.backup_access_key_id", {"file": str(REPO_ROOT / "key.txt")}),
-     "secrets.backup_access_key_id.file", "outside the repository"),
-    ("secret with two sources", _set("secrets.rke2_token", {"env": "A_B", "file": "/etc/x"}),
-     "secrets.rke2_token", "exactly one of"),
+    (
+        "secret file inside the repo",
+        _set("secrets.backup_access_key_id", {"file": str(REPO_ROOT / "key.txt")}),
+        "secrets.backup_access_key_id.file",
+        "outside the repository",
+    ),
+    (
+        "secret with two sources",
+        _set("secrets.rke2_token", {"env": "A_B", "file": "/etc/x"}),
+        "secrets.rke2_token",
+        "exactly one of",
+    ),
     ("unknown role", _set("roles.kubelet", {}), "roles.kubelet", "unknown role"),
-    ("bad role setting", _set("roles.common.journald", {"system_max_use": "lots"}),
-     "roles.common.journald.system_max_use", "should match pattern"),
-    ("bad host role setting", _set("hosts.1.roles", {"common": {"swap_off": "perhaps"}}),
-     "hosts[1].roles.common.swap_off", "valid boolean"),
+    (
+        "bad role setting",
+        _set("roles.common.journald", {"system_max_use": "lots"}),
+        "roles.common.journald.system_max_use",
+        "should match pattern",
+    ),
+    (
+        "bad host role setting",
+        _set("hosts.1.roles", {"common": {"swap_off": "perhaps"}}),
+        "hosts[1].roles.common.swap_off",
+        "valid boolean",
+    ),
     ("name does not match the file", _set("name", "prod"), "name", "does not match the file name"),
-    ("ringed rollout with an agent without ring", lambda r: (r.update(rollout={"rings": True}), r["hosts"][1].pop("ring")),
-     "hosts[1].ring", "every rke2_agents host needs a ring"),
+    (
+        "ringed rollout with an agent without ring",
+        lambda r: (r.update(rollout={"rings": True}), r["hosts"][1].pop("ring")),
+        "hosts[1].ring",
+        "every rke2_agents host needs a ring",
+    ),
 ]
 
 
@@ -138,16 +185,20 @@ def test_every_problem_is_reported_at_once(raw):
 
 
 def test_key_given_twice_in_yaml_is_refused(tmp_path):
-    text = (REPO_ROOT / "inventories" / "staging.yml").read_text().replace(
-        "topology: two-node", "topology: two-node\ntopology: multi-node")
+    text = (
+        (REPO_ROOT / "inventories" / "staging.yml")
+        .read_text()
+        .replace("topology: two-node", "topology: two-node\ntopology: multi-node")
+    )
     (tmp_path / "staging.yml").write_text(text)
     with pytest.raises(ProfileError, match=r"line \d+: invalid YAML: key 'topology' is given twice"):
         load_profile(tmp_path / "staging.yml")
 
 
 def test_cli_validate_accepts_every_shipped_profile():
-    result = subprocess.run([sys.executable, "-m", "gpuaas", "validate"], cwd=REPO_ROOT, capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "gpuaas", "validate"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert [line.split(":")[0] for line in result.stdout.splitlines()] == [f"inventories/{e}.yml" for e in ENVIRONMENTS]
 
@@ -155,8 +206,13 @@ def test_cli_validate_accepts_every_shipped_profile():
 def test_cli_validate_exits_2_and_names_the_problem(tmp_path, raw):
     raw["hosts"][1]["ring"] = 7
     source = write_profile(tmp_path, raw)
-    result = subprocess.run([sys.executable, "-m", "gpuaas", "validate", str(source)], cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "gpuaas", "validate", str(source)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 2
     assert f"{source}: hosts[1].ring: Input should be less than or equal to 4" in result.stderr
 
@@ -166,8 +222,14 @@ def test_pyinfra_refuses_a_broken_profile_before_contacting_hosts(tmp_path, raw)
     source = write_profile(tmp_path, raw)
     inventory = tmp_path / "staging.py"
     inventory.write_text(f"from gpuaas.inventory import load_groups\nglobals().update(load_groups({str(source)!r}))\n")
-    result = subprocess.run(["pyinfra", "-y", str(inventory), "deploys/site.py"], cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=False, timeout=120)
+    result = subprocess.run(
+        ["pyinfra", "-y", str(inventory), "deploys/site.py"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert f"{source}: hosts[1].address" in output

@@ -37,8 +37,8 @@ def test_rendered_settings_merge_defaults_profile_and_host(tmp_path):
     render(load_profile("local"), tmp_path)
     settings = yaml.safe_load((tmp_path / "hosts" / "local-gpu-1" / "settings.yml").read_text())
     common = settings["roles"]["common"]
-    assert common["journald"]["system_max_use"] == "256M"       # from the profile
-    assert common["journald"]["max_retention"] == "14day"       # the role's default
+    assert common["journald"]["system_max_use"] == "256M"  # from the profile
+    assert common["journald"]["max_retention"] == "14day"  # the role's default
     assert common["time_sync"] == {"servers": [], "control_clock": False}
     assert settings["host"]["ring"] == 0 and settings["host"]["groups"] == ["rke2_agents"]
     chrony = (tmp_path / "hosts" / "local-gpu-1" / "files" / "etc" / "default" / "chrony").read_text()
@@ -46,8 +46,13 @@ def test_rendered_settings_merge_defaults_profile_and_host(tmp_path):
 
 
 def test_cli_render_writes_under_build(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "gpuaas", "render", "staging", "--out", str(tmp_path / "stg")],
-                            cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "gpuaas", "render", "staging", "--out", str(tmp_path / "stg")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "rendered 16 files for staging" in result.stdout
     hosts_block = (tmp_path / "stg" / "hosts" / "stg-gpu-1" / "files" / "etc" / "hosts.block").read_text()
     assert "10.20.0.10 stg-server-1 api.staging.gpuaas.example.com" in hosts_block

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import stat
 import subprocess
@@ -57,8 +56,9 @@ def test_generated_secret_is_created_once_and_private(tmp_path):
 def test_age_source_decrypts_with_the_operators_identity(tmp_path, raw, monkeypatch):
     identity = tmp_path / "operator.key"
     subprocess.run(["age-keygen", "-o", str(identity)], check=True, capture_output=True)
-    recipient = subprocess.run(["age-keygen", "-y", str(identity)], check=True, capture_output=True,
-                               text=True).stdout.strip()
+    recipient = subprocess.run(
+        ["age-keygen", "-y", str(identity)], check=True, capture_output=True, text=True
+    ).stdout.strip()
     encrypted = tmp_path / "staging.secrets.age"
     subprocess.run(["age", "-r", recipient, "-o", str(encrypted)], input=b"rke2_token: from-age\n", check=True)
     raw["secrets"]["rke2_token"] = {"age": encrypted.name, "key": "rke2_token"}
@@ -77,8 +77,10 @@ def test_age_source_requires_the_file_to_exist(raw):
 
 
 def test_render_holds_references_never_values(tmp_path, monkeypatch):
-    values = {f"GPUAAS_STAGING_{name}": f"VALUE-{name}-0123456789" for name in
-              ("RKE2_TOKEN", "RKE2_AGENT_TOKEN", "CLOUDFLARE_TOKEN")}
+    values = {
+        f"GPUAAS_STAGING_{name}": f"VALUE-{name}-0123456789"
+        for name in ("RKE2_TOKEN", "RKE2_AGENT_TOKEN", "CLOUDFLARE_TOKEN")
+    }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     files = render(load_profile("staging"), tmp_path / "out")

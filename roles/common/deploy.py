@@ -72,8 +72,9 @@ def _converge(node: Host, settings: CommonSettings, hosts_block: list[str]) -> N
 
     _template(modules_conf)
     for module in settings.kernel_modules:
-        kernel_module(name=f"Ensure kernel module {module.name} is available", module=module.name,
-                      kconfig=module.kconfig)
+        kernel_module(
+            name=f"Ensure kernel module {module.name} is available", module=module.name, kconfig=module.kconfig
+        )
     _template(sysctl_conf)
     for key, value in settings.sysctls.items():
         server.sysctl(name=f"Ensure sysctl {key} = {value}", key=key, value=_sysctl_value(value))
@@ -101,5 +102,6 @@ def _converge(node: Host, settings: CommonSettings, hosts_block: list[str]) -> N
         system=True,
         create_home=True,
     )
-    files.directory(name=f"Ensure {account.home} is private", path=account.home, user=account.name,
-                    group=account.name, mode="750")
+    files.directory(
+        name=f"Ensure {account.home} is private", path=account.home, user=account.name, group=account.name, mode="750"
+    )

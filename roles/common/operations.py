@@ -74,10 +74,7 @@ def file_block(path: str, lines: list[str], marker: str):
         host.noop(f"{path} block is up to date")
         return
     block = "\n".join([begin, *lines, end]) + "\n"
-    awk = (
-        f"awk -v b={shlex.quote(begin)} -v e={shlex.quote(end)} "
-        "'$0==b{skip=1} !skip{print} $0==e{skip=0}'"
-    )
+    awk = f"awk -v b={shlex.quote(begin)} -v e={shlex.quote(end)} '$0==b{{skip=1}} !skip{{print}} $0==e{{skip=0}}'"
     q_path = shlex.quote(path)
     yield (
         f'TMP="$(mktemp)" && {{ {awk} {q_path} 2>/dev/null; printf %s {shlex.quote(block)}; }} > "$TMP" '

@@ -45,8 +45,9 @@ class Journald(_Settings):
 
     system_max_use: str = Field(default="1G", pattern=r"^[0-9]+[KMGT]?$", description="SystemMaxUse=.")
     system_keep_free: str = Field(default="2G", pattern=r"^[0-9]+[KMGT]?$", description="SystemKeepFree=.")
-    max_retention: str = Field(default="14day", pattern=r"^[0-9]+(s|min|h|day|week|month|year)$",
-                               description="MaxRetentionSec=.")
+    max_retention: str = Field(
+        default="14day", pattern=r"^[0-9]+(s|min|h|day|week|month|year)$", description="MaxRetentionSec=."
+    )
 
 
 class ServiceAccount(_Settings):
@@ -60,16 +61,18 @@ class CommonSettings(_Settings):
     """Settings of roles/common, the baseline every host gets."""
 
     packages: list[str] = Field(
-        default=["ca-certificates", "curl", "chrony", "conntrack", "iptables", "socat", "ethtool",
-                 "kmod", "jq"],
+        default=["ca-certificates", "curl", "chrony", "conntrack", "iptables", "socat", "ethtool", "kmod", "jq"],
         description="Debian packages installed on every host.",
     )
-    apt_cache_seconds: int = Field(default=3600, ge=0, description="Skip `apt-get update` when the "
-                                   "package lists are younger than this.")
+    apt_cache_seconds: int = Field(
+        default=3600, ge=0, description="Skip `apt-get update` when the package lists are younger than this."
+    )
     time_sync: TimeSync = Field(default_factory=TimeSync, description="Time synchronisation with chrony.")
     kernel_modules: list[KernelModule] = Field(
-        default=[KernelModule(name="overlay", kconfig="CONFIG_OVERLAY_FS"),
-                 KernelModule(name="br_netfilter", kconfig="CONFIG_BRIDGE_NETFILTER")],
+        default=[
+            KernelModule(name="overlay", kconfig="CONFIG_OVERLAY_FS"),
+            KernelModule(name="br_netfilter", kconfig="CONFIG_BRIDGE_NETFILTER"),
+        ],
         description="Modules loaded now and at boot (/etc/modules-load.d/gpuaas.conf).",
     )
     sysctls: dict[SysctlKey, str] = Field(
@@ -80,8 +83,12 @@ class CommonSettings(_Settings):
         },
         description="Kernel parameters applied now and at boot (/etc/sysctl.d/90-gpuaas.conf).",
     )
-    swap_off: bool = Field(default=True, description="Turn swap off now and keep fstab swap entries "
-                           "commented out (the kubelet refuses swap by default).")
+    swap_off: bool = Field(
+        default=True,
+        description="Turn swap off now and keep fstab swap entries "
+        "commented out (the kubelet refuses swap by default).",
+    )
     journald: Journald = Field(default_factory=Journald, description="journald storage limits.")
-    service_account: ServiceAccount = Field(default_factory=ServiceAccount,
-                                            description="The platform's system account.")
+    service_account: ServiceAccount = Field(
+        default_factory=ServiceAccount, description="The platform's system account."
+    )

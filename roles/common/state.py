@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from gpuaas.probe import (Probe, block_probe, command_probe, files_probe, packages_probe, services_probe,
-                          sysctls_probe)
+from gpuaas.probe import Probe, block_probe, command_probe, files_probe, packages_probe, services_probe, sysctls_probe
 from gpuaas.templating import render_template
 from roles.common.config import HOSTS_MARKER, config_files
 from roles.common.facts import KernelModuleState
@@ -22,18 +21,29 @@ def probes(settings: CommonSettings, hostname: str, hosts_block: list[str]) -> l
         block_probe("/etc/hosts", hosts_block, HOSTS_MARKER),
     ]
     checks += [
-        command_probe(f"module:{m.name}",
-                      f'[ "$({KernelModuleState().command(m.name, m.kconfig)})" = absent ] && echo absent || echo present',
-                      "present")
+        command_probe(
+            f"module:{m.name}",
+            f'[ "$({KernelModuleState().command(m.name, m.kconfig)})" = absent ] && echo absent || echo present',
+            "present",
+        )
         for m in settings.kernel_modules
     ]
     checks.append(sysctls_probe(settings.sysctls))
     if settings.swap_off:
-        checks.append(command_probe(
-            "swap", "{ tail -n +2 /proc/swaps; grep -E '^[^#].*[[:space:]]swap[[:space:]]' /etc/fstab; } | wc -l", "0"))
+        checks.append(
+            command_probe(
+                "swap",
+                "{ tail -n +2 /proc/swaps; grep -E '^[^#].*[[:space:]]swap[[:space:]]' /etc/fstab; } | wc -l",
+                "0",
+            )
+        )
     name = shlex.quote(account.name)
-    checks.append(command_probe(
-        "account",
-        f"getent group {name} >/dev/null && getent passwd {name} | cut -d: -f6,7; stat -c '%a %U %G' {shlex.quote(account.home)}",
-        f"{account.home}:/usr/sbin/nologin 750 {account.name} {account.name}"))
+    checks.append(
+        command_probe(
+            "account",
+            f"getent group {name} >/dev/null && getent passwd {name} | cut -d: -f6,7; "
+            f"stat -c '%a %U %G' {shlex.quote(account.home)}",
+            f"{account.home}:/usr/sbin/nologin 750 {account.name} {account.name}",
+        )
+    )
     return checks
