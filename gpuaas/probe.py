@@ -9,6 +9,7 @@ operations, which find and change exactly what differs.
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 from dataclasses import dataclass
 
@@ -18,9 +19,17 @@ from pyinfra.api import FactBase, operation
 
 @dataclass(frozen=True)
 class Probe:
+    """`command` prints the actual state; it matches `wanted` exactly, or as a regular expression."""
+
     key: str
     command: str
     wanted: str
+    pattern: bool = False
+
+    def matches(self, actual: str | None) -> bool:
+        if actual is None:
+            return False
+        return bool(re.fullmatch(self.wanted, actual)) if self.pattern else actual == self.wanted
 
 
 class StateProbe(FactBase):
@@ -31,14 +40,14 @@ class StateProbe(FactBase):
 
     def command(self, probes: tuple[tuple[str, str], ...]) -> str:
         # One shell, no pipeline per probe: on 24 hosts at once the processes each probe starts
-        # inside the host are what the run costs.
-        # A probe that fails (a file not there yet) reports what it printed; the fact itself succeeds.
-        return (
-            "; ".join(
-                f"echo {shlex.quote(self.marker + key)}; {{ {command} ; }} 2>/dev/null" for key, command in probes
-            )
-            + "; true"
-        )
+        # inside the host are what the run costs. Each marker starts a line of its own, even after
+        # output without a final newline. A probe that fails (a file not there yet) reports what it
+        # printed; the fact itself succeeds.
+        steps = [
+            f"printf '\\n%s\\n' {shlex.quote(self.marker + key)}; {{ {command} ; }} 2>/dev/null"
+            for key, command in probes
+        ]
+        return "; ".join(steps) + "; true"
 
     def process(self, output: list[str]) -> dict[str, str]:
         values: dict[str, list[str]] = {}
@@ -71,7 +80,7 @@ def drift(probes: list[Probe]) -> list[str]:
 
 def mismatches(probes: list[Probe], actual: dict[str, str]) -> list[str]:
     """Keys whose actual value differs from the wanted one (missing counts as different)."""
-    return [p.key for p in probes if actual.get(p.key) != p.wanted]
+    return [p.key for p in probes if not p.matches(actual.get(p.key))]
 
 
 def sha1(text: str) -> str:
@@ -96,22 +105,29 @@ def block_probe(path: str, lines: list[str], marker: str) -> Probe:
 
 
 def sysctls_probe(params: dict[str, str]) -> Probe:
-    """Live kernel parameters, read with one cat."""
+    """Live kernel parameters, read with the shell's own `read` (no process per parameter)."""
     paths = " ".join(shlex.quote("/proc/sys/" + key.replace(".", "/")) for key in params)
-    return Probe("sysctls", f"cat {paths}", " ".join(" ".join(str(v).split()) for v in params.values()))
+    return Probe(
+        "sysctls",
+        f'for f in {paths}; do read -r v < "$f"; echo "$v"; done',
+        " ".join(" ".join(str(v).split()) for v in params.values()),
+    )
 
 
 def packages_probe(packages: list[str]) -> Probe:
+    """Every package installed (dpkg status `ii`), read with one dpkg-query."""
     names = " ".join(shlex.quote(p) for p in packages)
-    return Probe("packages", f"dpkg-query -W -f='${{db:Status-Abbrev}}\\n' {names} | grep -c '^ii'", str(len(packages)))
+    return Probe("packages", f"dpkg-query -W -f='${{db:Status-Abbrev}}' {names}", " ".join(["ii"] * len(packages)))
 
 
 def services_probe(running: list[str], enabled: list[str]) -> Probe:
-    """Units that must be active, and those that must be enabled, read with two systemctl calls."""
-    command = f"systemctl is-active {' '.join(shlex.quote(u) for u in running)}"
-    if enabled:
-        command += f"; systemctl is-enabled {' '.join(shlex.quote(u) for u in enabled)}"
-    return Probe("services", command, " ".join(["active"] * len(running) + ["enabled"] * len(enabled)))
+    """Units that must be active, and those that must also be enabled, read with one systemctl."""
+    units = list(dict.fromkeys(running + enabled))
+    wanted = [
+        re.escape("ActiveState=active UnitFileState=") + ("enabled" if unit in enabled else r"\S+") for unit in units
+    ]
+    names = " ".join(shlex.quote(u) for u in units)
+    return Probe("services", f"systemctl show -p ActiveState -p UnitFileState {names}", " ".join(wanted), pattern=True)
 
 
 def command_probe(key: str, command: str, wanted: str) -> Probe:

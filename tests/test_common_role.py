@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+
 from gpuaas.docs import readme_with_table
-from gpuaas.probe import StateProbe, mismatches, sha1
+from gpuaas.probe import Probe, StateProbe, mismatches, sha1
 from gpuaas.profile import REPO_ROOT, load_profile
 from gpuaas.templating import render_template
 from roles.common.config import config_files, hosts_entries, settings_for
@@ -73,21 +75,37 @@ def test_probes_want_exactly_what_the_deploy_writes():
         assert f"{sha1(content)} {config.path}" in checks["files"].wanted
         assert f"{config.path} 644 root root" in checks["files"].wanted
     assert "/proc/sys/net/ipv4/ip_forward" in checks["sysctls"].command
+    assert checks["services"].matches(
+        "ActiveState=active UnitFileState=enabled ActiveState=active UnitFileState=static"
+    )
+    assert not checks["services"].matches(
+        "ActiveState=active UnitFileState=disabled ActiveState=active UnitFileState=x"
+    )
+    assert checks["module:br_netfilter"].matches("builtin") and not checks["module:br_netfilter"].matches("absent")
     assert checks["sysctls"].wanted == "1 1 1"
     assert checks["hostname"].wanted == "local-server"
-    assert checks["packages"].wanted == str(len(settings.packages))
+    assert checks["packages"].wanted == " ".join(["ii"] * len(settings.packages))
     assert checks["block:/etc/hosts"].wanted == sha1("172.30.77.10 local-server\n") + " -"
 
 
 def test_state_probe_parses_and_compares():
     fact = StateProbe()
-    command = fact.command((("a", "echo 1"), ("b", "echo x; echo y")))
-    assert command.startswith(f"echo '{StateProbe.marker}a'; {{ echo 1 ; }}") and "echo x; echo y" in command
-    actual = fact.process([f"{StateProbe.marker}a", "1 ", f"{StateProbe.marker}b", "x", "  y"])
+    command = fact.command((("a", "echo 1"), ("b", "printf x; echo; echo y")))
+    assert "{ echo 1 ; }" in command and command.endswith("; true")
+    actual = fact.process(["", f"{StateProbe.marker}a", "1 ", "", f"{StateProbe.marker}b", "x", "  y"])
     assert actual == {"a": "1", "b": "x y"}
-    from gpuaas.probe import Probe
+    checks = [Probe("a", "", "1"), Probe("b", "", "x z"), Probe("c", "", ""), Probe("b", "", r"x \w", pattern=True)]
+    assert mismatches(checks, actual) == ["b", "c"]
 
-    assert mismatches([Probe("a", "", "1"), Probe("b", "", "x z"), Probe("c", "", "")], actual) == ["b", "c"]
+
+def test_probe_output_survives_a_missing_final_newline():
+    result = subprocess.run(
+        ["sh", "-c", StateProbe().command((("a", "printf 'ii ii'"), ("b", "echo 2")))],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert StateProbe().process(result.stdout.splitlines()) == {"a": "ii ii", "b": "2"}
 
 
 def test_facts_parse_host_output():

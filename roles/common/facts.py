@@ -6,6 +6,9 @@ import shlex
 
 from pyinfra.api import FactBase
 
+#: An active swap line of /etc/fstab (POSIX ERE, for grep, sed and awk alike).
+FSTAB_SWAP_ERE = "^[^#].*[[:space:]]swap[[:space:]]"
+
 
 class KernelModuleState(FactBase):
     """
@@ -50,7 +53,7 @@ class FstabSwapEntries(FactBase):
     default = list
 
     def command(self) -> str:
-        return "grep -E '^[^#].*[[:space:]]swap[[:space:]]' /etc/fstab 2>/dev/null || true"
+        return f"grep -E '{FSTAB_SWAP_ERE}' /etc/fstab 2>/dev/null || true"
 
     def process(self, output: list[str]) -> list[str]:
         return [line for line in output if line.strip()]

@@ -8,7 +8,7 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.facts.files import Block
 
-from roles.common.facts import ActiveSwap, FstabSwapEntries, KernelModuleState
+from roles.common.facts import FSTAB_SWAP_ERE, ActiveSwap, FstabSwapEntries, KernelModuleState
 
 
 @operation()
@@ -47,7 +47,7 @@ def swap_disabled():
         yield "swapoff -a"
         changed = True
     if host.get_fact(FstabSwapEntries):
-        yield r"sed -i -E 's/^([^#].*[[:space:]]swap[[:space:]].*)$/# \1/' /etc/fstab"
+        yield f"sed -i -E 's/({FSTAB_SWAP_ERE}.*)$/# \\1/' /etc/fstab"
         changed = True
     if not changed:
         host.noop("swap is off")

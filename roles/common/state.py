@@ -7,7 +7,7 @@ import shlex
 from gpuaas.probe import Probe, block_probe, command_probe, files_probe, packages_probe, services_probe, sysctls_probe
 from gpuaas.templating import render_template
 from roles.common.config import HOSTS_MARKER, config_files
-from roles.common.facts import KernelModuleState
+from roles.common.facts import FSTAB_SWAP_ERE, KernelModuleState
 from roles.common.settings import CommonSettings
 
 
@@ -17,15 +17,11 @@ def probes(settings: CommonSettings, hostname: str, hosts_block: list[str]) -> l
         files_probe({f.path: (render_template(f.template, f.context), f.mode) for f in config_files(settings)}),
         packages_probe(settings.packages),
         services_probe(running=["chrony", "systemd-journald"], enabled=["chrony"]),
-        command_probe("hostname", "uname -n", hostname),
+        command_probe("hostname", 'read -r name < /proc/sys/kernel/hostname; echo "$name"', hostname),
         block_probe("/etc/hosts", hosts_block, HOSTS_MARKER),
     ]
     checks += [
-        command_probe(
-            f"module:{m.name}",
-            f'[ "$({KernelModuleState().command(m.name, m.kconfig)})" = absent ] && echo absent || echo present',
-            "present",
-        )
+        Probe(f"module:{m.name}", KernelModuleState().command(m.name, m.kconfig), "loaded|builtin", pattern=True)
         for m in settings.kernel_modules
     ]
     checks.append(sysctls_probe(settings.sysctls))
@@ -33,7 +29,8 @@ def probes(settings: CommonSettings, hostname: str, hosts_block: list[str]) -> l
         checks.append(
             command_probe(
                 "swap",
-                "{ tail -n +2 /proc/swaps; grep -E '^[^#].*[[:space:]]swap[[:space:]]' /etc/fstab; } | wc -l",
+                'awk \'FILENAME=="/proc/swaps" && FNR>1 {n++} '
+                f'FILENAME=="/etc/fstab" && /{FSTAB_SWAP_ERE}/ {{n++}} END {{print n+0}}\' /proc/swaps /etc/fstab',
                 "0",
             )
         )
@@ -41,7 +38,8 @@ def probes(settings: CommonSettings, hostname: str, hosts_block: list[str]) -> l
     checks.append(
         command_probe(
             "account",
-            f"getent group {name} >/dev/null && getent passwd {name} | cut -d: -f6,7; "
+            f'awk -F: -v u={name} \'FILENAME=="/etc/group" && $1==u {{g=1}} '
+            'FILENAME=="/etc/passwd" && $1==u && g {print $6":"$7}\' /etc/group /etc/passwd; '
             f"stat -c '%a %U %G' {shlex.quote(account.home)}",
             f"{account.home}:/usr/sbin/nologin 750 {account.name} {account.name}",
         )
