@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -64,6 +65,30 @@ def fanout_profile(size: int, directory: Path) -> Path:
     return inventory
 
 
+def cpu_busy(window: float = 2.0) -> float:
+    """Share of the machine's CPU time in use over `window` seconds (from /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields) - idle, sum(fields)
+
+    busy_a, total_a = sample()
+    time.sleep(window)
+    busy_b, total_b = sample()
+    return (busy_b - busy_a) / max(total_b - total_a, 1)
+
+
+def settle(max_seconds: float = 120, below: float = 0.15) -> float:
+    """Wait until the hosts' post-install work (package triggers, first service starts) is over, so
+    the no-op figures measure the deploy, not the tail of the cold converge. Returns the CPU share then."""
+    deadline = time.monotonic() + max_seconds
+    busy = cpu_busy()
+    while busy > below and time.monotonic() < deadline:
+        busy = cpu_busy()
+    return round(busy, 3)
+
+
 def measure(inventory: Path, profile_path: Path, repeats: int) -> dict:
     profile = load_profile(profile_path)
     local_lane.down(profile)
@@ -71,6 +96,7 @@ def measure(inventory: Path, profile_path: Path, repeats: int) -> dict:
     local_lane.up(profile, log=lambda line: None)
     boot = time.perf_counter() - start
     cold, cold_totals = converge(inventory)
+    busy = settle()
     noops = []
     for _ in range(repeats):
         seconds, totals = converge(inventory)
@@ -78,6 +104,7 @@ def measure(inventory: Path, profile_path: Path, repeats: int) -> dict:
             raise SystemExit(f"no-op re-converge changed {totals['success']} operations: not idempotent")
         noops.append(seconds)
     return {
+        "cpu_busy_before_noop": busy,
         "hosts": len(profile.hosts),
         "boot_s": round(boot, 2),
         "cold_s": round(cold, 2),
@@ -90,10 +117,10 @@ def measure(inventory: Path, profile_path: Path, repeats: int) -> dict:
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--sizes", type=int, nargs="+", default=[2, 8, 24])
-    args.add_argument("--repeats", type=int, default=3)
+    args.add_argument("--repeats", type=int, default=5)
     opts = args.parse_args()
     local_lane.ensure_engine()
-    results = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()}}
+    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
     print("local lane: full converge from fresh hosts, then no-op re-converge", flush=True)
     results["local_lane"] = measure(REPO / "inventories" / "local.py", REPO / "inventories" / "local.yml", opts.repeats)
     results["fanout"] = []

@@ -12,10 +12,9 @@ from gpuaas.secrets import generate_missing
 
 
 def pyinfra_name(profile: Profile, node: Host) -> str:
-    """How pyinfra reaches a host: `@docker/NAME` in the local lane, its address over SSH elsewhere."""
-    if profile.connection.kind == "docker":
-        return f"@docker/{node.name}"
-    return str(node.address)
+    """pyinfra's name for a host: `@docker/NAME` in the local lane; elsewhere NAME, reached over SSH
+    at its profile address (host data `ssh_hostname`)."""
+    return f"@docker/{node.name}" if profile.connection.kind == "docker" else node.name
 
 
 def host_data(profile: Profile, source: Path, node: Host) -> dict[str, Any]:

@@ -128,7 +128,3 @@ def services_probe(running: list[str], enabled: list[str]) -> Probe:
     ]
     names = " ".join(shlex.quote(u) for u in units)
     return Probe("services", f"systemctl show -p ActiveState -p UnitFileState {names}", " ".join(wanted), pattern=True)
-
-
-def command_probe(key: str, command: str, wanted: str) -> Probe:
-    return Probe(key, command, wanted)

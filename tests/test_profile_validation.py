@@ -235,3 +235,18 @@ def test_pyinfra_refuses_a_broken_profile_before_contacting_hosts(tmp_path, raw)
     assert f"{source}: hosts[1].address" in output
     assert "no host was contacted" in output
     assert "Connecting" not in output and "Connected" not in output
+
+
+def test_inventory_groups_follow_the_profile():
+    from gpuaas.inventory import groups_for
+    from gpuaas.profile import resolve_profile_path
+
+    staging = load_profile("staging")
+    groups = groups_for(staging, resolve_profile_path("staging"))
+    assert [name for name, _ in groups["rke2_servers"]] == ["stg-server-1"]
+    assert [name for name, _ in groups["data"]] == ["stg-server-1"]
+    _, data = groups["rke2_agents"][0]
+    assert (data["ssh_hostname"], data["ssh_user"], data["_sudo"]) == ("10.20.0.21", "ops", True)
+    assert groups["controller"][0][0] == "@local"
+    local = groups_for(load_profile("local"), resolve_profile_path("local"))
+    assert [name for name, _ in local["rke2_agents"]] == ["@docker/local-gpu-1"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from gpuaas.probe import Probe, block_probe, command_probe, files_probe, packages_probe, services_probe, sysctls_probe
+from gpuaas.probe import Probe, block_probe, files_probe, packages_probe, services_probe, sysctls_probe
 from gpuaas.templating import render_template
 from roles.common.config import HOSTS_MARKER, config_files
 from roles.common.facts import FSTAB_SWAP_ERE, KernelModuleState
@@ -17,7 +17,7 @@ def probes(settings: CommonSettings, hostname: str, hosts_block: list[str]) -> l
         files_probe({f.path: (render_template(f.template, f.context), f.mode) for f in config_files(settings)}),
         packages_probe(settings.packages),
         services_probe(running=["chrony", "systemd-journald"], enabled=["chrony"]),
-        command_probe("hostname", 'read -r name < /proc/sys/kernel/hostname; echo "$name"', hostname),
+        Probe("hostname", 'read -r name < /proc/sys/kernel/hostname; echo "$name"', hostname),
         block_probe("/etc/hosts", hosts_block, HOSTS_MARKER),
     ]
     checks += [
@@ -27,7 +27,7 @@ def probes(settings: CommonSettings, hostname: str, hosts_block: list[str]) -> l
     checks.append(sysctls_probe(settings.sysctls))
     if settings.swap_off:
         checks.append(
-            command_probe(
+            Probe(
                 "swap",
                 'awk \'FILENAME=="/proc/swaps" && FNR>1 {n++} '
                 f'FILENAME=="/etc/fstab" && /{FSTAB_SWAP_ERE}/ {{n++}} END {{print n+0}}\' /proc/swaps /etc/fstab',
@@ -36,7 +36,7 @@ def probes(settings: CommonSettings, hostname: str, hosts_block: list[str]) -> l
         )
     name = shlex.quote(account.name)
     checks.append(
-        command_probe(
+        Probe(
             "account",
             f'awk -F: -v u={name} \'FILENAME=="/etc/group" && $1==u {{g=1}} '
             'FILENAME=="/etc/passwd" && $1==u && g {print $6":"$7}\' /etc/group /etc/passwd; '
