@@ -94,8 +94,12 @@ class SecretSource(Strict):
         description="Generate this many random characters on first use into .secrets/<env>/ (git-ignored).",
     )
 
+    def sources_given(self) -> list[str]:
+        return [k for k in ("env", "file", "age", "generate") if getattr(self, k) is not None]
+
     def kind(self) -> str:
-        return next(k for k in ("env", "file", "age", "generate") if getattr(self, k) is not None)
+        """The one source of a validated profile's secret."""
+        return self.sources_given()[0]
 
 
 class Artifact(Strict):
@@ -342,7 +346,7 @@ def _check_secrets(p: Profile, repo_root: Path):
         if name not in p.secrets:
             yield Problem(path, f"refers to secret '{name}', which is not defined under secrets")
     for name, source in p.secrets.items():
-        kinds = [k for k in ("env", "file", "age", "generate") if getattr(source, k) is not None]
+        kinds = source.sources_given()
         if len(kinds) != 1:
             yield Problem(
                 f"secrets.{name}", f"give exactly one of env, file, age or generate (found {len(kinds) or 'none'})"
