@@ -25,17 +25,19 @@ local: $(VENV)/.installed  ## bring up the local environment (two systemd contai
 	@printf '  make test                                            the whole test suite\n'
 	@printf '  make down                                            remove the local hosts\n'
 
-test: $(VENV)/.installed  ## the whole test suite: lint, pytest (unit and host tests), then molecule default
+test: $(VENV)/.installed  ## the whole test suite: lint, pytest (unit and host tests), then molecule default and data
 	ruff check .
 	gpuaas local up
 	pytest
 	molecule test -s default
+	molecule test -s data
 
 unit: $(VENV)/.installed  ## unit tests only (no Docker)
 	pytest -m "not hosts"
 
-molecule: $(VENV)/.installed  ## molecule scenario default: create, converge, idempotence, verify, destroy
+molecule: $(VENV)/.installed  ## molecule scenarios default and data: create, converge, idempotence, verify, destroy
 	molecule test -s default
+	molecule test -s data
 
 validate: $(VENV)/.installed  ## validate every environment profile
 	gpuaas validate

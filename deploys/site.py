@@ -1,7 +1,9 @@
 """Site: what every host of an environment gets, in order.
 
-pyinfra inventories/ENV.py deploys/site.py
+    pyinfra inventories/ENV.py deploys/site.py
 """
+
+from pyinfra import local
 
 from gpuaas.context import host_in
 from roles import common
@@ -9,3 +11,5 @@ from roles.common.deploy import common as common_baseline
 
 if host_in(common.APPLIES_TO):
     common_baseline()
+
+local.include("deploys/data.py")

@@ -8,6 +8,10 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from gpuaas.profile import REPO_ROOT, ROLE_SETTINGS
+from roles.nats.settings import NatsSettings
+
+#: Each role's README and the settings model its variable table comes from.
+ROLE_README_SETTINGS: dict[str, type[BaseModel]] = {**ROLE_SETTINGS, "nats": NatsSettings}
 
 BEGIN, END = "<!-- BEGIN variables (gpuaas docs) -->", "<!-- END variables (gpuaas docs) -->"
 
@@ -46,7 +50,7 @@ def readme_with_table(readme: str, model: type[BaseModel]) -> str:
 def update_readmes(root: Path = REPO_ROOT) -> list[Path]:
     """Rewrite the variable table of every role README; returns those that changed."""
     changed = []
-    for role, model in ROLE_SETTINGS.items():
+    for role, model in ROLE_README_SETTINGS.items():
         path = root / "roles" / role / "README.md"
         current = path.read_text(encoding="utf-8")
         updated = readme_with_table(current, model)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gpuaas import local_lane
 from gpuaas.errors import ProfileError
 from gpuaas.profile import HOST_GROUPS, Host, Profile, load_profile, resolve_profile_path
 from gpuaas.secrets import generate_missing
@@ -46,5 +47,17 @@ def load_groups(env_or_path: str | Path) -> dict[str, list[tuple[str, dict[str, 
     except ProfileError as exc:
         print(exc.report(), file=sys.stderr)
         raise SystemExit(2) from None
+    if profile.connection.kind == "docker":
+        _require_running(profile)
     generate_missing(profile)
     return groups_for(profile, source)
+
+
+def _require_running(profile: Profile) -> None:
+    # pyinfra's @docker connector takes a name it cannot find as an image to pull and run.
+    running = local_lane.running_names(profile)
+    missing = [node.name for node in profile.hosts if node.name not in running]
+    if missing:
+        print(f"{profile.name}: hosts not running: {', '.join(missing)}; start them with `gpuaas local up`",
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(2)

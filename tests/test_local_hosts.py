@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -19,10 +20,14 @@ def pyinfra(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def converge(deploy: str = "deploys/site.py", *flags: str) -> dict:
+def converge_results(deploy: str = "deploys/site.py", *flags: str) -> dict:
     result = pyinfra("--json", *flags, "inventories/local.py", deploy)
     assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout)["results"]["totals"]
+    return json.loads(result.stdout)["results"]
+
+
+def converge(deploy: str = "deploys/site.py", *flags: str) -> dict:
+    return converge_results(deploy, *flags)["totals"]
 
 
 def on_host(name: str, command: str) -> str:
@@ -33,10 +38,13 @@ def on_host(name: str, command: str) -> str:
 
 def test_second_converge_reports_zero_changes(local_hosts):
     converge()
-    totals = converge()
-    assert totals["success"] == 0 and totals["error"] == 0
-    # One verified step per host: the one-pass probe matched, so no operation had to read its facts.
-    assert totals["no_change"] == len(local_hosts.hosts)
+    results = converge_results()
+    assert results["totals"]["success"] == 0 and results["totals"]["error"] == 0
+    # roles/common takes one verified step per host: its one-pass probe matched, so none of its
+    # operations had to read their own facts.
+    common_ops = [op for op in results["operations"] if op["name"].startswith("Common host baseline")]
+    assert [op["name"] for op in common_ops] == ["Common host baseline | Ensure the common baseline is in place"]
+    assert len(common_ops[0]["no_change"]) == len(local_hosts.hosts)
 
 
 def test_drift_is_found_and_corrected(local_hosts):
@@ -80,3 +88,26 @@ def test_dry_run_changes_nothing(local_hosts):
     assert on_host("local-server", "test -e /etc/modules-load.d/gpuaas.conf || echo absent").strip() == "absent"
     assert converge()["success"] >= 1
     assert "br_netfilter" in on_host("local-server", "cat /etc/modules-load.d/gpuaas.conf")
+
+
+def test_tampered_artifact_stops_the_deploy_before_any_operation(local_hosts, tmp_path):
+    from gpuaas import artifacts
+
+    converge("deploys/data.py")
+    pin = local_hosts.artifacts["nats-server"]
+    genuine = artifacts.verified("nats-server", pin)
+    tampered = tmp_path / genuine.name
+    tampered.write_bytes(genuine.read_bytes() + b"\0")
+    state = "ls -lR --time-style=+%s /opt/gpuaas /etc/nats /etc/systemd/system/nats.service"
+    before = on_host("local-server", state)
+    on_host("local-server", "rm -f /usr/local/bin/nats-server")
+    result = subprocess.run(["pyinfra", "-y", "inventories/local.py", "deploys/data.py"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, check=False, timeout=300,
+                            env={**os.environ, artifacts.MIRROR_ENV: str(tmp_path)})  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"artifacts.nats-server: {genuine.name} has sha256" in output and "refusing to install it" in output
+    assert "Starting operation" not in output
+    assert on_host("local-server", "test -e /usr/local/bin/nats-server || echo absent").strip() == "absent"
+    converge("deploys/data.py")
+    assert on_host("local-server", state) == before

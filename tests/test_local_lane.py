@@ -47,3 +47,13 @@ def test_without_root_or_engine_it_says_what_is_missing(monkeypatch):
 def test_only_docker_profiles_run_in_the_local_lane():
     with pytest.raises(local_lane.LocalLaneError, match="connection.kind ssh"):
         local_lane.up(load_profile("staging"))
+
+
+def test_inventory_refuses_local_hosts_that_are_not_running(monkeypatch, capsys):
+    from gpuaas import inventory
+
+    monkeypatch.setattr(local_lane, "running_names", lambda profile: {"local-server"})
+    with pytest.raises(SystemExit) as stop:
+        inventory.load_groups("local")
+    assert stop.value.code == 2
+    assert "hosts not running: local-gpu-1; start them with `gpuaas local up`" in capsys.readouterr().err

@@ -1,0 +1,11 @@
+"""Data services on the `data` hosts, outside the cluster's lifecycle.
+
+pyinfra inventories/ENV.py deploys/data.py
+"""
+
+from gpuaas.context import host_in
+from roles import nats
+from roles.nats.deploy import nats as nats_server
+
+if host_in(nats.APPLIES_TO):
+    nats_server()

