@@ -1,6 +1,6 @@
 """Site: what every host of an environment gets, in order.
 
-    pyinfra inventories/ENV.py deploys/site.py
+pyinfra inventories/ENV.py deploys/site.py
 """
 
 from pyinfra import local
