@@ -9,9 +9,10 @@ from pydantic import BaseModel
 
 from gpuaas.profile import REPO_ROOT, ROLE_SETTINGS
 from roles.nats.settings import NatsSettings
+from roles.redis.settings import RedisSettings
 
 #: Each role's README and the settings model its variable table comes from.
-ROLE_README_SETTINGS: dict[str, type[BaseModel]] = {**ROLE_SETTINGS, "nats": NatsSettings}
+ROLE_README_SETTINGS: dict[str, type[BaseModel]] = {**ROLE_SETTINGS, "nats": NatsSettings, "redis": RedisSettings}
 
 BEGIN, END = "<!-- BEGIN variables (gpuaas docs) -->", "<!-- END variables (gpuaas docs) -->"
 

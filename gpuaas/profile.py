@@ -24,6 +24,7 @@ from gpuaas.errors import Problem, ProfileError, field_path
 from gpuaas.fieldtypes import SECRET_REF, Port, SecretRef
 from roles.common.settings import CommonSettings
 from roles.nats.settings import NatsSettings
+from roles.redis.settings import RedisSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INVENTORY_DIR = REPO_ROOT / "inventories"
@@ -185,7 +186,7 @@ class Service(Strict):
 
 class Services(Strict):
     postgres: Postgres = Postgres()
-    redis: Service = Service(port=6379)
+    redis: RedisSettings = RedisSettings()
     nats: NatsSettings = NatsSettings()
     temporal: Service = Service(port=7233)
     keycloak: Service = Service(port=8443)

@@ -121,8 +121,9 @@ def test_role_readme_table_is_generated_from_the_settings():
     assert '| `journald.system_max_use` | str | `"1G"` |' in readme
 
 
-def test_nats_readme_table_is_generated_from_the_settings():
-    from roles.nats.settings import NatsSettings
+def test_every_role_readme_table_is_generated_from_its_settings():
+    from gpuaas.docs import ROLE_README_SETTINGS
 
-    readme = (REPO_ROOT / "roles" / "nats" / "README.md").read_text()
-    assert readme == readme_with_table(readme, NatsSettings), "run `gpuaas docs` to regenerate it"
+    for role, model in ROLE_README_SETTINGS.items():
+        readme = (REPO_ROOT / "roles" / role / "README.md").read_text()
+        assert readme == readme_with_table(readme, model), f"roles/{role}: run `gpuaas docs` to regenerate it"
