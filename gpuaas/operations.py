@@ -10,7 +10,7 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 from pyinfra.facts.files import File, Sha256File
-from pyinfra.operations import files
+from pyinfra.operations import files, server
 
 from gpuaas.secrets import Secret
 
@@ -59,3 +59,16 @@ def install_program(artifact_name: str, version: str, local_program: Path, link:
     files.put(name=f"Ensure {artifact_name} {version} is on the host", src=str(local_program), dest=target,
               mode="755", create_remote_dir=True)  # fmt: skip
     return files.link(name=f"Ensure {link} is {artifact_name} {version}", path=link, target=target)
+
+
+def wait_until_ready(service: str, check: str, after, seconds: int = 30):
+    """
+    After `after` (an operation) changed the host, poll `check` (a shell test) every half second
+    until it succeeds, failing the host with a clear message after `seconds`.
+    """
+    return server.shell(
+        name=f"Wait for {service} to be ready",
+        commands=[f"for i in $(seq {seconds * 2}); do {{ {check} ; }} && exit 0; sleep 0.5; done; "
+                  f"echo '{service} not ready after {seconds}s' >&2; exit 1"],
+        _if=after.did_change,
+    )  # fmt: skip

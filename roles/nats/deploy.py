@@ -9,11 +9,9 @@ from pyinfra.operations.util import any_changed
 from filters.jinja import jinja_env_kwargs
 from gpuaas import artifacts
 from gpuaas.context import current_node, current_profile
-from gpuaas.operations import install_program, secret_file
+from gpuaas.operations import install_program, secret_file, wait_until_ready
 from gpuaas.secrets import resolve
 from roles.nats.config import AUTH, CONFIG, PROGRAM_LINK, UNIT, auth_file, context, settings_for, templates
-
-READY_SECONDS = 30
 
 
 @deploy("NATS JetStream")
@@ -45,10 +43,5 @@ def nats() -> None:
     systemd.service(name="Ensure nats is running and enabled", service="nats", running=True, enabled=True)
     restart = systemd.service(name="Ensure nats runs with its configuration", service="nats", restarted=True,
                               _if=any_changed(config, auth, unit, linked))  # fmt: skip
-    address = f"http://{node.address}:{settings.monitor_port}/healthz"
-    server.shell(
-        name="Wait for nats to report healthy",
-        commands=[f"for i in $(seq {READY_SECONDS * 2}); do curl -fsS --max-time 2 {address} >/dev/null && exit 0; "
-                  f"sleep 0.5; done; echo 'nats not healthy after {READY_SECONDS}s' >&2; exit 1"],
-        _if=any_changed(restart),
-    )  # fmt: skip
+    healthz = f"http://{node.address}:{settings.monitor_port}/healthz"
+    wait_until_ready("nats", f"curl -fsS --max-time 2 {healthz} >/dev/null", after=restart)

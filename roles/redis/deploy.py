@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util import any_changed
 
 from filters.jinja import jinja_env_kwargs
 from gpuaas.context import current_node, current_profile
-from gpuaas.operations import secret_file
+from gpuaas.operations import secret_file, wait_until_ready
 from gpuaas.secrets import resolve
 from roles.redis.config import AUTH, CONFIG, INCLUDE_LINE, MAIN_CONFIG, auth_file, context, settings_for, templates
-
-READY_SECONDS = 30
 
 
 @deploy("Redis")
@@ -35,9 +33,4 @@ def redis() -> None:
                               restarted=True, _if=any_changed(config, auth, included))  # fmt: skip
     # An unauthenticated PING answers NOAUTH once the server is up: readiness without the password.
     ping = f"redis-cli -h {node.address} -p {settings.port} ping 2>&1 | grep -qE 'PONG|NOAUTH'"
-    server.shell(
-        name="Wait for redis-server to answer",
-        commands=[f"for i in $(seq {READY_SECONDS * 2}); do {ping} && exit 0; sleep 0.5; done; "
-                  f"echo 'redis-server not answering after {READY_SECONDS}s' >&2; exit 1"],
-        _if=any_changed(restart),
-    )  # fmt: skip
+    wait_until_ready("redis-server", ping, after=restart)
