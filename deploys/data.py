@@ -4,10 +4,13 @@ pyinfra inventories/ENV.py deploys/data.py
 """
 
 from gpuaas.context import host_in
-from roles import nats, redis
+from roles import nats, postgres, redis
 from roles.nats.deploy import nats as nats_server
+from roles.postgres.deploy import postgres as postgres_server
 from roles.redis.deploy import redis as redis_server
 
+if host_in(postgres.APPLIES_TO):
+    postgres_server()
 if host_in(redis.APPLIES_TO):
     redis_server()
 if host_in(nats.APPLIES_TO):

@@ -9,10 +9,16 @@ from pydantic import BaseModel
 
 from gpuaas.profile import REPO_ROOT, ROLE_SETTINGS
 from roles.nats.settings import NatsSettings
+from roles.postgres.settings import PostgresSettings
 from roles.redis.settings import RedisSettings
 
 #: Each role's README and the settings model its variable table comes from.
-ROLE_README_SETTINGS: dict[str, type[BaseModel]] = {**ROLE_SETTINGS, "nats": NatsSettings, "redis": RedisSettings}
+ROLE_README_SETTINGS: dict[str, type[BaseModel]] = {
+    **ROLE_SETTINGS,
+    "nats": NatsSettings,
+    "postgres": PostgresSettings,
+    "redis": RedisSettings,
+}
 
 BEGIN, END = "<!-- BEGIN variables (gpuaas docs) -->", "<!-- END variables (gpuaas docs) -->"
 

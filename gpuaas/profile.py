@@ -24,6 +24,7 @@ from gpuaas.errors import Problem, ProfileError, field_path
 from gpuaas.fieldtypes import SECRET_REF, Port, SecretRef
 from roles.common.settings import CommonSettings
 from roles.nats.settings import NatsSettings
+from roles.postgres.settings import PostgresSettings
 from roles.redis.settings import RedisSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -170,22 +171,12 @@ class Backup(Strict):
     keep_last: int = Field(default=7, ge=1)
 
 
-class Postgres(Strict):
-    version: Literal[15] = 15
-    port: Port = 5432
-    databases: list[Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")]] = [
-        "platform",
-        "temporal",
-        "keycloak",
-    ]
-
-
 class Service(Strict):
     port: Port
 
 
 class Services(Strict):
-    postgres: Postgres = Postgres()
+    postgres: PostgresSettings = PostgresSettings()
     redis: RedisSettings = RedisSettings()
     nats: NatsSettings = NatsSettings()
     temporal: Service = Service(port=7233)

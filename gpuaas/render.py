@@ -9,14 +9,16 @@ from typing import Any
 import yaml
 
 from gpuaas.profile import HOST_GROUPS, SECRET_REF, Profile, deep_merge
-from roles import common, nats, redis
+from roles import common, nats, postgres, redis
 from roles.common import config as common_config
 from roles.nats import config as nats_config
+from roles.postgres import config as postgres_config
 from roles.redis import config as redis_config
 
 #: Each role's host groups and the function that renders its files for a host.
 RENDERED_ROLES = (
     (common.APPLIES_TO, common_config.rendered_files),
+    (postgres.APPLIES_TO, postgres_config.rendered_files),
     (nats.APPLIES_TO, nats_config.rendered_files),
     (redis.APPLIES_TO, redis_config.rendered_files),
 )

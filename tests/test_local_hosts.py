@@ -111,3 +111,12 @@ def test_tampered_artifact_stops_the_deploy_before_any_operation(local_hosts, tm
     assert on_host("local-server", "test -e /usr/local/bin/nats-server || echo absent").strip() == "absent"
     converge("deploys/data.py")
     assert on_host("local-server", state) == before
+
+
+def test_a_dropped_database_comes_back(local_hosts):
+    converge("deploys/data.py")
+    on_host("local-server", "runuser -u postgres -- psql -Xq -c 'DROP DATABASE keycloak'")
+    assert converge("deploys/data.py")["success"] == 1
+    databases = on_host("local-server", "runuser -u postgres -- psql -XAt -c 'SELECT datname FROM pg_database'")
+    assert "keycloak" in databases.split()
+    assert converge("deploys/data.py")["success"] == 0

@@ -23,8 +23,9 @@ def test_render_is_byte_identical_on_a_rerun(tmp_path, env):
     render(profile, tmp_path / "b")
     first, second = _tree(tmp_path / "a"), _tree(tmp_path / "b")
     assert first == second
-    # environment and secrets; per host settings and 6 common files; per data host 2 nats, 1 redis file
-    assert len(first) == 2 + 7 * len(profile.hosts) + 3 * len(profile.group("data"))
+    # environment and secrets; per host settings and 6 common files; per data host 2 postgres, 2 nats,
+    # 1 redis file
+    assert len(first) == 2 + 7 * len(profile.hosts) + 5 * len(profile.group("data"))
 
 
 def test_rerender_removes_stale_files(tmp_path):
@@ -54,6 +55,6 @@ def test_cli_render_writes_under_build(tmp_path):
         text=True,
         check=True,
     )
-    assert "rendered 19 files for staging" in result.stdout
+    assert "rendered 21 files for staging" in result.stdout
     hosts_block = (tmp_path / "stg" / "hosts" / "stg-gpu-1" / "files" / "etc" / "hosts.block").read_text()
     assert "10.20.0.10 stg-server-1 api.staging.gpuaas.example.com" in hosts_block
