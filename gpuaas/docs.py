@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from gpuaas.profile import REPO_ROOT, ROLE_SETTINGS
 from roles.nats.settings import NatsSettings
+from roles.object_store.settings import ObjectStoreSettings
 from roles.postgres.settings import PostgresSettings
 from roles.redis.settings import RedisSettings
 
@@ -17,6 +18,7 @@ ROLE_README_SETTINGS: dict[str, type[BaseModel]] = {
     **ROLE_SETTINGS,
     "nats": NatsSettings,
     "postgres": PostgresSettings,
+    "object_store": ObjectStoreSettings,
     "redis": RedisSettings,
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import shlex
 from io import StringIO
 from pathlib import Path
@@ -12,6 +13,8 @@ from pyinfra.api import FileUploadCommand, operation
 from pyinfra.facts.files import File, Sha256File
 from pyinfra.operations import files, server
 
+from gpuaas import artifacts
+from gpuaas.profile import Profile
 from gpuaas.secrets import Secret
 
 
@@ -38,7 +41,9 @@ def secret_file(path: str, secret: Secret, mode: str = "600", user: str = "root"
     info = host.get_fact(File, path=path)
     if info is None:
         # Created empty with its final mode first, so the value is never readable by others.
-        yield f"install -m {mode} -o {shlex.quote(user)} -g {shlex.quote(group)} /dev/null {q_path}"
+        parent = shlex.quote(posixpath.dirname(path) or "/")
+        owner = f"-o {shlex.quote(user)} -g {shlex.quote(group)}"
+        yield f"mkdir -p {parent} && install -m {mode} {owner} /dev/null {q_path}"
     current_sha256 = host.get_fact(Sha256File, path=path) if info else None
     upload = current_sha256 != hashlib.sha256(value.encode("utf-8")).hexdigest()
     if upload:
@@ -72,3 +77,20 @@ def wait_until_ready(service: str, check: str, after, seconds: int = 30):
                   f"echo '{service} not ready after {seconds}s' >&2; exit 1"],
         _if=after.did_change,
     )  # fmt: skip
+
+
+def install_pinned(profile: Profile, artifact_name: str, link: str):
+    """Verify the profile's pin of `artifact_name` on the controller (raising before anything runs on a
+    mismatch), then install its program and point `link` at it. Returns the link operation."""
+    pin = profile.artifacts[artifact_name]
+    program = artifacts.binary(artifact_name, pin)
+    return install_program(artifact_name, pin.version, program, link)
+
+
+def service_account(name: str, home: str, private_dirs: tuple[str, ...] = ()) -> None:
+    """A system user and group `name` without a login shell, and directories only it can read."""
+    server.group(name=f"Ensure group {name} exists", group=name, system=True)
+    server.user(name=f"Ensure account {name} exists", user=name, group=name, home=home,
+                shell="/usr/sbin/nologin", system=True, create_home=True)  # fmt: skip
+    for path in private_dirs:
+        files.directory(name=f"Ensure {path} is private", path=path, user=name, group=name, mode="700")

@@ -24,6 +24,7 @@ from gpuaas.errors import Problem, ProfileError, field_path
 from gpuaas.fieldtypes import SECRET_REF, Port, SecretRef
 from roles.common.settings import CommonSettings
 from roles.nats.settings import NatsSettings
+from roles.object_store.settings import ObjectStoreSettings
 from roles.postgres.settings import PostgresSettings
 from roles.redis.settings import RedisSettings
 
@@ -182,6 +183,7 @@ class Services(Strict):
     temporal: Service = Service(port=7233)
     keycloak: Service = Service(port=8443)
     openbao: Service = Service(port=8200)
+    object_store: ObjectStoreSettings = ObjectStoreSettings()
 
 
 class Profile(Strict):
@@ -319,6 +321,16 @@ def _check_artifacts(p: Profile):
             yield Problem(f"services.{name}.artifact", f"no artifact '{wanted}' is pinned under artifacts")
 
 
+def _check_object_store(p: Profile):
+    store = p.services.object_store
+    if not store.enabled:
+        return
+    data = p.group("data")
+    expected = f"http://{data[0].address}:{store.s3_port}" if data else None
+    if str(p.backup.endpoint).rstrip("/") != expected:
+        yield Problem("backup.endpoint", f"services.object_store is enabled: the backup endpoint is {expected}")
+
+
 def _check_services(p: Profile):
     """Every port of every data service is distinct: they share the data hosts."""
     owners: dict[int, str] = {}
@@ -379,7 +391,16 @@ def _check_roles(p: Profile):
                     yield from _problems(exc, f"hosts[{i}].roles.{role}")
 
 
-CHECKS = (_check_hosts, _check_topology, _check_network, _check_dns, _check_artifacts, _check_services, _check_roles)
+CHECKS = (
+    _check_object_store,
+    _check_hosts,
+    _check_topology,
+    _check_network,
+    _check_dns,
+    _check_artifacts,
+    _check_services,
+    _check_roles,
+)
 
 _REASONS = {
     "extra_forbidden": "unknown key",

@@ -9,9 +9,10 @@ from typing import Any
 import yaml
 
 from gpuaas.profile import HOST_GROUPS, SECRET_REF, Profile, deep_merge
-from roles import common, nats, postgres, redis
+from roles import common, nats, object_store, postgres, redis
 from roles.common import config as common_config
 from roles.nats import config as nats_config
+from roles.object_store import config as object_store_config
 from roles.postgres import config as postgres_config
 from roles.redis import config as redis_config
 
@@ -21,6 +22,7 @@ RENDERED_ROLES = (
     (postgres.APPLIES_TO, postgres_config.rendered_files),
     (nats.APPLIES_TO, nats_config.rendered_files),
     (redis.APPLIES_TO, redis_config.rendered_files),
+    (object_store.APPLIES_TO, object_store_config.rendered_files),
 )
 
 

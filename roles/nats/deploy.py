@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pyinfra.api import deploy
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from filters.jinja import jinja_env_kwargs
-from gpuaas import artifacts
 from gpuaas.context import current_node, current_profile
-from gpuaas.operations import install_program, secret_file, wait_until_ready
+from gpuaas.operations import install_pinned, secret_file, service_account, wait_until_ready
 from gpuaas.secrets import resolve
 from roles.nats.config import AUTH, CONFIG, PROGRAM_LINK, UNIT, auth_file, context, settings_for, templates
 
@@ -18,17 +17,10 @@ from roles.nats.config import AUTH, CONFIG, PROGRAM_LINK, UNIT, auth_file, conte
 def nats() -> None:
     profile, node = current_profile(), current_node()
     settings = settings_for(profile)
-    pin = profile.artifacts[settings.artifact]
     # Verified on the controller before any operation is queued: a mismatch stops the deploy here.
-    program = artifacts.binary(settings.artifact, pin)
+    linked = install_pinned(profile, settings.artifact, PROGRAM_LINK)
     password = resolve(profile, settings.password)
-
-    server.group(name="Ensure group nats exists", group="nats", system=True)
-    server.user(name="Ensure account nats exists", user="nats", group="nats", home="/var/lib/nats",
-                shell="/usr/sbin/nologin", system=True, create_home=True)  # fmt: skip
-    files.directory(name=f"Ensure {settings.store_dir} is private", path=settings.store_dir, user="nats",
-                    group="nats", mode="700")  # fmt: skip
-    linked = install_program(settings.artifact, pin.version, program, PROGRAM_LINK)
+    service_account("nats", home="/var/lib/nats", private_dirs=(settings.store_dir,))
 
     data = context(profile, node)
     paths = templates()

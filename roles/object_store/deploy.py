@@ -1,0 +1,55 @@
+"""Deploy of roles/object_store: the pinned `weed`, its account, S3 identities, unit and the backup bucket."""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from filters.jinja import jinja_env_kwargs
+from gpuaas.context import current_node, current_profile
+from gpuaas.operations import install_pinned, secret_file, service_account, wait_until_ready
+from gpuaas.secrets import resolve
+from roles.object_store.config import (
+    PROGRAM_LINK,
+    S3_CONFIG,
+    TEMPLATES,
+    UNIT,
+    context,
+    s3_identities,
+    settings_for,  # fmt: skip
+    shell,
+)
+from roles.object_store.facts import SeaweedBuckets
+
+
+@deploy("Object store (SeaweedFS S3)")
+def object_store() -> None:
+    profile, node = current_profile(), current_node()
+    settings = settings_for(profile)
+    linked = install_pinned(profile, settings.artifact, PROGRAM_LINK)
+    identities = s3_identities(resolve(profile, profile.backup.access_key_id),
+                               resolve(profile, profile.backup.secret_access_key))  # fmt: skip
+    address = str(node.address)
+
+    service_account("seaweedfs", home=settings.data_dir, private_dirs=(settings.data_dir,))
+    credentials = secret_file(name=f"Ensure {S3_CONFIG} holds the backup identity", path=S3_CONFIG,
+                              secret=identities, mode="640", group="seaweedfs")  # fmt: skip
+    unit = files.template(name=f"Ensure {UNIT} is rendered", src=str(TEMPLATES / "seaweedfs.service.j2"), dest=UNIT,
+                          jinja_env_kwargs=jinja_env_kwargs(), **context(profile, node))  # fmt: skip
+    systemd.daemon_reload(name="Ensure systemd knows the seaweedfs unit", _if=unit.did_change)
+    systemd.service(name="Ensure seaweedfs is running and enabled", service="seaweedfs", running=True, enabled=True)
+    restart = systemd.service(name="Ensure seaweedfs runs with its configuration", service="seaweedfs",
+                              restarted=True, _if=any_changed(credentials, unit, linked))  # fmt: skip
+    # Any HTTP answer from the S3 port (403 without credentials) means the gateway is up.
+    wait_until_ready("seaweedfs", f"curl -s -o /dev/null --max-time 2 http://{address}:{settings.s3_port}/",
+                     after=restart, seconds=60)  # fmt: skip
+
+    bucket = profile.backup.bucket
+    listing = shell(settings, address, "s3.bucket.list")
+    server.shell(
+        name=f"Ensure bucket {bucket} exists",
+        commands=[shell(settings, address, f"s3.bucket.create -name {bucket}")],
+        _if=lambda: bucket not in host.get_fact(SeaweedBuckets, shell_command=listing),
+    )
