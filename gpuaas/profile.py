@@ -27,6 +27,7 @@ from roles.nats.settings import NatsSettings
 from roles.object_store.settings import ObjectStoreSettings
 from roles.postgres.settings import PostgresSettings
 from roles.redis.settings import RedisSettings
+from roles.temporal.settings import TemporalSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INVENTORY_DIR = REPO_ROOT / "inventories"
@@ -180,7 +181,7 @@ class Services(Strict):
     postgres: PostgresSettings = PostgresSettings()
     redis: RedisSettings = RedisSettings()
     nats: NatsSettings = NatsSettings()
-    temporal: Service = Service(port=7233)
+    temporal: TemporalSettings = TemporalSettings()
     keycloak: Service = Service(port=8443)
     openbao: Service = Service(port=8200)
     object_store: ObjectStoreSettings = ObjectStoreSettings()

@@ -9,12 +9,13 @@ from typing import Any
 import yaml
 
 from gpuaas.profile import HOST_GROUPS, SECRET_REF, Profile, deep_merge
-from roles import common, nats, object_store, postgres, redis
+from roles import common, nats, object_store, postgres, redis, temporal
 from roles.common import config as common_config
 from roles.nats import config as nats_config
 from roles.object_store import config as object_store_config
 from roles.postgres import config as postgres_config
 from roles.redis import config as redis_config
+from roles.temporal import config as temporal_config
 
 #: Each role's host groups and the function that renders its files for a host.
 RENDERED_ROLES = (
@@ -23,6 +24,7 @@ RENDERED_ROLES = (
     (nats.APPLIES_TO, nats_config.rendered_files),
     (redis.APPLIES_TO, redis_config.rendered_files),
     (object_store.APPLIES_TO, object_store_config.rendered_files),
+    (temporal.APPLIES_TO, temporal_config.rendered_files),
 )
 
 

@@ -24,8 +24,9 @@ def test_render_is_byte_identical_on_a_rerun(tmp_path, env):
     first, second = _tree(tmp_path / "a"), _tree(tmp_path / "b")
     assert first == second
     # environment and secrets; per host settings and 6 common files; per data host 2 postgres, 2 nats,
-    # 1 redis file and, where the object store is on, its unit
+    # 1 redis file and, where the object store is on or Temporal runs in dev mode, their units
     per_data_host = 5 + (1 if profile.services.object_store.enabled else 0)
+    per_data_host += 1 if profile.services.temporal.mode == "dev" else 0
     assert len(first) == 2 + 7 * len(profile.hosts) + per_data_host * len(profile.group("data"))
 
 
