@@ -50,6 +50,7 @@ docs: $(VENV)/.installed  ## regenerate the role READMEs' variable tables
 
 bench: $(VENV)/.installed  ## benchmarks (bench/results/*.json and *.md)
 	python bench/converge.py
+	python bench/data.py
 
 down: $(VENV)/.installed  ## remove the local environment's hosts
 	gpuaas local down

@@ -30,11 +30,11 @@ RESULTS = REPO / "bench" / "results"
 FANOUT_SUBNET = "172.30.78"
 
 
-def converge(inventory: Path) -> tuple[float, dict]:
-    """One `pyinfra --json` run of deploys/site.py; returns wall seconds and pyinfra's totals."""
+def converge(inventory: Path, deploy: str = "deploys/site.py") -> tuple[float, dict]:
+    """One `pyinfra --json` run of a deploy; returns wall seconds and pyinfra's totals."""
     start = time.perf_counter()
     result = subprocess.run(
-        ["pyinfra", "-y", "--json", str(inventory), "deploys/site.py"],
+        ["pyinfra", "-y", "--json", str(inventory), deploy],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -89,17 +89,17 @@ def settle(max_seconds: float = 120, below: float = 0.15) -> float:
     return round(busy, 3)
 
 
-def measure(inventory: Path, profile_path: Path, repeats: int) -> dict:
+def measure(inventory: Path, profile_path: Path, repeats: int, deploy: str = "deploys/site.py") -> dict:
     profile = load_profile(profile_path)
     local_lane.down(profile)
     start = time.perf_counter()
     local_lane.up(profile, log=lambda line: None)
     boot = time.perf_counter() - start
-    cold, cold_totals = converge(inventory)
+    cold, cold_totals = converge(inventory, deploy)
     busy = settle()
     noops = []
     for _ in range(repeats):
-        seconds, totals = converge(inventory)
+        seconds, totals = converge(inventory, deploy)
         if totals["success"] != 0:
             raise SystemExit(f"no-op re-converge changed {totals['success']} operations: not idempotent")
         noops.append(seconds)
