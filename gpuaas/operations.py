@@ -11,7 +11,8 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 from pyinfra.facts.files import File, Sha256File
-from pyinfra.operations import files, server
+from pyinfra.operations import files, server, systemd
+from pyinfra.operations.util import any_changed
 
 from gpuaas import artifacts
 from gpuaas.profile import Profile
@@ -66,17 +67,25 @@ def install_program(artifact_name: str, version: str, local_program: Path, link:
     return files.link(name=f"Ensure {link} is {artifact_name} {version}", path=link, target=target)
 
 
-def wait_until_ready(service: str, check: str, after, seconds: int = 30):
+def service_running(service: str, changed: list, ready: str, unit=None, seconds: int = 30):
     """
-    After `after` (an operation) changed the host, poll `check` (a shell test) every half second
-    until it succeeds, failing the host with a clear message after `seconds`.
+    Keep `service` running and enabled; reload systemd when its `unit` file operation changed;
+    restart it when any operation in `changed` changed the host, then poll the shell test `ready`
+    every half second until it passes, failing the host with a clear message after `seconds`.
+    Returns the restart operation.
     """
-    return server.shell(
+    if unit is not None:
+        systemd.daemon_reload(name=f"Ensure systemd knows the {service} unit", _if=unit.did_change)
+    systemd.service(name=f"Ensure {service} is running and enabled", service=service, running=True, enabled=True)
+    restart = systemd.service(name=f"Ensure {service} runs with its configuration", service=service,
+                              restarted=True, _if=any_changed(*changed))  # fmt: skip
+    server.shell(
         name=f"Wait for {service} to be ready",
-        commands=[f"for i in $(seq {seconds * 2}); do {{ {check} ; }} && exit 0; sleep 0.5; done; "
+        commands=[f"for i in $(seq {seconds * 2}); do {{ {ready} ; }} && exit 0; sleep 0.5; done; "
                   f"echo '{service} not ready after {seconds}s' >&2; exit 1"],
-        _if=after.did_change,
+        _if=restart.did_change,
     )  # fmt: skip
+    return restart
 
 
 def install_pinned(profile: Profile, artifact_name: str, link: str):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pyinfra.api import deploy
-from pyinfra.operations import files, systemd
-from pyinfra.operations.util import any_changed
+from pyinfra.operations import files
 
 from filters.jinja import jinja_env_kwargs
 from gpuaas.context import current_node, current_profile
-from gpuaas.operations import install_pinned, secret_file, service_account, wait_until_ready
+from gpuaas.operations import install_pinned, secret_file, service_account, service_running
 from gpuaas.secrets import resolve
 from roles.nats.config import AUTH, CONFIG, PROGRAM_LINK, UNIT, auth_file, context, settings_for, templates
 
@@ -31,9 +30,6 @@ def nats() -> None:
     unit = files.template(name=f"Ensure {UNIT} is rendered", src=paths[UNIT], dest=UNIT,
                           jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
 
-    systemd.daemon_reload(name="Ensure systemd knows the nats unit", _if=unit.did_change)
-    systemd.service(name="Ensure nats is running and enabled", service="nats", running=True, enabled=True)
-    restart = systemd.service(name="Ensure nats runs with its configuration", service="nats", restarted=True,
-                              _if=any_changed(config, auth, unit, linked))  # fmt: skip
     healthz = f"http://{node.address}:{settings.monitor_port}/healthz"
-    wait_until_ready("nats", f"curl -fsS --max-time 2 {healthz} >/dev/null", after=restart)
+    service_running("nats", changed=[config, auth, unit, linked], unit=unit,
+                    ready=f"curl -fsS --max-time 2 {healthz} >/dev/null")  # fmt: skip

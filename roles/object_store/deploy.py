@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files, server, systemd
-from pyinfra.operations.util import any_changed
+from pyinfra.operations import files, server
 
 from filters.jinja import jinja_env_kwargs
 from gpuaas.context import current_node, current_profile
-from gpuaas.operations import install_pinned, secret_file, service_account, wait_until_ready
+from gpuaas.operations import install_pinned, secret_file, service_account, service_running
 from gpuaas.secrets import resolve
 from roles.object_store.config import (
     PROGRAM_LINK,
@@ -38,13 +37,9 @@ def object_store() -> None:
                               secret=identities, mode="640", group="seaweedfs")  # fmt: skip
     unit = files.template(name=f"Ensure {UNIT} is rendered", src=str(TEMPLATES / "seaweedfs.service.j2"), dest=UNIT,
                           jinja_env_kwargs=jinja_env_kwargs(), **context(profile, node))  # fmt: skip
-    systemd.daemon_reload(name="Ensure systemd knows the seaweedfs unit", _if=unit.did_change)
-    systemd.service(name="Ensure seaweedfs is running and enabled", service="seaweedfs", running=True, enabled=True)
-    restart = systemd.service(name="Ensure seaweedfs runs with its configuration", service="seaweedfs",
-                              restarted=True, _if=any_changed(credentials, unit, linked))  # fmt: skip
     # Any HTTP answer from the S3 port (403 without credentials) means the gateway is up.
-    wait_until_ready("seaweedfs", f"curl -s -o /dev/null --max-time 2 http://{address}:{settings.s3_port}/",
-                     after=restart, seconds=60)  # fmt: skip
+    service_running("seaweedfs", changed=[credentials, unit, linked], unit=unit, seconds=60,
+                    ready=f"curl -s -o /dev/null --max-time 2 http://{address}:{settings.s3_port}/")  # fmt: skip
 
     bucket = profile.backup.bucket
     listing = shell(settings, address, "s3.bucket.list")

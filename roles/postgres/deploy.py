@@ -8,7 +8,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from filters.jinja import jinja_env_kwargs
 from gpuaas.context import current_node, current_profile
-from gpuaas.operations import secret_file, wait_until_ready
+from gpuaas.operations import secret_file, service_running
 from gpuaas.secrets import resolve
 from roles.postgres.config import context, paths, roles_sql, settings_for, templates
 from roles.postgres.facts import MemoryMB, PostgresObjects
@@ -33,11 +33,8 @@ def postgres() -> None:
     hba = files.template(name=f"Ensure {where['hba']} is rendered", src=sources["hba"], dest=where["hba"],
                          user="postgres", group="postgres", mode="640", jinja_env_kwargs=jinja_env_kwargs(),
                          **data)  # fmt: skip
-    systemd.service(name=f"Ensure {unit} is running and enabled", service=unit, running=True, enabled=True)
-    restart = systemd.service(name=f"Ensure {unit} runs with its configuration", service=unit, restarted=True,
-                              _if=conf.did_change)  # fmt: skip
+    service_running(unit, changed=[conf], ready=f"runuser -u postgres -- pg_isready -q -p {settings.port}")
     systemd.service(name=f"Ensure {unit} uses its access rules", service=unit, reloaded=True, _if=hba.did_change)
-    wait_until_ready(unit, f"runuser -u postgres -- pg_isready -q -p {settings.port}", after=restart)
 
     sql = secret_file(name=f"Ensure {ROLES_SQL} holds the roles and databases", path=ROLES_SQL,
                       secret=roles_sql(settings, passwords), mode="600", user="postgres", group="postgres")  # fmt: skip

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
-from pyinfra.operations import files, systemd
-from pyinfra.operations.util import any_changed
+from pyinfra.operations import files
 
 from filters.jinja import jinja_env_kwargs
 from gpuaas.context import current_node, current_profile
-from gpuaas.operations import install_pinned, service_account, wait_until_ready
+from gpuaas.operations import install_pinned, service_account, service_running
 from roles.temporal.config import PROGRAM_LINK, TEMPLATES, UNIT, context, data_dir, health_command, settings_for
 
 
@@ -28,9 +27,5 @@ def temporal() -> None:
     service_account("temporal", home=data_dir(settings), private_dirs=(data_dir(settings),))
     unit = files.template(name=f"Ensure {UNIT} is rendered", src=str(TEMPLATES / "temporal.service.j2"), dest=UNIT,
                           jinja_env_kwargs=jinja_env_kwargs(), **context(profile, node))  # fmt: skip
-    systemd.daemon_reload(name="Ensure systemd knows the temporal unit", _if=unit.did_change)
-    systemd.service(name="Ensure temporal is running and enabled", service="temporal", running=True, enabled=True)
-    restart = systemd.service(name="Ensure temporal runs with its configuration", service="temporal",
-                              restarted=True, _if=any_changed(unit, linked))  # fmt: skip
-    check = f"{health_command(settings, str(node.address))} 2>/dev/null | grep -q SERVING"
-    wait_until_ready("temporal", check, after=restart, seconds=60)
+    ready = f"{health_command(settings, str(node.address))} 2>/dev/null | grep -q SERVING"
+    service_running("temporal", changed=[unit, linked], unit=unit, ready=ready, seconds=60)
