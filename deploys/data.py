@@ -4,9 +4,10 @@ pyinfra inventories/ENV.py deploys/data.py
 """
 
 from gpuaas.context import current_profile, host_in
-from roles import nats, object_store, postgres, redis, temporal
+from roles import nats, object_store, openbao, postgres, redis, temporal
 from roles.nats.deploy import nats as nats_server
 from roles.object_store.deploy import object_store as seaweedfs
+from roles.openbao.deploy import openbao as openbao_server
 from roles.postgres.deploy import postgres as postgres_server
 from roles.redis.deploy import redis as redis_server
 from roles.temporal.deploy import temporal as temporal_server
@@ -19,5 +20,7 @@ if host_in(nats.APPLIES_TO):
     nats_server()
 if host_in(object_store.APPLIES_TO) and current_profile().services.object_store.enabled:
     seaweedfs()
+if host_in(openbao.APPLIES_TO):
+    openbao_server()
 if host_in(temporal.APPLIES_TO):
     temporal_server()

@@ -7,20 +7,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from gpuaas.profile import REPO_ROOT, ROLE_SETTINGS
-from roles.nats.settings import NatsSettings
-from roles.object_store.settings import ObjectStoreSettings
-from roles.postgres.settings import PostgresSettings
-from roles.redis.settings import RedisSettings
+from gpuaas.catalog import ROLES
+from gpuaas.profile import REPO_ROOT
 
 #: Each role's README and the settings model its variable table comes from.
-ROLE_README_SETTINGS: dict[str, type[BaseModel]] = {
-    **ROLE_SETTINGS,
-    "nats": NatsSettings,
-    "postgres": PostgresSettings,
-    "object_store": ObjectStoreSettings,
-    "redis": RedisSettings,
-}
+ROLE_README_SETTINGS: dict[str, type[BaseModel]] = {role.name: role.settings for role in ROLES}
 
 BEGIN, END = "<!-- BEGIN variables (gpuaas docs) -->", "<!-- END variables (gpuaas docs) -->"
 

@@ -25,6 +25,7 @@ from gpuaas.fieldtypes import SECRET_REF, Port, SecretRef
 from roles.common.settings import CommonSettings
 from roles.nats.settings import NatsSettings
 from roles.object_store.settings import ObjectStoreSettings
+from roles.openbao.settings import OpenBaoSettings
 from roles.postgres.settings import PostgresSettings
 from roles.redis.settings import RedisSettings
 from roles.temporal.settings import TemporalSettings
@@ -74,8 +75,11 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+SECRET_SOURCE_KINDS = ("env", "file", "age", "generate", "stored")
+
+
 class SecretSource(Strict):
-    """Where a secret's value comes from; exactly one of env, file, age or generate."""
+    """Where a secret's value comes from; exactly one of env, file, age, generate or stored."""
 
     env: Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
     file: str | None = Field(default=None, description="Absolute path outside the repository.")
@@ -87,9 +91,14 @@ class SecretSource(Strict):
         le=256,
         description="Generate this many random characters on first use into .secrets/<env>/ (git-ignored).",
     )
+    stored: Literal[True] | None = Field(
+        default=None,
+        description="Written by the deploy that creates it (OpenBao's init output) into .secrets/<env>/ "
+        "(git-ignored); a `file` source is written the same way.",
+    )
 
     def sources_given(self) -> list[str]:
-        return [k for k in ("env", "file", "age", "generate") if getattr(self, k) is not None]
+        return [k for k in SECRET_SOURCE_KINDS if getattr(self, k) is not None]
 
     def kind(self) -> str:
         """The one source of a validated profile's secret."""
@@ -183,7 +192,7 @@ class Services(Strict):
     nats: NatsSettings = NatsSettings()
     temporal: TemporalSettings = TemporalSettings()
     keycloak: Service = Service(port=8443)
-    openbao: Service = Service(port=8200)
+    openbao: OpenBaoSettings = OpenBaoSettings()
     object_store: ObjectStoreSettings = ObjectStoreSettings()
 
 
@@ -355,7 +364,8 @@ def _check_secrets(p: Profile, repo_root: Path):
         kinds = source.sources_given()
         if len(kinds) != 1:
             yield Problem(
-                f"secrets.{name}", f"give exactly one of env, file, age or generate (found {len(kinds) or 'none'})"
+                f"secrets.{name}",
+                f"give exactly one of {', '.join(SECRET_SOURCE_KINDS)} (found {len(kinds) or 'none'})",
             )
             continue
         if (source.key is not None) != (kinds[0] == "age"):

@@ -8,24 +8,10 @@ from typing import Any
 
 import yaml
 
+from gpuaas.catalog import ROLES
 from gpuaas.profile import HOST_GROUPS, SECRET_REF, Profile, deep_merge
-from roles import common, nats, object_store, postgres, redis, temporal
+from roles import common
 from roles.common import config as common_config
-from roles.nats import config as nats_config
-from roles.object_store import config as object_store_config
-from roles.postgres import config as postgres_config
-from roles.redis import config as redis_config
-from roles.temporal import config as temporal_config
-
-#: Each role's host groups and the function that renders its files for a host.
-RENDERED_ROLES = (
-    (common.APPLIES_TO, common_config.rendered_files),
-    (postgres.APPLIES_TO, postgres_config.rendered_files),
-    (nats.APPLIES_TO, nats_config.rendered_files),
-    (redis.APPLIES_TO, redis_config.rendered_files),
-    (object_store.APPLIES_TO, object_store_config.rendered_files),
-    (temporal.APPLIES_TO, temporal_config.rendered_files),
-)
 
 
 def _dump(data: Any) -> str:
@@ -50,9 +36,9 @@ def host_files(profile: Profile, name: str) -> dict[str, str]:
     """Remote path -> content of every file the roles write on the host."""
     node = profile.host(name)
     files: dict[str, str] = {}
-    for groups, rendered_files in RENDERED_ROLES:
-        if any(g in node.groups for g in groups):
-            files.update(rendered_files(profile, node))
+    for role in ROLES:
+        if any(g in node.groups for g in role.applies_to):
+            files.update(role.rendered_files(profile, node))
     return files
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets as random_source
 import subprocess
+import time
 from pathlib import Path
 
 import yaml
@@ -52,7 +53,9 @@ def resolve(
     source = profile.secrets.get(name)
     if source is None:
         raise SecretError(f"secret '{name}' is not defined in profile '{profile.name}'")
-    reader = {"env": _from_env, "file": _from_file, "age": _from_age, "generate": _generated}[source.kind()]
+    reader = {"env": _from_env, "file": _from_file, "age": _from_age, "generate": _generated, "stored": _stored}[
+        source.kind()
+    ]
     value = reader(name, source, profile=profile, repo_root=repo_root, generated_dir=generated_dir)
     if not value:
         raise SecretError(f"secret '{name}' ({source.kind()}) is empty")
@@ -101,6 +104,46 @@ def _generated(name: str, source: SecretSource, profile: Profile, generated_dir:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(random_source.token_urlsafe(source.generate)[: source.generate])
     return path.read_text(encoding="utf-8").strip()
+
+
+def _stored(name: str, source: SecretSource, profile: Profile, generated_dir: Path, **_) -> str:
+    path = generated_dir / profile.name / name
+    if not path.exists():
+        raise SecretError(f"secret '{name}' is not stored yet in {path}: the deploy that creates it writes it there")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def writable_path(profile: Profile, reference: str, generated_dir: Path = GENERATED_DIR) -> Path:
+    """Where a deploy may write the secret `reference` (its `file` or `stored` source).
+    Raises SecretError for the sources a deploy cannot write (env, age, generate)."""
+    match = SECRET_REF.match(reference)
+    name = match.group(1) if match else reference
+    source = profile.secrets.get(name)
+    if source is None:
+        raise SecretError(f"secret '{name}' is not defined in profile '{profile.name}'")
+    if source.file is not None:
+        return Path(source.file)
+    if source.stored:
+        return generated_dir / profile.name / name
+    raise SecretError(
+        f"secret '{name}' has a {source.kind()} source, which a deploy cannot write: give it `stored: true` or "
+        "a `file` source for the deploy to write, then move the value where the profile should read it from"
+    )
+
+
+def store(profile: Profile, reference: str, value: str, generated_dir: Path = GENERATED_DIR) -> Path:
+    """Write a secret created by a deploy to its file (0600, directory 0700). A different value already
+    there is kept beside it as NAME.replaced-<UTC time>, never overwritten. Returns the path."""
+    path = writable_path(profile, reference, generated_dir)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.exists():
+        if path.read_text(encoding="utf-8").strip() == value.strip():
+            return path
+        path.rename(path.with_name(f"{path.name}.replaced-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"))
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(value)
+    return path
 
 
 def generate_missing(profile: Profile, generated_dir: Path = GENERATED_DIR) -> list[str]:

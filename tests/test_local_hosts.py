@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from gpuaas.profile import REPO_ROOT
+from gpuaas.profile import REPO_ROOT, load_profile
 from gpuaas.secrets import resolve
 
 pytestmark = pytest.mark.hosts
@@ -119,4 +119,30 @@ def test_a_dropped_database_comes_back(local_hosts):
     assert converge("deploys/data.py")["success"] == 1
     databases = on_host("local-server", "runuser -u postgres -- psql -XAt -c 'SELECT datname FROM pg_database'")
     assert "keycloak" in databases.split()
+    assert converge("deploys/data.py")["success"] == 0
+
+
+def openbao_status() -> dict:
+    from roles.openbao.config import client
+
+    profile = load_profile("local")
+    command = client(profile.services.openbao, profile.host("local-server"), "status -format=json")
+    return json.loads(on_host("local-server", f"{command}; true"))
+
+
+def test_openbao_init_output_is_stored_never_printed_and_a_restart_is_unsealed(local_hosts):
+    converge("deploys/data.py")
+    on_host("local-server", "systemctl stop openbao && rm -rf /var/lib/openbao/raft/*")
+    result = pyinfra("--diff", "-vvv", "inventories/local.py", "deploys/data.py")
+    assert result.returncode == 0, result.stderr[-3000:]
+    stored = json.loads(resolve(local_hosts, local_hosts.services.openbao.init_secret).reveal())["local-server"]
+    assert len(stored["unseal_keys_b64"]) == local_hosts.services.openbao.key_shares
+    for value in [*stored["unseal_keys_b64"], stored["root_token"]]:
+        assert value not in result.stdout + result.stderr
+    assert openbao_status()["sealed"] is False
+
+    on_host("local-server", "systemctl restart openbao")
+    assert openbao_status()["sealed"] is True
+    assert converge("deploys/data.py")["success"] == 1
+    assert openbao_status()["sealed"] is False
     assert converge("deploys/data.py")["success"] == 0
