@@ -4,7 +4,8 @@ pyinfra inventories/ENV.py deploys/data.py
 """
 
 from gpuaas.context import current_profile, host_in
-from roles import nats, object_store, openbao, postgres, redis, temporal
+from roles import keycloak, nats, object_store, openbao, postgres, redis, temporal
+from roles.keycloak.deploy import keycloak as keycloak_server
 from roles.nats.deploy import nats as nats_server
 from roles.object_store.deploy import object_store as seaweedfs
 from roles.openbao.deploy import openbao as openbao_server
@@ -24,3 +25,5 @@ if host_in(openbao.APPLIES_TO):
     openbao_server()
 if host_in(temporal.APPLIES_TO):
     temporal_server()
+if host_in(keycloak.APPLIES_TO) and current_profile().services.keycloak.enabled:
+    keycloak_server()

@@ -8,9 +8,11 @@ from typing import Callable
 from pydantic import BaseModel
 
 from gpuaas.profile import Host, Profile
-from roles import common, nats, object_store, openbao, postgres, redis, temporal
+from roles import common, keycloak, nats, object_store, openbao, postgres, redis, temporal
 from roles.common import config as common_config
 from roles.common.settings import CommonSettings
+from roles.keycloak import config as keycloak_config
+from roles.keycloak.settings import KeycloakSettings
 from roles.nats import config as nats_config
 from roles.nats.settings import NatsSettings
 from roles.object_store import config as object_store_config
@@ -43,4 +45,5 @@ ROLES = (
     Role("object_store", object_store.APPLIES_TO, ObjectStoreSettings, object_store_config.rendered_files),
     Role("openbao", openbao.APPLIES_TO, OpenBaoSettings, openbao_config.rendered_files),
     Role("temporal", temporal.APPLIES_TO, TemporalSettings, temporal_config.rendered_files),
+    Role("keycloak", keycloak.APPLIES_TO, KeycloakSettings, keycloak_config.rendered_files),
 )

@@ -23,6 +23,7 @@ from pydantic import (
 from gpuaas.errors import Problem, ProfileError, field_path
 from gpuaas.fieldtypes import SECRET_REF, Port, SecretRef
 from roles.common.settings import CommonSettings
+from roles.keycloak.settings import KeycloakSettings
 from roles.nats.settings import NatsSettings
 from roles.object_store.settings import ObjectStoreSettings
 from roles.openbao.settings import OpenBaoSettings
@@ -191,7 +192,7 @@ class Services(Strict):
     redis: RedisSettings = RedisSettings()
     nats: NatsSettings = NatsSettings()
     temporal: TemporalSettings = TemporalSettings()
-    keycloak: Service = Service(port=8443)
+    keycloak: KeycloakSettings = KeycloakSettings()
     openbao: OpenBaoSettings = OpenBaoSettings()
     object_store: ObjectStoreSettings = ObjectStoreSettings()
 
@@ -326,8 +327,9 @@ def _check_artifacts(p: Profile):
         if (artifact.url is None) == (artifact.wheel is None):
             yield Problem(f"artifacts.{name}", "give exactly one source: url or wheel")
     for name in Services.model_fields:
-        wanted = getattr(getattr(p.services, name), "artifact", None)
-        if wanted is not None and wanted not in p.artifacts:
+        service = getattr(p.services, name)
+        wanted = getattr(service, "artifact", None)
+        if getattr(service, "enabled", True) and wanted is not None and wanted not in p.artifacts:
             yield Problem(f"services.{name}.artifact", f"no artifact '{wanted}' is pinned under artifacts")
 
 
@@ -339,6 +341,14 @@ def _check_object_store(p: Profile):
     expected = f"http://{data[0].address}:{store.s3_port}" if data else None
     if str(p.backup.endpoint).rstrip("/") != expected:
         yield Problem("backup.endpoint", f"services.object_store is enabled: the backup endpoint is {expected}")
+
+
+def _check_keycloak(p: Profile):
+    keycloak = p.services.keycloak
+    databases = [db.name for db in p.services.postgres.databases]
+    if keycloak.enabled and keycloak.database not in databases:
+        yield Problem("services.keycloak.database", f"'{keycloak.database}' is not in services.postgres.databases "
+                      f"({', '.join(databases)})")  # fmt: skip
 
 
 def _check_services(p: Profile):
@@ -410,6 +420,7 @@ CHECKS = (
     _check_dns,
     _check_artifacts,
     _check_services,
+    _check_keycloak,
     _check_roles,
 )
 
