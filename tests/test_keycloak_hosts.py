@@ -8,63 +8,34 @@ grant, and that a second converge changes nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
-from gpuaas.artifacts import CACHE_DIR
-from gpuaas.profile import REPO_ROOT, load_profile
+from gpuaas.profile import load_profile
 from gpuaas.secrets import resolve
 from tests.doubles.keycloak import build_zip
+from tests.local_variant import converge, inventory, on_server, pin
 
 pytestmark = pytest.mark.hosts
 DIST = os.environ.get("KEYCLOAK_DIST", "")
 
 
 def inventory_pinning(archive: Path, directory: Path) -> Path:
-    """A copy of the local profile with Keycloak on and `archive` pinned, and its pyinfra inventory."""
+    """The local profile with Keycloak on and `archive` pinned."""
     match = re.fullmatch(r"keycloak-(\d+\.\d+\.\d+)\.zip", archive.name)
     assert match, f"expected the official keycloak-X.Y.Z.zip, not {archive.name}"
     version = match.group(1)
-    cached = CACHE_DIR / f"keycloak-{version}" / archive.name
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(archive, cached)
-    raw = yaml.safe_load((REPO_ROOT / "inventories" / "local.yml").read_text())
-    raw["artifacts"]["keycloak"] = {
-        "version": version,
-        "url": f"https://github.com/keycloak/keycloak/releases/download/{version}/{archive.name}",
-        "sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
-    }
-    raw["services"]["keycloak"] = {"enabled": True}
-    (directory / "local.yml").write_text(yaml.safe_dump(raw))
-    inventory = directory / "local.py"
-    loader = f"load_groups({str(directory / 'local.yml')!r})"
-    inventory.write_text(f"from gpuaas.inventory import load_groups\n\nglobals().update({loader})\n")
-    return inventory
+    url = f"https://github.com/keycloak/keycloak/releases/download/{version}/{archive.name}"
+    return inventory(directory, {"keycloak": pin("keycloak", archive, version, url)}, {"keycloak": {"enabled": True}})
 
 
-def converge(inventory: Path) -> dict:
-    result = subprocess.run(["pyinfra", "-y", "--json", str(inventory), "deploys/data.py"], cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=False, timeout=1200)  # fmt: skip
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    return json.loads(result.stdout)["results"]["totals"]
-
-
-def on_server(command: str) -> str:
-    return subprocess.run(["docker", "exec", "local-server", "sh", "-c", command], capture_output=True, text=True,
-                          check=True).stdout  # fmt: skip
-
-
-def assert_keycloak_serves_the_platform(inventory: Path) -> None:
-    converge(inventory)
-    profile = load_profile(inventory.with_suffix(".yml"))
+def assert_keycloak_serves_the_platform(inventory_path: Path) -> None:
+    converge(inventory_path)
+    profile = load_profile(inventory_path.with_suffix(".yml"))
     settings, data = profile.services.keycloak, profile.group("data")[0]
     health = json.loads(on_server(f"curl -fsS http://{data.address}:{settings.management_port}/health/ready"))
     assert health["status"] == "UP"
@@ -79,7 +50,7 @@ def assert_keycloak_serves_the_platform(inventory: Path) -> None:
                          "--data-urlencode password@-")  # fmt: skip
         assert code == expected
     assert on_server("ps -o user= -C java -C python3 | sort -u").split() == ["keycloak"]
-    assert converge(inventory)["success"] == 0
+    assert converge(inventory_path)["success"] == 0
 
 
 def test_keycloak_double_distribution_converges_and_serves(local_hosts, tmp_path):

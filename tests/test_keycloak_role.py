@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gpuaas.errors import ProfileError
+from gpuaas.errors import ProfileError, SecretError
 from gpuaas.profile import parse_profile
 from gpuaas.render import host_files
 from gpuaas.secrets import Secret
@@ -55,8 +55,11 @@ def test_environment_file_carries_the_secrets_only_as_a_secret():
     settings = KeycloakSettings()
     env = environment_file(settings, Secret("pg_keycloak_password", "db-pass"), Secret("admin", "admin-pass"))
     assert "db-pass" not in repr(env) and "admin-pass" not in str(env)
-    assert 'KC_DB_PASSWORD="db-pass"' in env.reveal() and 'KC_BOOTSTRAP_ADMIN_PASSWORD="admin-pass"' in env.reveal()
-    assert "KC_BOOTSTRAP_ADMIN_USERNAME=admin" in env.reveal()
+    assert "KC_DB_PASSWORD='db-pass'" in env.reveal() and "KC_BOOTSTRAP_ADMIN_PASSWORD='admin-pass'" in env.reveal()
+    assert "KC_BOOTSTRAP_ADMIN_USERNAME='admin'" in env.reveal()
+    with pytest.raises(SecretError, match="secret 'admin' holds a single quote") as refused:
+        environment_file(settings, Secret("pg_keycloak_password", "db-pass"), Secret("admin", "it's"))
+    assert "it's" not in str(refused.value)
 
 
 @pytest.mark.parametrize(

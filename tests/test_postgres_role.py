@@ -25,7 +25,7 @@ def test_access_rules_limit_each_database_to_its_owner_and_the_cluster():
     networks = {rule[3] for rule in rules if rule[1] != "all"}
     assert networks == {"10.20.0.0/24", "10.42.0.0/16"}
     assert all(rule[1] == rule[2] for rule in rules if rule[1] != "all")
-    assert {rule[1] for rule in rules} == {"all", "platform", "temporal", "keycloak"}
+    assert {rule[1] for rule in rules} == {"all", "platform", "temporal", "temporal_visibility", "keycloak"}
     assert "trust" not in hba and " md5" not in hba
 
 

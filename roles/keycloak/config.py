@@ -7,6 +7,7 @@ import json
 import posixpath
 from pathlib import Path
 
+from gpuaas import secrets
 from gpuaas.profile import Host, Profile
 from gpuaas.secrets import Secret
 from gpuaas.templating import render_template
@@ -98,11 +99,7 @@ def build_stamp(config_text: str) -> str:
 
 
 def environment_file(settings: KeycloakSettings, db_password: Secret, admin_password: Secret) -> Secret:
-    """The unit's EnvironmentFile: the database password and the bootstrap admin. A Secret: it holds both."""
-    lines = [
-        "# Managed by gpuaas roles/keycloak.",
-        f"KC_DB_PASSWORD={json.dumps(db_password.reveal())}",
-        f"KC_BOOTSTRAP_ADMIN_USERNAME={settings.admin_user}",
-        f"KC_BOOTSTRAP_ADMIN_PASSWORD={json.dumps(admin_password.reveal())}",
-    ]
-    return Secret(f"{db_password.name}, {admin_password.name} (keycloak.env)", "\n".join(lines) + "\n")
+    """The unit's EnvironmentFile: the database password and the bootstrap admin."""
+    return secrets.environment_file("keycloak", {"KC_DB_PASSWORD": db_password,
+                                                 "KC_BOOTSTRAP_ADMIN_USERNAME": settings.admin_user,
+                                                 "KC_BOOTSTRAP_ADMIN_PASSWORD": admin_password})  # fmt: skip

@@ -31,6 +31,7 @@ class PostgresSettings(BaseModel):
         default=[
             Database(name="platform", password="secret:pg_platform_password"),
             Database(name="temporal", password="secret:pg_temporal_password"),
+            Database(name="temporal_visibility", password="secret:pg_temporal_visibility_password"),
             Database(name="keycloak", password="secret:pg_keycloak_password"),
         ],
         description="Databases, each owned by a login role of the same name.",

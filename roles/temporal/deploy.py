@@ -1,31 +1,108 @@
-"""Deploy of roles/temporal: the pinned temporal CLI running its embedded server (dev mode)."""
+"""Deploy of roles/temporal: dev mode (the temporal CLI's embedded server) or server mode
+(temporal-server on PostgreSQL, its schema kept current with temporal-sql-tool)."""
 
 from __future__ import annotations
 
-from pyinfra import host, logger
+from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files
+from pyinfra.facts.files import Directory
+from pyinfra.operations import files, server
 
 from filters.jinja import jinja_env_kwargs
+from gpuaas import artifacts
 from gpuaas.context import current_node, current_profile
-from gpuaas.operations import install_pinned, service_account, service_running
-from roles.temporal.config import PROGRAM_LINK, TEMPLATES, UNIT, context, data_dir, health_command, settings_for
+from gpuaas.operations import install_pinned, secret_file, service_account, service_running
+from gpuaas.profile import Host, Profile
+from gpuaas.secrets import resolve
+from roles.temporal.config import (
+    ENV_FILE,
+    PROGRAM_LINK,
+    SCHEMA_ROOT,
+    SERVER_LINK,
+    SQL_TOOL_LINK,
+    context,
+    data_dir,
+    environment_file,
+    health_command,
+    password_ref,
+    schema_dir,
+    settings_for,
+    sql_tool,
+    stores,
+    templates,
+    versioned_dir,
+)
+from roles.temporal.facts import TemporalNamespaces, TemporalSchema
+from roles.temporal.settings import TemporalSettings
 
 
 @deploy("Temporal")
 def temporal() -> None:
     profile, node = current_profile(), current_node()
     settings = settings_for(profile)
-    if settings.mode != "dev":
-        # Said on every run, so the gap is never silent; the other data services still deploy.
-        logger.warning(
-            f"{host.print_prefix}services.temporal.mode is {settings.mode}: Temporal is not deployed; this "
-            "collection runs Temporal in dev mode only so far (temporal-server on PostgreSQL is not built yet)"
-        )
-        return
-    linked = install_pinned(profile, settings.artifact, PROGRAM_LINK)
+    # Verified on the controller before any operation is queued: a mismatch stops the deploy here.
+    changed = [install_pinned(profile, settings.artifact, PROGRAM_LINK)]
+    if settings.mode == "server":
+        changed += [install_pinned(profile, settings.server_artifact, SERVER_LINK),
+                    install_pinned(profile, settings.sql_tool_artifact, SQL_TOOL_LINK)]  # fmt: skip
     service_account("temporal", home=data_dir(settings), private_dirs=(data_dir(settings),))
-    unit = files.template(name=f"Ensure {UNIT} is rendered", src=str(TEMPLATES / "temporal.service.j2"), dest=UNIT,
-                          jinja_env_kwargs=jinja_env_kwargs(), **context(profile, node))  # fmt: skip
+    if settings.mode == "server":
+        changed.append(_server_configuration(profile, node, settings))
+
+    data, rendered = context(profile, node), {}
+    for path, template in templates(settings).items():
+        rendered[path] = files.template(name=f"Ensure {path} is rendered", src=template, dest=path, user="root",
+                                        group="temporal", mode="640" if path.endswith(".yaml") else "644",
+                                        jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
+    unit = rendered.pop("/etc/systemd/system/temporal.service")
     ready = f"{health_command(settings, str(node.address))} 2>/dev/null | grep -q SERVING"
-    service_running("temporal", changed=[unit, linked], unit=unit, ready=ready, seconds=60)
+    service_running("temporal", changed=[*changed, *rendered.values(), unit], unit=unit, ready=ready,
+                    seconds=120 if settings.mode == "server" else 60)  # fmt: skip
+    if settings.mode == "server":
+        _namespaces(settings, str(node.address))
+
+
+def _server_configuration(profile: Profile, node: Host, settings: TemporalSettings):
+    """The database credentials and current schemas server mode needs; returns the credentials' operation."""
+    credentials = secret_file(
+        name=f"Ensure {ENV_FILE} holds the database credentials", path=ENV_FILE, mode="640", group="temporal",
+        secret=environment_file(resolve(profile, password_ref(profile, settings.database)),
+                                resolve(profile, password_ref(profile, settings.visibility_database))),
+    )  # fmt: skip
+    archive = artifacts.verified(settings.schema_artifact, profile.artifacts[settings.schema_artifact])
+    target = schema_dir(profile)
+    files.put(name=f"Ensure the Temporal schema source {archive.name} is on the host", src=str(archive),
+              dest=f"{SCHEMA_ROOT}/{archive.name}", mode="644", create_remote_dir=True)  # fmt: skip
+    server.shell(
+        name=f"Ensure the Temporal schema is unpacked in {target}",
+        commands=[f"mkdir -p {target}.new && tar -xzf {SCHEMA_ROOT}/{archive.name} -C {target}.new "
+                  f"--strip-components=1 && rm -rf {target} && mv {target}.new {target}"],
+        _if=lambda: not host.get_fact(Directory, path=versioned_dir(profile, "temporal")),
+    )  # fmt: skip
+    for store, database in stores(settings).items():
+        directory = versioned_dir(profile, store)
+        server.shell(
+            name=f"Ensure the {database} database schema is current (temporal-sql-tool)",
+            commands=[f"{{ {sql_tool(profile, node, store, 'setup-schema -v 0.0')} ; }} 2>/dev/null; "
+                      f"{sql_tool(profile, node, store, f'update-schema -d {directory}')}"],
+            _if=lambda database=database, directory=directory: _schema_behind(database, directory),
+        )  # fmt: skip
+    return credentials
+
+
+def _schema_behind(database: str, directory: str) -> bool:
+    schema = host.get_fact(TemporalSchema, database=database, versioned_dir=directory)
+    return schema["current"] is None or schema["current"] != schema["available"]
+
+
+def _namespaces(settings: TemporalSettings, address: str) -> None:
+    """Server mode registers the namespaces itself (dev mode's server takes them as flags)."""
+    endpoint = f"{address}:{settings.port}"
+    for namespace in settings.namespaces:
+        server.shell(
+            name=f"Ensure namespace {namespace} is registered",
+            commands=[f"{PROGRAM_LINK} operator namespace create --namespace {namespace} --address {endpoint}"],
+            _if=lambda namespace=namespace: (
+                namespace not in host.get_fact(TemporalNamespaces, program=PROGRAM_LINK, address=endpoint)
+            ),
+        )

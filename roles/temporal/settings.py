@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from gpuaas.fieldtypes import Port
 
 Namespace = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{1,62}$")]
+Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
 
 
 class TemporalSettings(BaseModel):
@@ -16,15 +17,43 @@ class TemporalSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    enabled: bool = Field(default=True, description="Deploy Temporal (server mode needs its artifacts pinned).")
     mode: Literal["dev", "server"] = Field(
         default="dev",
         description="`dev`: the temporal CLI's embedded server with a persistent SQLite file (local, dev, "
         "demo); `server`: temporal-server on PostgreSQL (staging, prod).",
     )
     port: Port = Field(default=7233, description="Frontend gRPC port.")
-    ui_port: Port = Field(default=8233, description="Web UI port.")
-    http_port: Port = Field(default=7243, description="HTTP API port.")
+    ui_port: Port = Field(default=8233, description="Web UI port (dev).")
+    http_port: Port = Field(default=7243, description="Frontend HTTP API port.")
     metrics_port: Port = Field(default=7244, description="Prometheus /metrics port.")
-    namespaces: list[Namespace] = Field(default=["platform"], description="Namespaces created at start.")
+    namespaces: list[Namespace] = Field(default=["platform"], description="Namespaces the deploy keeps registered.")
     db_file: str = Field(default="/var/lib/temporal/temporal.db", pattern=r"^/", description="SQLite file (dev).")
     artifact: str = Field(default="temporal", description="The profile's artifact that ships the temporal CLI.")
+    # server mode
+    server_artifact: str = Field(
+        default="temporal-server", description="Artifact with `temporal-server` (the release tarball; server)."
+    )
+    sql_tool_artifact: str = Field(default="temporal-sql-tool", description="Artifact with `temporal-sql-tool`.")
+    schema_artifact: str = Field(
+        default="temporal-schema", description="The release's source tarball, for its schema/ directory (server)."
+    )
+    database: Identifier = Field(default="temporal", description="`services.postgres.databases` entry (server).")
+    visibility_database: Identifier = Field(
+        default="temporal_visibility", description="Visibility database, likewise (server)."
+    )
+    history_shards: int = Field(
+        default=512, ge=1, le=16384, description="numHistoryShards (server). Fixed once the cluster has started."
+    )
+    history_port: Port = Field(default=7234, description="History service gRPC port (server).")
+    matching_port: Port = Field(default=7235, description="Matching service gRPC port (server).")
+    worker_port: Port = Field(default=7239, description="Worker service gRPC port (server).")
+    frontend_membership_port: Port = Field(default=6933, description="Frontend membership port (server).")
+    history_membership_port: Port = Field(default=6934, description="History membership port (server).")
+    matching_membership_port: Port = Field(default=6935, description="Matching membership port (server).")
+    worker_membership_port: Port = Field(default=6939, description="Worker membership port (server).")
+
+    def required_artifacts(self) -> dict[str, str]:
+        """Setting name -> the artifact it names, for the artifacts this mode installs."""
+        names = ("artifact", "server_artifact", "sql_tool_artifact", "schema_artifact")
+        return {name: getattr(self, name) for name in (names if self.mode == "server" else names[:1])}

@@ -1,0 +1,47 @@
+"""A variant of the local profile for host tests that need artifacts no profile pins (the official
+ones that cannot be downloaded here, or their doubles): pinned by their real sha256, then converged."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from gpuaas.artifacts import CACHE_DIR
+from gpuaas.profile import REPO_ROOT
+
+
+def pin(name: str, archive: Path, version: str, url: str, **extra: str) -> dict:
+    """The pin of `archive` as artifact `name`, its file put where the deploy's cache finds it."""
+    cached = CACHE_DIR / f"{name}-{version}" / archive.name
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(archive, cached)
+    return {"version": version, "url": url, "sha256": hashlib.sha256(archive.read_bytes()).hexdigest(), **extra}
+
+
+def inventory(directory: Path, artifacts: dict[str, dict], services: dict[str, dict]) -> Path:
+    """local.yml with `artifacts` added and `services` replaced, and a pyinfra inventory loading it."""
+    raw = yaml.safe_load((REPO_ROOT / "inventories" / "local.yml").read_text())
+    raw["artifacts"].update(artifacts)
+    raw["services"].update(services)
+    (directory / "local.yml").write_text(yaml.safe_dump(raw))
+    loader = f"load_groups({str(directory / 'local.yml')!r})"
+    path = directory / "local.py"
+    path.write_text(f"from gpuaas.inventory import load_groups\n\nglobals().update({loader})\n")
+    return path
+
+
+def converge(inventory_path: Path, deploy: str = "deploys/data.py") -> dict:
+    result = subprocess.run(["pyinfra", "-y", "--json", str(inventory_path), deploy], cwd=REPO_ROOT,
+                            capture_output=True, text=True, check=False, timeout=1200)  # fmt: skip
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    return json.loads(result.stdout)["results"]["totals"]
+
+
+def on_server(command: str) -> str:
+    return subprocess.run(["docker", "exec", "local-server", "sh", "-c", command], capture_output=True, text=True,
+                          check=True).stdout  # fmt: skip
