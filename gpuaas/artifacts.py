@@ -7,6 +7,7 @@ the deploy is being prepared, so pyinfra stops before it runs any operation.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -171,3 +172,29 @@ def _copy_tar_member(name: str, source: Path, program: str, target: Path) -> Non
             raise ArtifactError(f"artifacts.{name}: {source.name} holds no program '{program}'")
         with archive.extractfile(member) as packed, target.open("wb") as handle:
             shutil.copyfileobj(packed, handle, CHUNK)
+
+
+def lock_entries(artifacts: dict[str, Artifact]) -> list[dict[str, str]]:
+    """The environment's lock: every pinned artifact's name, version, source and sha256."""
+    return [{"name": name, "version": pin.version, "source": pin.wheel or str(pin.url), "sha256": pin.sha256}
+            for name, pin in sorted(artifacts.items())]  # fmt: skip
+
+
+def fill_mirror(
+    artifacts: dict[str, Artifact], directory: Path, cache: Path = CACHE_DIR, source: Path | None = None
+) -> list[Path]:
+    """Fetch and verify every artifact (from the cache when it is there), copy each into `directory`
+    and write the lock beside them as artifacts.lock.json: a mirror for a site without downloads
+    (GPUAAS_ARTIFACT_MIRROR=directory). `source` is another mirror to take them from instead of downloading.
+    Raises ArtifactError for the first that cannot be had or verified."""
+    directory.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name, pin in sorted(artifacts.items()):
+        found = verified(name, pin, cache=cache, mirror=source)
+        target = directory / found.name
+        if not target.exists() or sha256_of(target) != pin.sha256:
+            shutil.copyfile(found, target)
+        copied.append(target)
+    lock = directory / "artifacts.lock.json"
+    lock.write_text(json.dumps(lock_entries(artifacts), indent=2) + "\n")
+    return [*copied, lock]

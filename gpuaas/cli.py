@@ -3,6 +3,9 @@
 gpuaas validate [ENV ...]       check profiles (all when none is named); exit 2 on bad input
 gpuaas render ENV [--out DIR]   write the effective per-host configuration under build/ENV
 gpuaas local up|list|down       the local environment's systemd containers
+gpuaas artifacts ENV [--mirror DIR]
+                                the environment's artifact lock; fetch and verify every artifact
+                                (into DIR with its lock: a mirror for sites without downloads)
 gpuaas docs                     regenerate the variable tables of the role READMEs
 """
 
@@ -12,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gpuaas import local_lane
+from gpuaas import artifacts, local_lane
 from gpuaas.docs import update_readmes
 from gpuaas.errors import ProfileError
 from gpuaas.profile import INVENTORY_DIR, REPO_ROOT, display_path, load_profile, resolve_profile_path
@@ -69,6 +72,21 @@ def _local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _artifacts(args: argparse.Namespace) -> int:
+    profile = load_profile(args.env)
+    for entry in artifacts.lock_entries(profile.artifacts):
+        print(f"{entry['name']:<20} {entry['version']:<10} {entry['sha256']}  {entry['source']}")
+    if args.mirror:
+        written = artifacts.fill_mirror(profile.artifacts, Path(args.mirror))
+        print(f"verified {len(written) - 1} artifacts into {args.mirror} (lock: {written[-1].name}); "
+              f"deploy with {artifacts.MIRROR_ENV}={args.mirror}")  # fmt: skip
+    else:
+        for name, pin in sorted(profile.artifacts.items()):
+            artifacts.verified(name, pin)
+        print(f"verified {len(profile.artifacts)} artifacts in {display_path(artifacts.CACHE_DIR)}")
+    return 0
+
+
 def _docs(args: argparse.Namespace) -> int:
     changed = update_readmes()
     print(f"updated {len(changed)} role README(s)" + "".join(f"\n  {display_path(p)}" for p in changed))
@@ -89,6 +107,10 @@ def parser() -> argparse.ArgumentParser:
     local.add_argument("action", choices=("up", "list", "down"))
     local.add_argument("--profile", default="local", help="environment or profile file (default: local)")
     local.set_defaults(run=_local)
+    artifacts_cmd = commands.add_parser("artifacts", help="the artifact lock; fetch, verify, fill a mirror")
+    artifacts_cmd.add_argument("env")
+    artifacts_cmd.add_argument("--mirror", help="copy every verified artifact and the lock into this directory")
+    artifacts_cmd.set_defaults(run=_artifacts)
     docs = commands.add_parser("docs", help="regenerate the role READMEs' variable tables")
     docs.set_defaults(run=_docs)
     return top
@@ -101,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     except ProfileError as exc:
         print(exc.report(), file=sys.stderr)
         return 2
+    except artifacts.ArtifactError as exc:
+        print(f"artifacts: {exc}", file=sys.stderr)
+        return 1
     except local_lane.LocalLaneError as exc:
         print(f"local lane: {exc}", file=sys.stderr)
         return 1

@@ -45,3 +45,14 @@ def converge(inventory_path: Path, deploy: str = "deploys/data.py") -> dict:
 def on_server(command: str) -> str:
     return subprocess.run(["docker", "exec", "local-server", "sh", "-c", command], capture_output=True, text=True,
                           check=True).stdout  # fmt: skip
+
+
+def fact(name: str, inventory_path: Path | str = "inventories/local.py", host: str = "local-server", **arguments):
+    """pyinfra's `fact` command for one host: the fact's value there."""
+    host = f"@docker/{host}"
+    command = ["pyinfra", "--json", str(inventory_path), "--limit", host, "fact", name]
+    command += [f"{key}={value}" for key, value in arguments.items()]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (by_host,) = json.loads(result.stdout).values()
+    return by_host[host]

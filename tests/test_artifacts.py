@@ -82,3 +82,31 @@ def test_program_comes_out_of_a_verified_release_tarball(tmp_path):
     missing = Artifact(version="1.0", url=url, binary="temporal-sql-tool", sha256=digest)
     with pytest.raises(ArtifactError, match="holds no program 'temporal-sql-tool'"):
         artifacts.binary("temporal-sql-tool", missing, cache=tmp_path / "cache", mirror=mirror)
+
+
+def test_a_filled_mirror_serves_the_deploy_and_carries_the_lock(tmp_path):
+    import json
+
+    source = tmp_path / "source"
+    source.mkdir()
+    artifact = pin(make_wheel(source), binary="demo")
+    mirror = tmp_path / "mirror"
+    written = artifacts.fill_mirror({"demo": artifact}, mirror, cache=tmp_path / "cache-a", source=source)
+    assert [path.name for path in written] == [make_wheel(source).name, "artifacts.lock.json"]
+    lock = json.loads((mirror / "artifacts.lock.json").read_text())
+    assert lock == [{"name": "demo", "version": "1.0", "source": "demo-bin==1.0", "sha256": artifact.sha256}]
+    program = artifacts.binary("demo-from-mirror", artifact, cache=tmp_path / "cache-b", mirror=mirror)
+    assert program.read_bytes() == b"#!/bin/sh\necho demo\n"
+
+
+def test_filling_a_mirror_refuses_an_artifact_that_does_not_match(tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    wheel = make_wheel(source)
+    artifact = pin(wheel)
+    cache = tmp_path / "cache" / "demo-1.0"
+    cache.mkdir(parents=True)
+    (cache / wheel.name).write_bytes(wheel.read_bytes() + b"\0")
+    with pytest.raises(ArtifactError, match="refusing to install it"):
+        artifacts.fill_mirror({"demo": artifact}, tmp_path / "mirror", cache=tmp_path / "cache")
+    assert not (tmp_path / "mirror" / wheel.name).exists()

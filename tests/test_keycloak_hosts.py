@@ -18,7 +18,7 @@ import pytest
 from gpuaas.profile import load_profile
 from gpuaas.secrets import resolve
 from tests.doubles.keycloak import build_zip
-from tests.local_variant import converge, inventory, on_server, pin
+from tests.local_variant import converge, fact, inventory, on_server, pin
 
 pytestmark = pytest.mark.hosts
 DIST = os.environ.get("KEYCLOAK_DIST", "")
@@ -50,6 +50,9 @@ def assert_keycloak_serves_the_platform(inventory_path: Path) -> None:
                          "--data-urlencode password@-")  # fmt: skip
         assert code == expected
     assert on_server("ps -o user= -C java -C python3 | sort -u").split() == ["keycloak"]
+    readiness = fact("roles.keycloak.facts.KeycloakReadiness", inventory_path, home="/opt/keycloak",
+                     address=data.address, management_port=settings.management_port)  # fmt: skip
+    assert readiness == {"version": profile.artifacts[settings.artifact].version, "ready": True}
     assert converge(inventory_path)["success"] == 0
 
 
