@@ -31,9 +31,7 @@ def main() -> None:
     local_lane.ensure_engine()
     profile_path = REPO / "inventories" / "local.yml"
     services = load_profile(profile_path).services
-    deployed = ["postgres", "redis", "nats"]
-    deployed += ["object_store"] if services.object_store.enabled else []
-    deployed += ["temporal"] if services.temporal.mode == "dev" else []
+    deployed = [name for name in type(services).model_fields if getattr(getattr(services, name), "enabled", True)]
     row = measure(REPO / "inventories" / "local.py", profile_path, opts.repeats, deploy="deploys/data.py")
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "services": deployed,
                "data": row}  # fmt: skip

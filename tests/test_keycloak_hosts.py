@@ -50,6 +50,12 @@ def assert_keycloak_serves_the_platform(inventory_path: Path) -> None:
                          "--data-urlencode password@-")  # fmt: skip
         assert code == expected
     assert on_server("ps -o user= -C java -C python3 | sort -u").split() == ["keycloak"]
+    assert on_server("stat -c '%a %U' /opt/keycloak/data /etc/keycloak/keycloak.env").split() == [
+        "700",
+        "keycloak",
+        "640",
+        "root",
+    ]
     readiness = fact("roles.keycloak.facts.KeycloakReadiness", inventory_path, home="/opt/keycloak",
                      address=data.address, management_port=settings.management_port)  # fmt: skip
     assert readiness == {"version": profile.artifacts[settings.artifact].version, "ready": True}

@@ -46,7 +46,10 @@ def keycloak() -> None:
               create_remote_dir=True)  # fmt: skip
     unpacked = server.shell(
         name=f"Ensure the distribution is unpacked in {where['dist']}",
-        commands=[f"unzip -q -o {where['archive']} -d {INSTALL_ROOT} && chown -R keycloak:keycloak {where['dist']}"],
+        commands=[
+            f"unzip -q -o {where['archive']} -d {INSTALL_ROOT} && chown -R keycloak:keycloak {where['dist']} "
+            f"&& chmod 700 {where['dist']}/data"
+        ],
         _if=lambda: host.get_fact(File, path=where["kc"]) is None,
     )
     config = files.template(name="Ensure keycloak.conf is rendered", src=str(TEMPLATES / "keycloak.conf.j2"),
