@@ -15,6 +15,7 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from gpuaas import artifacts
+from gpuaas.probe import Probe, program_probe
 from gpuaas.profile import Profile
 from gpuaas.secrets import Secret
 
@@ -55,13 +56,18 @@ def secret_file(path: str, secret: Secret, mode: str = "600", user: str = "root"
         host.noop(f"{path} holds {secret!r}")
 
 
+def program_target(artifact_name: str, version: str, local_program: Path) -> str:
+    """Where install_program puts a program on the host."""
+    return f"/opt/gpuaas/{artifact_name}/{version}/{local_program.name}"
+
+
 def install_program(artifact_name: str, version: str, local_program: Path, link: str):
     """
     Put a verified program on the host under /opt/gpuaas/ARTIFACT/VERSION/ and point `link` at it,
     so a version change is one link flip and the previous version stays for a rollback.
     Returns the operation that changed the link (restart services on it).
     """
-    target = f"/opt/gpuaas/{artifact_name}/{version}/{local_program.name}"
+    target = program_target(artifact_name, version, local_program)
     files.put(name=f"Ensure {artifact_name} {version} is on the host", src=str(local_program), dest=target,
               mode="755", create_remote_dir=True)  # fmt: skip
     return files.link(name=f"Ensure {link} is {artifact_name} {version}", path=link, target=target)
@@ -88,12 +94,26 @@ def service_running(service: str, changed: list, ready: str, unit=None, seconds:
     return restart
 
 
+def pinned_program(profile: Profile, artifact_name: str) -> tuple[Path, str]:
+    """The verified program of the profile's pin of `artifact_name` on the controller (raising before
+    anything runs on a mismatch), and where it goes on the host."""
+    pin = profile.artifacts[artifact_name]
+    program = artifacts.binary(artifact_name, pin)
+    return program, program_target(artifact_name, pin.version, program)
+
+
 def install_pinned(profile: Profile, artifact_name: str, link: str):
     """Verify the profile's pin of `artifact_name` on the controller (raising before anything runs on a
     mismatch), then install its program and point `link` at it. Returns the link operation."""
     pin = profile.artifacts[artifact_name]
     program = artifacts.binary(artifact_name, pin)
     return install_program(artifact_name, pin.version, program, link)
+
+
+def pinned_program_probe(profile: Profile, artifact_name: str, link: str) -> Probe:
+    """The probe that install_pinned's program and link are in place."""
+    program, target = pinned_program(profile, artifact_name)
+    return program_probe(link, target, program)
 
 
 def service_account(name: str, home: str, private_dirs: tuple[str, ...] = ()) -> None:

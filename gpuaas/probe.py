@@ -12,6 +12,8 @@ import hashlib
 import re
 import shlex
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FactBase, operation
@@ -72,6 +74,15 @@ def state_verified(checks: int):
     yield from ()
 
 
+def in_place(what: str, probes: list[Probe]) -> bool:
+    """Check `probes` in one command; when all match, report one unchanged step and return True
+    (the role's operations need not run). False when anything differs: run them."""
+    if drift(probes):
+        return False
+    state_verified(name=f"Ensure {what} is in place", checks=len(probes))
+    return True
+
+
 def drift(probes: list[Probe]) -> list[str]:
     """Run every probe on the current host in one command; the keys that differ from what is wanted."""
     actual = host.get_fact(StateProbe, probes=tuple((p.key, p.command) for p in probes))
@@ -96,6 +107,39 @@ def files_probe(files: dict[str, tuple[str, str]], user: str = "root", group: st
     wanted = [f"{sha1(content)} {path}" for path, (content, _) in files.items()]
     wanted += [f"{path} {mode} {user} {group}" for path, (_, mode) in files.items()]
     return Probe("files", f"sha1sum {paths}; stat -c '%n %a %U %G' {paths}", " ".join(wanted))
+
+
+def owned_files_probe(key: str, files: dict[str, tuple[str, str, str, str]]) -> Probe:
+    """Content, mode and owner of files with owners of their own (path -> (content, mode, user, group)).
+    A secret's content is only hashed here, on the controller; the probe compares digests."""
+    paths = " ".join(shlex.quote(path) for path in files)
+    wanted = [f"{sha1(content)} {path}" for path, (content, *_) in files.items()]
+    wanted += [f"{path} {mode} {user} {group}" for path, (_, mode, user, group) in files.items()]
+    return Probe(key, f"sha1sum {paths}; stat -c '%n %a %U %G' {paths}", " ".join(wanted))
+
+
+@lru_cache(maxsize=None)
+def _file_sha1(path: Path, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha1()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def program_probe(link: str, target: str, local_program: Path) -> Probe:
+    """`link` points at `target`, which holds the bytes of the verified `local_program`."""
+    stat = local_program.stat()
+    digest = _file_sha1(local_program, stat.st_size, stat.st_mtime_ns)
+    return Probe(f"program:{link}", f"readlink {shlex.quote(link)}; sha1sum {shlex.quote(target)}",
+                 f"{target} {digest} {target}")  # fmt: skip
+
+
+def account_probe(name: str, private_dirs: tuple[str, ...] = ()) -> Probe:
+    """A system account `name` and its directories, private to it (0700)."""
+    dirs = " ".join(shlex.quote(d) for d in private_dirs)
+    command = f"id -un {shlex.quote(name)}" + (f"; stat -c '%a %U %G' {dirs}" if private_dirs else "")
+    return Probe(f"account:{name}", command, " ".join([name] + [f"700 {name} {name}"] * len(private_dirs)))
 
 
 def block_probe(path: str, lines: list[str], marker: str) -> Probe:

@@ -146,3 +146,16 @@ def test_openbao_init_output_is_stored_never_printed_and_a_restart_is_unsealed(l
     assert converge("deploys/data.py")["success"] == 1
     assert openbao_status()["sealed"] is False
     assert converge("deploys/data.py")["success"] == 0
+
+
+def test_data_roles_verify_in_one_step_and_repair_what_drifted(local_hosts):
+    converge("deploys/data.py")
+    steps = [op["name"] for op in converge_results("deploys/data.py")["operations"]]
+    # Each data role found its whole state in place with one probe: no operation read its own facts.
+    assert steps and all(step.endswith("is in place") for step in steps), steps
+    assert {step.split(" | ")[0] for step in steps} >= {"PostgreSQL", "Redis", "NATS JetStream", "OpenBao", "Temporal"}
+    on_host("local-server", "systemctl stop redis-server && chmod 644 /etc/nats/auth.conf")
+    assert converge("deploys/data.py")["success"] >= 2
+    assert on_host("local-server", "systemctl is-active redis-server").strip() == "active"
+    assert on_host("local-server", "stat -c %a /etc/nats/auth.conf").strip() == "640"
+    assert converge("deploys/data.py")["success"] == 0

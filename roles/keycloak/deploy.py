@@ -14,6 +14,7 @@ from filters.jinja import jinja_env_kwargs
 from gpuaas import artifacts
 from gpuaas.context import current_node, current_profile
 from gpuaas.operations import secret_file, service_account, service_running
+from gpuaas.probe import in_place
 from gpuaas.secrets import resolve
 from gpuaas.templating import render_template
 from roles.keycloak.config import (
@@ -30,6 +31,7 @@ from roles.keycloak.config import (
     realm,
     settings_for,
 )
+from roles.keycloak.state import probes
 
 
 @deploy("Keycloak")
@@ -39,6 +41,11 @@ def keycloak() -> None:
     # Verified on the controller before any operation is queued: a mismatch stops the deploy here.
     archive = artifacts.verified(settings.artifact, profile.artifacts[settings.artifact])
     where, data = paths(profile), context(profile, node)
+    environment = environment_file(settings, resolve(profile, database_password_ref(profile)),
+                                   resolve(profile, settings.admin_password))  # fmt: skip
+    stamp = build_stamp(render_template(str(TEMPLATES / "keycloak.conf.j2"), data))
+    if in_place("Keycloak", probes(profile, node, environment, stamp)):
+        return
 
     apt.packages(name="Ensure the JRE and unzip are installed", packages=[settings.java_package, "unzip"])
     service_account("keycloak", home="/var/lib/keycloak")
@@ -58,11 +65,8 @@ def keycloak() -> None:
     realm_file = files.put(name=f"Ensure the {settings.realm} realm is ready for import", src=StringIO(realm(profile)),
                            dest=where["realm"], user="keycloak", group="keycloak", mode="640")  # fmt: skip
     secrets = secret_file(name=f"Ensure {ENV_FILE} holds the database and admin credentials", path=ENV_FILE,
-                          secret=environment_file(settings, resolve(profile, database_password_ref(profile)),
-                                                  resolve(profile, settings.admin_password)),
-                          mode="640", group="keycloak")  # fmt: skip
+                          secret=environment, mode="640", group="keycloak")  # fmt: skip
 
-    stamp = build_stamp(render_template(str(TEMPLATES / "keycloak.conf.j2"), data))
     build = server.shell(
         name="Ensure the distribution is built for its build options (kc.sh build)",
         commands=[f"runuser -u keycloak -- {where['kc']} build && echo {stamp.strip()} > {where['build_stamp']}"],
@@ -70,7 +74,7 @@ def keycloak() -> None:
     )  # fmt: skip
     link = files.link(name=f"Ensure {HOME_LINK} is this version", path=HOME_LINK, target=where["dist"])
     unit = files.template(name=f"Ensure {UNIT} is rendered", src=str(TEMPLATES / "keycloak.service.j2"), dest=UNIT,
-                          jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
+                          mode="644", jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
     ready = f"curl -fsS --max-time 2 http://{node.address}:{settings.management_port}/health/ready | grep -q UP"
     service_running("keycloak", changed=[unpacked, config, realm_file, secrets, build, link, unit], unit=unit,
                     ready=ready, seconds=240)  # fmt: skip

@@ -8,17 +8,21 @@ from pyinfra.operations import files
 from filters.jinja import jinja_env_kwargs
 from gpuaas.context import current_node, current_profile
 from gpuaas.operations import install_pinned, secret_file, service_account, service_running
+from gpuaas.probe import in_place
 from gpuaas.secrets import resolve
 from roles.nats.config import AUTH, CONFIG, PROGRAM_LINK, UNIT, auth_file, context, settings_for, templates
+from roles.nats.state import probes
 
 
 @deploy("NATS JetStream")
 def nats() -> None:
     profile, node = current_profile(), current_node()
     settings = settings_for(profile)
-    # Verified on the controller before any operation is queued: a mismatch stops the deploy here.
+    auth_text = auth_file(settings, resolve(profile, settings.password))
+    # The pin is verified on the controller first: a mismatch stops the deploy before any operation.
+    if in_place("NATS", probes(profile, node, auth_text)):
+        return
     linked = install_pinned(profile, settings.artifact, PROGRAM_LINK)
-    password = resolve(profile, settings.password)
     service_account("nats", home="/var/lib/nats", private_dirs=(settings.store_dir,))
 
     data = context(profile, node)
@@ -26,8 +30,8 @@ def nats() -> None:
     config = files.template(name=f"Ensure {CONFIG} is rendered", src=paths[CONFIG], dest=CONFIG, user="root",
                             group="nats", mode="640", jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
     auth = secret_file(name=f"Ensure {AUTH} holds the credentials", path=AUTH,
-                       secret=auth_file(settings, password), mode="640", group="nats")  # fmt: skip
-    unit = files.template(name=f"Ensure {UNIT} is rendered", src=paths[UNIT], dest=UNIT,
+                       secret=auth_text, mode="640", group="nats")  # fmt: skip
+    unit = files.template(name=f"Ensure {UNIT} is rendered", src=paths[UNIT], dest=UNIT, mode="644",
                           jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
 
     healthz = f"http://{node.address}:{settings.monitor_port}/healthz"

@@ -9,6 +9,7 @@ from pyinfra.operations import files, server
 from filters.jinja import jinja_env_kwargs
 from gpuaas.context import current_node, current_profile
 from gpuaas.operations import install_pinned, secret_file, service_account, service_running
+from gpuaas.probe import in_place
 from gpuaas.secrets import resolve
 from roles.object_store.config import (
     PROGRAM_LINK,
@@ -21,22 +22,25 @@ from roles.object_store.config import (
     shell,
 )
 from roles.object_store.facts import SeaweedBuckets
+from roles.object_store.state import probes
 
 
 @deploy("Object store (SeaweedFS S3)")
 def object_store() -> None:
     profile, node = current_profile(), current_node()
     settings = settings_for(profile)
-    linked = install_pinned(profile, settings.artifact, PROGRAM_LINK)
     identities = s3_identities(resolve(profile, profile.backup.access_key_id),
                                resolve(profile, profile.backup.secret_access_key))  # fmt: skip
+    if in_place("the object store", probes(profile, node, identities)):
+        return
+    linked = install_pinned(profile, settings.artifact, PROGRAM_LINK)
     address = str(node.address)
 
     service_account("seaweedfs", home=settings.data_dir, private_dirs=(settings.data_dir,))
     credentials = secret_file(name=f"Ensure {S3_CONFIG} holds the backup identity", path=S3_CONFIG,
                               secret=identities, mode="640", group="seaweedfs")  # fmt: skip
     unit = files.template(name=f"Ensure {UNIT} is rendered", src=str(TEMPLATES / "seaweedfs.service.j2"), dest=UNIT,
-                          jinja_env_kwargs=jinja_env_kwargs(), **context(profile, node))  # fmt: skip
+                          mode="644", jinja_env_kwargs=jinja_env_kwargs(), **context(profile, node))  # fmt: skip
     # Any HTTP answer from the S3 port (403 without credentials) means the gateway is up.
     service_running("seaweedfs", changed=[credentials, unit, linked], unit=unit, seconds=60,
                     ready=f"curl -s -o /dev/null --max-time 2 http://{address}:{settings.s3_port}/")  # fmt: skip

@@ -9,6 +9,7 @@ from pyinfra.operations import files
 from filters.jinja import jinja_env_kwargs
 from gpuaas.context import current_node, current_profile
 from gpuaas.operations import install_pinned, secret_file, service_account, service_running
+from gpuaas.probe import in_place
 from gpuaas.secrets import resolve
 from roles.openbao.config import (
     CONFIG,
@@ -25,12 +26,15 @@ from roles.openbao.config import (
 )
 from roles.openbao.facts import BaoStatus
 from roles.openbao.operations import host_certificate, initialized_and_unsealed
+from roles.openbao.state import probes
 
 
 @deploy("OpenBao")
 def openbao() -> None:
     profile, node = current_profile(), current_node()
     settings = settings_for(profile)
+    if in_place("OpenBao", probes(profile, node)):
+        return
     linked = install_pinned(profile, settings.artifact, PROGRAM_LINK)
     service_account("openbao", home=settings.data_dir, private_dirs=(settings.data_dir, raft_dir(settings)))
 
@@ -52,7 +56,7 @@ def openbao() -> None:
                             user="root", group="openbao", mode="640",
                             jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
     unit = files.template(name=f"Ensure {UNIT} is rendered", src=str(TEMPLATES / "openbao.service.j2"), dest=UNIT,
-                          jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
+                          mode="644", jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
     # Sealed (exit 2) is an answer: the server is up and waits for its keys.
     ready = f"{client(settings, node, 'status')} >/dev/null 2>&1; [ $? -ne 1 ]"
     restart = service_running("openbao", changed=[*certificate, config, unit, linked], unit=unit, ready=ready)

@@ -13,6 +13,8 @@ from roles.postgres.settings import PostgresSettings
 TEMPLATES = Path(__file__).parent / "templates"
 #: Host memory `render` assumes, since it contacts no host (the deploy reads the real figure).
 RENDER_MEMORY_MB = 16384
+#: The SQL that keeps the roles and databases (it holds their passwords: readable by postgres only, 0600).
+ROLES_SQL = "/var/lib/postgresql/gpuaas-roles.sql"
 
 
 @dataclass(frozen=True)

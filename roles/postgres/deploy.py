@@ -9,11 +9,11 @@ from pyinfra.operations import apt, files, server, systemd
 from filters.jinja import jinja_env_kwargs
 from gpuaas.context import current_node, current_profile
 from gpuaas.operations import secret_file, service_running
+from gpuaas.probe import in_place
 from gpuaas.secrets import resolve
-from roles.postgres.config import context, paths, roles_sql, settings_for, templates
+from roles.postgres.config import ROLES_SQL, context, paths, roles_sql, settings_for, templates
 from roles.postgres.facts import MemoryMB, PostgresObjects
-
-ROLES_SQL = "/var/lib/postgresql/gpuaas-roles.sql"
+from roles.postgres.state import probes, unit_name
 
 
 @deploy("PostgreSQL")
@@ -21,9 +21,13 @@ def postgres() -> None:
     profile, node = current_profile(), current_node()
     settings = settings_for(profile)
     passwords = {db.name: resolve(profile, db.password) for db in settings.databases}
-    unit = f"postgresql@{settings.version}-main"
+    unit = unit_name(profile)
+    memory_mb = host.get_fact(MemoryMB)
+    sql_text = roles_sql(settings, passwords)
+    if in_place("PostgreSQL", probes(profile, node, memory_mb, sql_text)):
+        return
     where, sources = paths(settings), templates()
-    data = context(profile, node, host.get_fact(MemoryMB))
+    data = context(profile, node, memory_mb)
 
     apt.packages(name=f"Ensure PostgreSQL {settings.version} is installed", packages=[f"postgresql-{settings.version}"],
                  update=True, cache_time=3600)  # fmt: skip
@@ -37,7 +41,7 @@ def postgres() -> None:
     systemd.service(name=f"Ensure {unit} uses its access rules", service=unit, reloaded=True, _if=hba.did_change)
 
     sql = secret_file(name=f"Ensure {ROLES_SQL} holds the roles and databases", path=ROLES_SQL,
-                      secret=roles_sql(settings, passwords), mode="600", user="postgres", group="postgres")  # fmt: skip
+                      secret=sql_text, mode="600", user="postgres", group="postgres")  # fmt: skip
 
     def roles_or_databases_missing() -> bool:
         present = host.get_fact(PostgresObjects, port=settings.port)

@@ -12,6 +12,7 @@ from filters.jinja import jinja_env_kwargs
 from gpuaas import artifacts
 from gpuaas.context import current_node, current_profile
 from gpuaas.operations import install_pinned, secret_file, service_account, service_running
+from gpuaas.probe import in_place
 from gpuaas.profile import Host, Profile
 from gpuaas.secrets import resolve
 from roles.temporal.config import (
@@ -34,13 +35,16 @@ from roles.temporal.config import (
 )
 from roles.temporal.facts import TemporalNamespaces, TemporalSchema
 from roles.temporal.settings import TemporalSettings
+from roles.temporal.state import probes
 
 
 @deploy("Temporal")
 def temporal() -> None:
     profile, node = current_profile(), current_node()
     settings = settings_for(profile)
-    # Verified on the controller before any operation is queued: a mismatch stops the deploy here.
+    # The pins are verified on the controller first: a mismatch stops the deploy before any operation.
+    if settings.mode == "dev" and in_place("Temporal", probes(profile, node)):
+        return
     changed = [install_pinned(profile, settings.artifact, PROGRAM_LINK)]
     if settings.mode == "server":
         changed += [install_pinned(profile, settings.server_artifact, SERVER_LINK),

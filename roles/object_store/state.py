@@ -1,0 +1,29 @@
+"""The whole desired state of roles/object_store as probes, checked in one round trip (see gpuaas.probe)."""
+
+from __future__ import annotations
+
+import shlex
+
+from gpuaas.operations import pinned_program_probe
+from gpuaas.probe import Probe, account_probe, owned_files_probe, services_probe
+from gpuaas.profile import Host, Profile
+from gpuaas.secrets import Secret
+from roles.object_store.config import PROGRAM_LINK, S3_CONFIG, UNIT, rendered_files, settings_for, shell
+
+
+def probes(profile: Profile, node: Host, identities: Secret) -> list[Probe]:
+    settings, bucket = settings_for(profile), profile.backup.bucket
+    listing = shell(settings, str(node.address), "s3.bucket.list")
+    return [
+        pinned_program_probe(profile, settings.artifact, PROGRAM_LINK),
+        account_probe("seaweedfs", (settings.data_dir,)),
+        owned_files_probe(
+            "files",
+            {
+                S3_CONFIG: (identities.reveal(), "640", "root", "seaweedfs"),
+                UNIT: (rendered_files(profile, node)[UNIT], "644", "root", "root"),
+            },
+        ),  # fmt: skip
+        services_probe(running=["seaweedfs"], enabled=["seaweedfs"]),
+        Probe("bucket", f"{listing} | awk '{{print $1}}' | grep -cxF {shlex.quote(bucket)}", "1"),
+    ]
