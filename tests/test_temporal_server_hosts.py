@@ -1,5 +1,8 @@
 """roles/temporal in server mode on the local data host, with the Temporal doubles' artifacts
-(tests/doubles/temporal: temporal-server and temporal-sql-tool doubles, a small versioned schema).
+(tests/doubles/temporal: temporal-server and temporal-sql-tool doubles, a small versioned schema),
+and with the official ones when TEMPORAL_RELEASE (temporal_X.Y.Z_linux_amd64.tar.gz),
+TEMPORAL_SQL_TOOL (the archive that ships temporal-sql-tool; it may be the same file) and
+TEMPORAL_SCHEMA_SOURCE (the tag's source tarball vX.Y.Z.tar.gz) point at them.
 
 What is real here: the pins and their verification, PostgreSQL with both databases and their owners,
 the schema walk recorded in schema_version, the unit and its environment file, the namespace
@@ -7,6 +10,11 @@ registration through the temporal CLI, and a gRPC frontend answering `operator c
 """
 
 from __future__ import annotations
+
+import os
+import re
+import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -18,19 +26,30 @@ from tests.local_variant import converge, inventory, on_server, pin
 pytestmark = pytest.mark.hosts
 RELEASES = "https://github.com/temporalio/temporal/releases/download"
 
+OFFICIAL = {
+    "release": os.environ.get("TEMPORAL_RELEASE", ""),
+    "sql_tool": os.environ.get("TEMPORAL_SQL_TOOL", ""),
+    "source": os.environ.get("TEMPORAL_SCHEMA_SOURCE", ""),
+}
 
-@pytest.fixture
-def server_mode(local_hosts, tmp_path):
-    release, source = build_release(tmp_path), build_schema_source(tmp_path)
-    release_url = f"{RELEASES}/v{VERSION}/{release.name}"
+
+def server_mode_inventory(directory: Path, version: str, release: Path, sql_tool: Path, source: Path) -> Path:
+    """The local profile in server mode with the given artifacts pinned by their sha256."""
     artifacts = {
-        "temporal-server": pin("temporal-server", release, VERSION, release_url, binary="temporal-server"),
-        "temporal-sql-tool": pin("temporal-sql-tool", release, VERSION, release_url, binary="temporal-sql-tool"),
-        "temporal-schema": pin("temporal-schema", source, VERSION,
+        "temporal-server": pin("temporal-server", release, version, f"{RELEASES}/v{version}/{release.name}",
+                               binary="temporal-server"),
+        "temporal-sql-tool": pin("temporal-sql-tool", sql_tool, version, f"{RELEASES}/v{version}/{sql_tool.name}",
+                                 binary="temporal-sql-tool"),
+        "temporal-schema": pin("temporal-schema", source, version,
                                f"https://github.com/temporalio/temporal/archive/refs/tags/{source.name}"),
     }  # fmt: skip
-    yield inventory(tmp_path, artifacts, {"temporal": {"mode": "server", "namespaces": ["platform", "billing"]}})
-    # Back to the local profile's dev mode for the tests that follow.
+    return inventory(directory, artifacts, {"temporal": {"mode": "server", "namespaces": ["platform", "billing"]}})
+
+
+@pytest.fixture
+def back_to_dev_mode(local_hosts):
+    yield
+    # The tests that follow expect the local profile's dev mode.
     converge(REPO_ROOT / "inventories" / "local.py")
 
 
@@ -39,11 +58,10 @@ def schema_version(database: str) -> str:
     return on_server(f'runuser -u postgres -- psql -XAtq -d {database} -c "{query}"').strip()
 
 
-def test_server_mode_sets_up_the_schemas_registers_namespaces_and_serves(server_mode):
+def assert_server_mode_serves(server_mode: Path, newest: str) -> None:
     converge(server_mode)
     profile = load_profile(server_mode.with_suffix(".yml"))
     settings, data = profile.services.temporal, profile.group("data")[0]
-    newest = max(SCHEMA["temporal"], key=lambda version: tuple(map(int, version.split("."))))
     assert schema_version(settings.database) == newest
     assert schema_version(settings.visibility_database) == newest
     assert "SERVING" in on_server(health_command(settings, str(data.address)))
@@ -52,3 +70,21 @@ def test_server_mode_sets_up_the_schemas_registers_namespaces_and_serves(server_
     assert "--env production start" in on_server("systemctl show -p ExecStart --value temporal")
     assert on_server("stat -c '%a %U:%G' /etc/temporal/temporal.env").strip() == "640 root:temporal"
     assert converge(server_mode)["success"] == 0
+
+
+def test_server_mode_with_the_doubles_sets_up_schemas_registers_namespaces_and_serves(back_to_dev_mode, tmp_path):
+    release, source = build_release(tmp_path), build_schema_source(tmp_path)
+    newest = max(SCHEMA["temporal"], key=lambda version: tuple(map(int, version.split("."))))
+    assert_server_mode_serves(server_mode_inventory(tmp_path, VERSION, release, release, source), newest)
+
+
+@pytest.mark.skipif(not all(OFFICIAL.values()), reason="set TEMPORAL_RELEASE, TEMPORAL_SQL_TOOL and "
+                    "TEMPORAL_SCHEMA_SOURCE to the official artifacts to run server mode for real")  # fmt: skip
+def test_server_mode_with_the_official_artifacts(back_to_dev_mode, tmp_path):
+    release, sql_tool, source = (Path(OFFICIAL[name]) for name in ("release", "sql_tool", "source"))
+    version = re.search(r"(\d+\.\d+\.\d+)", release.name).group(1)
+    with tarfile.open(source) as archive:
+        versioned = [m.name for m in archive if "/schema/postgresql/v12/temporal/versioned/v" in m.name]
+    newest = max((name.split("/versioned/")[1].split("/")[0].lstrip("v") for name in versioned),
+                 key=lambda v: tuple(map(int, v.split("."))))  # fmt: skip
+    assert_server_mode_serves(server_mode_inventory(tmp_path, version, release, sql_tool, source), newest)
