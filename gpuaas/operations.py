@@ -123,3 +123,15 @@ def service_account(name: str, home: str, private_dirs: tuple[str, ...] = ()) ->
                 shell="/usr/sbin/nologin", system=True, create_home=True)  # fmt: skip
     for path in private_dirs:
         files.directory(name=f"Ensure {path} is private", path=path, user=name, group=name, mode="700")
+
+
+@operation()
+def join_point(reason: str):
+    """
+    Change nothing; order hosts. pyinfra orders each host's operations on its own, so an operation
+    after this one on any host runs only once every host calling it has run all it queued before it.
+
+    + reason: what the hosts wait for, shown as the operation's outcome
+    """
+    host.noop(reason)
+    yield from ()

@@ -29,13 +29,14 @@ from roles.object_store.settings import ObjectStoreSettings
 from roles.openbao.settings import OpenBaoSettings
 from roles.postgres.settings import PostgresSettings
 from roles.redis.settings import RedisSettings
+from roles.rke2.settings import Rke2Settings
 from roles.temporal.settings import TemporalSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INVENTORY_DIR = REPO_ROOT / "inventories"
 
 #: Every role whose settings a profile may set, with its settings model (the defaults live there).
-ROLE_SETTINGS: dict[str, type[BaseModel]] = {"common": CommonSettings}
+ROLE_SETTINGS: dict[str, type[BaseModel]] = {"common": CommonSettings, "rke2": Rke2Settings}
 
 GroupName = Literal["rke2_servers", "rke2_agents", "data"]
 HOST_GROUPS: tuple[str, ...] = get_args(GroupName)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,11 +24,15 @@ def pin(name: str, archive: Path, version: str, url: str, **extra: str) -> dict:
     return {"version": version, "url": url, "sha256": hashlib.sha256(archive.read_bytes()).hexdigest(), **extra}
 
 
-def inventory(directory: Path, artifacts: dict[str, dict], services: dict[str, dict]) -> Path:
-    """local.yml with `artifacts` added and `services` replaced, and a pyinfra inventory loading it."""
+def inventory(
+    directory: Path, artifacts: dict[str, dict], services: dict[str, dict], roles: dict | None = None
+) -> Path:
+    """local.yml with `artifacts` added and `services` and `roles` entries replaced, and a pyinfra
+    inventory loading it."""
     raw = yaml.safe_load((REPO_ROOT / "inventories" / "local.yml").read_text())
     raw["artifacts"].update(artifacts)
     raw["services"].update(services)
+    raw["roles"].update(roles or {})
     (directory / "local.yml").write_text(yaml.safe_dump(raw))
     loader = f"load_groups({str(directory / 'local.yml')!r})"
     path = directory / "local.py"
@@ -35,9 +40,10 @@ def inventory(directory: Path, artifacts: dict[str, dict], services: dict[str, d
     return path
 
 
-def converge(inventory_path: Path, deploy: str = "deploys/data.py") -> dict:
+def converge(inventory_path: Path, deploy: str = "deploys/data.py", env: dict | None = None) -> dict:
     result = subprocess.run(["pyinfra", "-y", "--json", str(inventory_path), deploy], cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=False, timeout=1200)  # fmt: skip
+                            capture_output=True, text=True, check=False, timeout=1200,
+                            env={**os.environ, **(env or {})})  # fmt: skip
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     return json.loads(result.stdout)["results"]["totals"]
 

@@ -1,0 +1,31 @@
+"""The RKE2 cluster: the first server, then the other servers, then the agents, then the whole cluster.
+
+pyinfra inventories/ENV.py deploys/cluster.py
+
+pyinfra orders each host's operations on its own; the join points (one operation every cluster host
+runs) make the first server ready before any node joins it, and every server before the agents.
+"""
+
+from gpuaas.context import current_node, current_profile, host_in
+from gpuaas.operations import join_point
+from roles.rke2.cluster import cluster_ready
+from roles.rke2.config import first_server
+from roles.rke2.deploy import rke2
+
+CLUSTER = ("rke2_servers", "rke2_agents")
+first = host_in(("rke2_servers",)) and current_node() == first_server(current_profile())
+
+if first:
+    rke2()
+if host_in(CLUSTER):
+    join_point(name="Wait until the first server is ready", reason="the first server is ready")
+if host_in(("rke2_servers",)) and not first:
+    rke2()
+if host_in(CLUSTER):
+    join_point(name="Wait until every server is ready", reason="every server is ready")
+if host_in(("rke2_agents",)):
+    rke2()
+if host_in(CLUSTER):
+    join_point(name="Wait until every node has joined", reason="every node has joined")
+if first:
+    cluster_ready()

@@ -1,0 +1,79 @@
+"""Build the RKE2 double's release, laid out like the official one: rke2.linux-amd64.tar.gz (bin/rke2,
+the scripts, the systemd units, share/rke2), sha256sum-amd64.txt and an images archive."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from pathlib import Path
+
+HERE = Path(__file__).parent
+UNIT = """[Unit]
+Description=Rancher Kubernetes Engine v2 ({kind}) - test double
+Wants=network-online.target
+After=network-online.target
+Conflicts={other}.service
+
+[Install]
+WantedBy=multi-user.target
+
+[Service]
+Type=notify
+EnvironmentFile=-/etc/default/%N
+EnvironmentFile=-/etc/sysconfig/%N
+EnvironmentFile=-/usr/local/lib/systemd/system/%N.env
+KillMode=process
+Delegate=yes
+LimitNOFILE=1048576
+TimeoutStartSec=0
+Restart=always
+RestartSec=5s
+ExecStart=/usr/local/bin/rke2 {kind}
+"""
+UNINSTALL = """#!/bin/sh
+# RKE2 double: what rke2-uninstall.sh removes.
+systemctl stop rke2-server rke2-agent 2>/dev/null
+systemctl disable rke2-server rke2-agent 2>/dev/null
+rm -f /usr/local/bin/rke2 /usr/local/bin/rke2-killall.sh /usr/local/lib/systemd/system/rke2-*.service \\
+  /usr/local/lib/systemd/system/rke2-server.env
+rm -rf /usr/local/share/rke2 /etc/rancher/rke2 /etc/rancher/node /var/lib/rancher/rke2
+systemctl daemon-reload
+rm -f /usr/local/bin/rke2-uninstall.sh
+"""
+
+
+def _tarball(path: Path, members: dict[str, tuple[bytes, int]]) -> Path:
+    with tarfile.open(path, "w:gz") as archive:
+        for name, (body, mode) in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(body), mode, 1767225600
+            archive.addfile(info, io.BytesIO(body))
+    return path
+
+
+def build_release(directory: Path, version: str) -> dict[str, Path]:
+    """The three release files of `version` in directory/VERSION/: tarball, checksum file, images."""
+    target = directory / version
+    target.mkdir(parents=True, exist_ok=True)
+    program = (HERE / "rke2_double.py").read_text().replace("@VERSION@", version).encode()
+    members = {
+        "bin/rke2": (program, 0o755),
+        "bin/rke2-killall.sh": (b"#!/bin/sh\nsystemctl stop rke2-server rke2-agent 2>/dev/null; true\n", 0o755),
+        "bin/rke2-uninstall.sh": (UNINSTALL.encode(), 0o755),
+        "lib/systemd/system/rke2-server.service": (UNIT.format(kind="server", other="rke2-agent").encode(), 0o644),
+        "lib/systemd/system/rke2-agent.service": (UNIT.format(kind="agent", other="rke2-server").encode(), 0o644),
+        "lib/systemd/system/rke2-server.env": (b"HOME=/root\n", 0o644),
+        "share/rke2/rke2-cis-sysctl.conf": (b"vm.panic_on_oom=0\nvm.overcommit_memory=1\nkernel.panic=10\n"
+                                            b"kernel.panic_on_oops=1\n", 0o644),
+        "share/rke2/kubectl-double": ((HERE / "kubectl_double.py").read_bytes(), 0o755),
+        "share/rke2/LICENSE.txt": (b"test double of RKE2, not RKE2\n", 0o644),
+    }  # fmt: skip
+    tarball = _tarball(target / "rke2.linux-amd64.tar.gz", members)
+    images = target / "rke2-images.linux-amd64.tar.zst"
+    images.write_bytes(f"images of the RKE2 double {version}\n".encode())
+    checksums = target / "sha256sum-amd64.txt"
+    checksums.write_text(
+        "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n" for p in (tarball, images))
+    )
+    return {"artifact": tarball, "checksums_artifact": checksums, "images_artifact": images}
