@@ -8,7 +8,7 @@ from typing import Callable
 from pydantic import BaseModel
 
 from gpuaas.profile import Host, Profile
-from roles import common, keycloak, nats, object_store, openbao, postgres, redis, temporal
+from roles import common, keycloak, nats, object_store, openbao, postgres, redis, rke2, temporal
 from roles.common import config as common_config
 from roles.common.settings import CommonSettings
 from roles.keycloak import config as keycloak_config
@@ -23,6 +23,8 @@ from roles.postgres import config as postgres_config
 from roles.postgres.settings import PostgresSettings
 from roles.redis import config as redis_config
 from roles.redis.settings import RedisSettings
+from roles.rke2 import config as rke2_config
+from roles.rke2.settings import Rke2Settings
 from roles.temporal import config as temporal_config
 from roles.temporal.settings import TemporalSettings
 
@@ -39,6 +41,7 @@ class Role:
 
 ROLES = (
     Role("common", common.APPLIES_TO, CommonSettings, common_config.rendered_files),
+    Role("rke2", rke2.APPLIES_TO, Rke2Settings, rke2_config.rendered_files),
     Role("postgres", postgres.APPLIES_TO, PostgresSettings, postgres_config.rendered_files),
     Role("redis", redis.APPLIES_TO, RedisSettings, redis_config.rendered_files),
     Role("nats", nats.APPLIES_TO, NatsSettings, nats_config.rendered_files),
