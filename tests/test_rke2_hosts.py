@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gpuaas.profile import REPO_ROOT
 from gpuaas.secrets import resolve
 from tests.doubles.rke2 import build_release
 from tests.local_variant import converge, inventory, on_server, pin
@@ -113,3 +114,37 @@ def test_an_agent_with_a_wrong_token_fails_to_join(cluster):
         assert "join-refused local-gpu-1" in on_server("cat /var/lib/rancher/rke2/server/double.log")
     finally:
         on_agent("cp /tmp/token.good /etc/rancher/rke2/gpuaas-token && systemctl start rke2-agent")
+
+
+def test_upgrade_goes_server_first_then_agents_drained_and_refuses_a_downgrade(cluster, tmp_path):
+    newer = "v0.0.2+double1"
+    rke2 = {"kubeconfig_via_address": True, "gpu_taint": True, "node_labels": ["gpuaas.io/tier=test"]}
+    upgraded = inventory(tmp_path, release_pins(tmp_path, newer), {}, {"rke2": rke2})
+    on_server(": > /var/lib/rancher/rke2/server/double.log")
+    totals = converge(upgraded, "deploys/upgrade.py", cluster["env"])
+    assert totals["error"] == 0 and totals["success"] > 0
+    nodes = json.loads(on_server("/var/lib/rancher/rke2/bin/kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml "
+                                 "get nodes -o json"))["items"]  # fmt: skip
+    assert {n["metadata"]["name"]: n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes} == {
+        "local-server": newer,
+        "local-gpu-1": newer,
+    }
+    assert not any(n["spec"]["unschedulable"] for n in nodes)
+    events = [line.split(" ", 1)[1] for line in on_server("cat /var/lib/rancher/rke2/server/double.log").splitlines()]
+    order = ["snapshot pre-upgrade-v0-0-2-double1", "cordon local-server", "start server local-server " + newer,
+             "uncordon local-server", "drain local-gpu-1", "join local-gpu-1 agent " + newer,
+             "uncordon local-gpu-1"]  # fmt: skip
+    positions = [next(i for i, event in enumerate(events) if event.startswith(step)) for step in order]
+    assert positions == sorted(positions), events
+    assert converge(upgraded, "deploys/upgrade.py", cluster["env"])["success"] == 0
+    plan = json.loads((REPO_ROOT / "build" / "local" / "upgrade-plan.json").read_text())
+    assert plan["target"] == newer and plan["batches"] == []
+
+    import subprocess
+
+    downgrade = subprocess.run(["pyinfra", "-y", str(cluster["inventory"]), "deploys/upgrade.py"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
+    assert downgrade.returncode != 0
+    assert (
+        "run a newer RKE2 than the pinned v0.0.1+double1; refusing to downgrade" in downgrade.stderr + downgrade.stdout
+    )

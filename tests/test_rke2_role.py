@@ -154,3 +154,32 @@ def test_kubeconfig_merge_keeps_the_operators_entries():
     assert clusters["mine"] == {"server": "https://x"}
     assert clusters["gpuaas-local"] == {"server": "https://10.0.0.1:6443", "certificate-authority-data": "Q0E="}
     assert merged(None, fetched, "gpuaas-local", "https://10.0.0.1:6443")["current-context"] == "gpuaas-local"
+
+
+def test_rollout_plan_servers_one_at_a_time_then_rings_within_the_reserve(raw):
+    from roles.rke2.upgrade import plan
+
+    prod = load_profile("prod")
+    running = {h.name: "v1.30.4+rke2r1" for h in prod.hosts if "data" not in h.groups}
+    batches = plan(prod, running, "v1.31.2+rke2r1")
+    assert [b.nodes for b in batches[:3]] == [("prod-server-1",), ("prod-server-2",), ("prod-server-3",)]
+    assert [b.label for b in batches[3:]] == ["ring 0", "ring 1", "ring 2", "ring 3", "ring 4", "ring 4"]
+    assert all(len(b.nodes) <= prod.rollout.reserve for b in batches)
+    # A stopped rollout resumes: nodes already at the target are not planned again.
+    running.update(
+        {"prod-server-1": "v1.31.2+rke2r1", "prod-server-2": "v1.31.2+rke2r1", "prod-gpu-01": "v1.31.2+rke2r1"}
+    )
+    assert [b.nodes[0] for b in plan(prod, running, "v1.31.2+rke2r1")][:2] == ["prod-server-3", "prod-gpu-02"]
+
+
+def test_rollout_plan_refuses_a_downgrade_unless_allowed():
+    from roles.rke2.upgrade import plan
+
+    staging = load_profile("staging")
+    running = {"stg-server-1": "v1.31.2+rke2r1", "stg-gpu-1": "v1.31.2+rke2r1"}
+    with pytest.raises(Exception, match="stg-gpu-1, stg-server-1 run a newer RKE2 than the pinned v1.30.4"):
+        plan(staging, running, "v1.30.4+rke2r1")
+    assert [b.label for b in plan(staging, running, "v1.30.4+rke2r1", allow_downgrade=True)] == [
+        "server stg-server-1",
+        "ring 0",
+    ]

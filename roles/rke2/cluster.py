@@ -8,6 +8,7 @@ from pyinfra.operations import server
 
 from gpuaas.context import current_profile
 from gpuaas.profile import Profile
+from roles.rke2.checks import all_ready, wait
 from roles.rke2.config import API_PORT, KUBECONFIG, KUBECTL, first_server, settings_for
 from roles.rke2.facts import Nodes
 from roles.rke2.kubeconfig import default_path, kubeconfig_on_controller
@@ -34,13 +35,9 @@ def cluster_ready() -> None:
     profile = current_profile()
     names = cluster_nodes(profile)
     seconds = settings_for(profile, first_server(profile)).ready_timeout
-    listing = (f"{KUBECTL} --kubeconfig {KUBECONFIG} get nodes -o jsonpath='{{range .items[*]}}{{.metadata.name}}="
-               "{.status.conditions[?(@.type==\"Ready\")].status} {end}' 2>/dev/null")  # fmt: skip
-    check = " && ".join(f"echo \" $ready \" | grep -q ' {name}=True '" for name in names)
     server.shell(
         name=f"Wait for all {len(names)} nodes to be Ready",
-        commands=[f"for i in $(seq {seconds}); do ready=$({listing}); {check} && exit 0; sleep 1; done; "
-                  f"echo \"nodes not Ready after {seconds}s (name=Ready): $ready\" >&2; exit 1"],
+        commands=[wait(all_ready(names), seconds, f"nodes not Ready after {seconds}s")],
         _if=lambda: not all(host.get_fact(Nodes, kubectl=KUBECTL, kubeconfig=KUBECONFIG).get(n, {}).get("ready")
                             for n in names),
     )  # fmt: skip

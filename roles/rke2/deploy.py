@@ -14,13 +14,12 @@ from pyinfra.operations.util import any_changed
 from gpuaas.context import current_node, current_profile
 from gpuaas.operations import secret_file
 from gpuaas.profile import Host, Profile
+from roles.rke2.checks import node_ready, wait
 from roles.rke2.config import (
     API_PORT,
     CIS_SYSCTL,
     CONFIG,
     IMAGES,
-    KUBECONFIG,
-    KUBECTL,
     PREFIX,
     PROGRAM,
     REGISTRIES,
@@ -126,18 +125,14 @@ def _running(profile: Profile, node: Host, settings: Rke2Settings, changed: list
     )  # fmt: skip
     seconds = settings.ready_timeout
     if is_server(node):
-        node_ready = (
-            f"{KUBECTL} --kubeconfig {KUBECONFIG} get node {node.name} -o "
-            "jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' 2>/dev/null | grep -qx True"
-        )
-        ready = f"curl -sk --max-time 2 https://127.0.0.1:{API_PORT}/readyz | grep -qx ok && {node_ready}"
+        ready = f"curl -sk --max-time 2 https://127.0.0.1:{API_PORT}/readyz | grep -qx ok && {node_ready(node.name)}"
         what = "the API (/readyz) and the node"
     else:
         ready = "curl -s --max-time 2 http://127.0.0.1:10248/healthz | grep -qx ok"
         what = "the kubelet"
     server.shell(
         name=f"Wait for {unit} to be ready",
-        commands=[f"for i in $(seq {seconds}); do {{ {ready} ; }} && exit 0; sleep 1; done; echo '{unit} on "
-                  f"{node.name}: {what} not ready after {seconds}s; see journalctl -u {unit}' >&2; exit 1"],
+        commands=[wait(ready, seconds, f"{unit} on {node.name}: {what} not ready after {seconds}s; "
+                                       f"see journalctl -u {unit}")],
         _if=any_changed(started, restarted),
     )  # fmt: skip

@@ -111,6 +111,11 @@ class Rke2Settings(_Strict):
     kubeconfig_via_address: bool = Field(
         default=False, description="Point the fetched kubeconfig at the first server's address, not the API name."
     )
+    drain_timeout: int = Field(default=300, ge=10, description="Seconds a drain may take (PodDisruptionBudgets).")
+    drain_fallback: Literal["stop", "continue"] = Field(
+        default="stop",
+        description="When a drain times out: `stop` the rollout, or `continue` with the node cordoned (reported).",
+    )
     ready_timeout: int = Field(default=600, ge=30, description="Seconds to wait for the API and a node to be Ready.")
 
     @field_validator("server_options")

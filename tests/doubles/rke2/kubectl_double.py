@@ -49,7 +49,11 @@ def main() -> None:
         else:
             print("".join(f"{n['metadata']['name']}={ready(n)} " for n in items), end="")
     elif words[:2] == ["get", "node"]:
-        print(ready(call(f"/api/v1/nodes/{words[2]}")), end="")
+        node = call(f"/api/v1/nodes/{words[2]}")
+        if output == "json":
+            print(json.dumps(node))
+        else:
+            print(node["status"]["nodeInfo"]["kubeletVersion"] if "kubeletVersion" in output else ready(node), end="")
     elif words[0] in ("cordon", "uncordon", "drain"):
         call("/double/nodes", {"action": words[0], "node": words[1]})
         print(f"node/{words[1]} {words[0]}ed")

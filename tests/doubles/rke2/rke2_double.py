@@ -7,6 +7,7 @@
                                     under /var/lib/rancher/rke2/bin, answers the supervisor on 9345 and
                                     /readyz and the node API on 6443 (HTTPS); a joining server registers
                                     with `server:` like an agent
+    rke2 etcd-snapshot save --name N  writes a snapshot file and logs it
     rke2 agent                      joins `server:` over the network with the token of `token-file` and
                                     FAILS on a wrong token or an unreachable server; serves the kubelet's
                                     /healthz on 127.0.0.1:10248
@@ -256,6 +257,14 @@ def main() -> None:
     arguments = sys.argv[1:]
     if arguments[:1] == ["--version"]:
         print(f"rke2 version {VERSION} (double)\ngo version go1.22 (double)")
+        return
+    if arguments[:2] == ["etcd-snapshot", "save"]:
+        name = arguments[arguments.index("--name") + 1] if "--name" in arguments else "on-demand"
+        snapshots = SERVER_DIR / "db" / "snapshots"
+        snapshots.mkdir(parents=True, exist_ok=True)
+        (snapshots / f"{name}-double").write_text(json.dumps(load_nodes()))
+        log(f"snapshot {name}")
+        print(f"Snapshot {name} saved.")
         return
     role = arguments[0] if arguments else ""
     if role not in ("server", "agent"):

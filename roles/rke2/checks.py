@@ -1,0 +1,35 @@
+"""Shell tests of the cluster's state through kubectl on a server (true/false exit status)."""
+
+from __future__ import annotations
+
+from roles.rke2.config import KUBECONFIG, KUBECTL
+
+READY = '{.status.conditions[?(@.type=="Ready")].status}'
+
+
+def kubectl(command: str) -> str:
+    return f"{KUBECTL} --kubeconfig {KUBECONFIG} {command}"
+
+
+def node_ready(node: str, version: str | None = None) -> str:
+    """`node` is Ready (and runs `version`, when given)."""
+    test = f'[ "$({kubectl(f"get node {node} -o jsonpath={READY!r}")} 2>/dev/null)" = True ]'
+    if version:
+        kubelet = kubectl(f"get node {node} -o jsonpath='{{.status.nodeInfo.kubeletVersion}}'")
+        test += f' && [ "$({kubelet} 2>/dev/null)" = {version} ]'
+    return test
+
+
+def nodes_listing() -> str:
+    """Prints `name=Ready-status ` for every node."""
+    return kubectl(f"get nodes -o jsonpath='{{range .items[*]}}{{.metadata.name}}={READY} {{end}}' 2>/dev/null")
+
+
+def all_ready(names: list[str]) -> str:
+    """Every node of `names` is Ready (sets $ready to the listing, for the message when it is not)."""
+    return f'ready=" $({nodes_listing()}) "; ' + " && ".join(f"echo \"$ready\" | grep -q ' {n}=True '" for n in names)
+
+
+def wait(test: str, seconds: int, failure: str) -> str:
+    """Poll `test` every second for `seconds`; then fail with `failure` on stderr."""
+    return f"for i in $(seq {seconds}); do {{ {test} ; }} && exit 0; sleep 1; done; echo {failure!r} >&2; exit 1"
