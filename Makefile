@@ -25,19 +25,21 @@ local: $(VENV)/.installed  ## bring up the local environment (two systemd contai
 	@printf '  make test                                            the whole test suite\n'
 	@printf '  make down                                            remove the local hosts\n'
 
-test: $(VENV)/.installed  ## the whole test suite: lint, pytest (unit and host tests), then molecule default and data
+test: $(VENV)/.installed  ## the whole test suite: lint, pytest (unit and host tests), then molecule default, data and cluster
 	ruff check .
 	gpuaas local up
 	pytest
 	molecule test -s default
 	molecule test -s data
+	molecule test -s cluster
 
 unit: $(VENV)/.installed  ## unit tests only (no Docker)
 	pytest -m "not hosts"
 
-molecule: $(VENV)/.installed  ## molecule scenarios default and data: create, converge, idempotence, verify, destroy
+molecule: $(VENV)/.installed  ## molecule scenarios default, data and cluster: create, converge, idempotence, verify, destroy
 	molecule test -s default
 	molecule test -s data
+	molecule test -s cluster
 
 validate: $(VENV)/.installed  ## validate every environment profile
 	gpuaas validate

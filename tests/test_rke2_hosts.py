@@ -6,33 +6,26 @@ fails on a wrong token."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
 
 import pytest
 import yaml
 
 from gpuaas.profile import REPO_ROOT
 from gpuaas.secrets import resolve
-from tests.doubles.rke2 import build_release
-from tests.local_variant import converge, inventory, on_server, pin
+from roles.rke2.checks import nodes_listing
+from tests.doubles.rke2 import release_inventory
+from tests.local_variant import converge, on_server
 
 pytestmark = pytest.mark.hosts
-RELEASES = "https://github.com/rancher/rke2/releases/download"
+NODES_LISTING = nodes_listing()
 VERSION = "v0.0.1+double1"
-
-
-def release_pins(directory: Path, version: str) -> dict[str, dict]:
-    files = build_release(directory, version)
-    names = {"artifact": "rke2", "checksums_artifact": "rke2-checksums", "images_artifact": "rke2-images"}
-    return {names[setting]: pin(names[setting], path, version, f"{RELEASES}/{version}/{path.name}")
-            for setting, path in files.items()}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def cluster(local_hosts, tmp_path_factory):
     directory = tmp_path_factory.mktemp("rke2")
-    rke2 = {"kubeconfig_via_address": True, "gpu_taint": True, "node_labels": ["gpuaas.io/tier=test"]}
-    path = inventory(directory, release_pins(directory, VERSION), {}, {"rke2": rke2})
+    path = release_inventory(directory, VERSION)
     kubeconfig = directory / "kube" / "config"
     kubeconfig.parent.mkdir()
     mine = {"apiVersion": "v1", "kind": "Config", "current-context": "mine",
@@ -118,8 +111,7 @@ def test_an_agent_with_a_wrong_token_fails_to_join(cluster):
 
 def test_upgrade_goes_server_first_then_agents_drained_and_refuses_a_downgrade(cluster, tmp_path):
     newer = "v0.0.2+double1"
-    rke2 = {"kubeconfig_via_address": True, "gpu_taint": True, "node_labels": ["gpuaas.io/tier=test"]}
-    upgraded = inventory(tmp_path, release_pins(tmp_path, newer), {}, {"rke2": rke2})
+    upgraded = release_inventory(tmp_path, newer)
     on_server(": > /var/lib/rancher/rke2/server/double.log")
     totals = converge(upgraded, "deploys/upgrade.py", cluster["env"])
     assert totals["error"] == 0 and totals["success"] > 0
@@ -148,3 +140,28 @@ def test_upgrade_goes_server_first_then_agents_drained_and_refuses_a_downgrade(c
     assert (
         "run a newer RKE2 than the pinned v0.0.1+double1; refusing to downgrade" in downgrade.stderr + downgrade.stdout
     )
+
+
+def test_remove_node_refuses_without_confirmation_then_drains_deletes_and_uninstalls(cluster):
+    import subprocess
+
+    def remove(confirm: str | None) -> subprocess.CompletedProcess:
+        env = {**os.environ, **cluster["env"], "GPUAAS_NODES": "local-gpu-1"}
+        env.pop("GPUAAS_CONFIRM", None)
+        env |= {"GPUAAS_CONFIRM": confirm} if confirm else {}
+        command = ["pyinfra", "-y", "--json", str(cluster["inventory"]), "deploys/remove_node.py"]
+        return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=600, env=env)
+
+    refused = remove(None)
+    assert refused.returncode != 0
+    assert "refused without GPUAAS_CONFIRM='remove-node local local-gpu-1'" in refused.stdout + refused.stderr
+    assert "local-gpu-1=True" in on_server(NODES_LISTING)
+    done = remove("remove-node local local-gpu-1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "local-gpu-1" not in on_server(NODES_LISTING)
+    events = on_server("cat /var/lib/rancher/rke2/server/double.log")
+    assert "drain local-gpu-1" in events and "delete local-gpu-1" in events
+    assert "delete-secret local-gpu-1.node-password.rke2" in events
+    assert on_agent("test -e /usr/local/bin/rke2 || echo gone").strip() == "gone"
+    again = remove("remove-node local local-gpu-1")
+    assert again.returncode == 0 and json.loads(again.stdout)["results"]["totals"]["success"] == 0

@@ -183,3 +183,33 @@ def test_rollout_plan_refuses_a_downgrade_unless_allowed():
         "server stg-server-1",
         "ring 0",
     ]
+
+
+@pytest.mark.parametrize(
+    ("nodes", "confirm", "message"),
+    [
+        ("", None, "name the nodes in GPUAAS_NODES"),
+        ("prod-gpu-09", None, "prod-gpu-09 are not cluster nodes of prod"),
+        ("prod-data-1", None, "prod-data-1 are not cluster nodes of prod"),
+        ("prod-server-1", "remove-node prod prod-server-1", "prod-server-1 is the server the others join"),
+        ("prod-gpu-06", None, "refused without GPUAAS_CONFIRM='remove-node prod prod-gpu-06'"),
+        ("prod-gpu-06", "remove-node staging prod-gpu-06", "refused without GPUAAS_CONFIRM"),
+    ],
+)
+def test_destructive_node_actions_need_the_exact_confirmation(monkeypatch, nodes, confirm, message):
+    from roles.rke2.lifecycle import confirmed_nodes
+
+    monkeypatch.setenv("GPUAAS_NODES", nodes)
+    monkeypatch.delenv("GPUAAS_CONFIRM", raising=False)
+    if confirm:
+        monkeypatch.setenv("GPUAAS_CONFIRM", confirm)
+    with pytest.raises(Exception, match=message):
+        confirmed_nodes(load_profile("prod"), "remove-node")
+
+
+def test_confirmed_nodes_are_returned(monkeypatch):
+    from roles.rke2.lifecycle import confirmed_nodes
+
+    monkeypatch.setenv("GPUAAS_NODES", "prod-gpu-05, prod-gpu-06")
+    monkeypatch.setenv("GPUAAS_CONFIRM", "remove-node prod prod-gpu-05,prod-gpu-06")
+    assert confirmed_nodes(load_profile("prod"), "remove-node") == ["prod-gpu-05", "prod-gpu-06"]

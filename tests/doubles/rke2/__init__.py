@@ -77,3 +77,19 @@ def build_release(directory: Path, version: str) -> dict[str, Path]:
         "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n" for p in (tarball, images))
     )
     return {"artifact": tarball, "checksums_artifact": checksums, "images_artifact": images}
+
+
+RELEASES = "https://github.com/rancher/rke2/releases/download"
+ARTIFACTS = {"artifact": "rke2", "checksums_artifact": "rke2-checksums", "images_artifact": "rke2-images"}
+#: The cluster settings the local lane's tests use: the API name does not resolve from the controller.
+SETTINGS = {"kubeconfig_via_address": True, "gpu_taint": True, "node_labels": ["gpuaas.io/tier=test"]}
+
+
+def release_inventory(directory: Path, version: str) -> Path:
+    """The local profile with the double's release `version` pinned, and its pyinfra inventory."""
+    from tests.local_variant import inventory, pin
+
+    files = build_release(directory, version)
+    pins = {ARTIFACTS[setting]: pin(ARTIFACTS[setting], path, version, f"{RELEASES}/{version}/{path.name}")
+            for setting, path in files.items()}  # fmt: skip
+    return inventory(directory, pins, {}, {"rke2": SETTINGS})

@@ -23,9 +23,8 @@ def ready(node: dict) -> str:
 def main() -> None:
     arguments = sys.argv[1:]
     kubeconfig = arguments[arguments.index("--kubeconfig") + 1] if "--kubeconfig" in arguments else ""
-    words = [
-        a for i, a in enumerate(arguments) if a != "--kubeconfig" and (i == 0 or arguments[i - 1] != "--kubeconfig")
-    ]
+    valued = ("--kubeconfig", "-n", "--namespace")
+    words = [a for i, a in enumerate(arguments) if a not in valued and (i == 0 or arguments[i - 1] not in valued)]
     config = json.loads(open(kubeconfig).read())
     server = config["clusters"][0]["cluster"]["server"]
     token = config["users"][0]["user"]["token"]
@@ -57,6 +56,9 @@ def main() -> None:
     elif words[0] in ("cordon", "uncordon", "drain"):
         call("/double/nodes", {"action": words[0], "node": words[1]})
         print(f"node/{words[1]} {words[0]}ed")
+    elif words[:2] == ["delete", "secret"]:
+        call("/double/nodes", {"action": "delete-secret", "node": words[2]})
+        print(f'secret "{words[2]}" deleted')
     elif words[:2] == ["delete", "node"]:
         call("/double/nodes", {"action": "delete", "node": words[2]})
         print(f'node "{words[2]}" deleted')

@@ -154,6 +154,9 @@ class Handler(BaseHTTPRequestHandler):
             return None
         # Node actions of the kubectl double: cordon, uncordon, drain, delete.
         action, name = request.get("action"), request.get("node")
+        if action == "delete-secret":
+            threading.Thread(target=log, args=(f"delete-secret {name}",)).start()
+            return self.reply(200, {action: name})
         with LOCK:
             nodes = load_nodes()
             if name not in nodes:
