@@ -83,6 +83,24 @@ def test_config_holds_no_token_and_tokens_are_private(cluster, local_hosts):
     ]
     assert on_agent("cat /etc/rancher/rke2/gpuaas-token") == agent_token
     assert "server: https://172.30.77.10:9345" in on_agent("cat /etc/rancher/rke2/config.yaml")
+    chart = on_server("cat /var/lib/rancher/rke2/server/manifests/gpuaas-gpu-operator.yaml")
+    assert "kind: HelmChart" in chart and "targetNamespace: gpu-operator" in chart
+
+
+def test_tokens_never_appear_in_output_or_diff(cluster, local_hosts):
+    import subprocess
+
+    on_agent("rm -f /etc/rancher/rke2/gpuaas-token")
+    command = ["pyinfra", "-y", "--diff", "-vvv", str(cluster["inventory"]), "deploys/cluster.py"]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=600,
+                            env={**os.environ, **cluster["env"]})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    for reference in (local_hosts.cluster.token, local_hosts.cluster.agent_token):
+        assert resolve(local_hosts, reference).reveal() not in result.stdout + result.stderr
+    assert (
+        on_agent("cat /etc/rancher/rke2/gpuaas-token") == resolve(local_hosts, local_hosts.cluster.agent_token).reveal()
+    )
+    assert "local-gpu-1=True" in on_server(NODES_LISTING)
 
 
 def test_kubeconfig_is_merged_on_the_controller_without_losing_the_operators_context(cluster):

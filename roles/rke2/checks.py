@@ -11,6 +11,11 @@ def kubectl(command: str) -> str:
     return f"{KUBECTL} --kubeconfig {KUBECONFIG} {command}"
 
 
+def api_ready() -> str:
+    """The API server answers `ok` on /readyz (asked with the admin kubeconfig: anonymous requests may be off)."""
+    return f'[ "$({kubectl("get --raw /readyz")} 2>/dev/null)" = ok ]'
+
+
 def node_ready(node: str, version: str | None = None) -> str:
     """`node` is Ready (and runs `version`, when given)."""
     test = f'[ "$({kubectl(f"get node {node} -o jsonpath={READY!r}")} 2>/dev/null)" = True ]'

@@ -14,9 +14,8 @@ from pyinfra.operations.util import any_changed
 from gpuaas.context import current_node, current_profile
 from gpuaas.operations import secret_file
 from gpuaas.profile import Host, Profile
-from roles.rke2.checks import node_ready, wait
+from roles.rke2.checks import api_ready, node_ready, wait
 from roles.rke2.config import (
-    API_PORT,
     CIS_SYSCTL,
     CONFIG,
     IMAGES,
@@ -125,7 +124,7 @@ def _running(profile: Profile, node: Host, settings: Rke2Settings, changed: list
     )  # fmt: skip
     seconds = settings.ready_timeout
     if is_server(node):
-        ready = f"curl -sk --max-time 2 https://127.0.0.1:{API_PORT}/readyz | grep -qx ok && {node_ready(node.name)}"
+        ready = f"{api_ready()} && {node_ready(node.name)}"
         what = "the API (/readyz) and the node"
     else:
         ready = "curl -s --max-time 2 http://127.0.0.1:10248/healthz | grep -qx ok"

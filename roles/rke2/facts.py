@@ -19,10 +19,10 @@ class Rke2Version(FactBase):
 
 
 class ApiReady(FactBase):
-    """True when the API server answers `ok` on /readyz."""
+    """True when the API server answers `ok` on /readyz (asked with the admin kubeconfig)."""
 
-    def command(self, address: str, port: int) -> str:
-        return f"curl -sk --max-time 5 https://{address}:{port}/readyz || true"
+    def command(self, kubectl: str, kubeconfig: str) -> str:
+        return f"{kubectl} --kubeconfig {kubeconfig} get --raw /readyz 2>/dev/null || true"
 
     def process(self, output: list[str]) -> bool:
         return bool(output) and output[-1].strip() == "ok"

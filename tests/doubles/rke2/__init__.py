@@ -82,7 +82,13 @@ def build_release(directory: Path, version: str) -> dict[str, Path]:
 RELEASES = "https://github.com/rancher/rke2/releases/download"
 ARTIFACTS = {"artifact": "rke2", "checksums_artifact": "rke2-checksums", "images_artifact": "rke2-images"}
 #: The cluster settings the local lane's tests use: the API name does not resolve from the controller.
-SETTINGS = {"kubeconfig_via_address": True, "gpu_taint": True, "node_labels": ["gpuaas.io/tier=test"]}
+SETTINGS = {
+    "kubeconfig_via_address": True,
+    "gpu_taint": True,
+    "node_labels": ["gpuaas.io/tier=test"],
+    "helm_charts": [{"name": "gpu-operator", "chart": "gpu-operator", "repo": "https://helm.ngc.nvidia.com/nvidia",
+                     "version": "v25.3.0", "target_namespace": "gpu-operator"}],
+}  # fmt: skip
 
 
 def release_inventory(directory: Path, version: str) -> Path:

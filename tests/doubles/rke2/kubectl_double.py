@@ -41,7 +41,10 @@ def main() -> None:
 
     output = next((w.split("=", 1)[1] if "=" in w else words[words.index(w) + 1] for w in words
                    if w.startswith("-o")), "")  # fmt: skip
-    if words[:2] == ["get", "nodes"]:
+    if words[:2] == ["get", "--raw"]:
+        request = urllib.request.Request(server + words[2], headers={"Authorization": f"Bearer {token}"})
+        print(urllib.request.urlopen(request, context=context, timeout=10).read().decode(), end="")
+    elif words[:2] == ["get", "nodes"]:
         items = call("/api/v1/nodes")["items"]
         if output == "json":
             print(json.dumps({"kind": "List", "items": items}))
