@@ -50,7 +50,7 @@ def rke2() -> None:
         _cis_host(node, rendered[CIS_SYSCTL])
     installed = _install(settings, node, release, version)
     changed = [installed, *_configuration(profile, node, settings, rendered)]
-    _running(profile, node, settings, changed)
+    _running(node, settings, changed)
 
 
 def _cis_host(node: Host, sysctl_text: str) -> None:
@@ -110,7 +110,7 @@ def _configuration(profile: Profile, node: Host, settings: Rke2Settings, rendere
     return changed
 
 
-def _running(profile: Profile, node: Host, settings: Rke2Settings, changed: list) -> None:
+def _running(node: Host, settings: Rke2Settings, changed: list) -> None:
     """Start (or, after a change, restart) the unit, then wait a bounded time for the node to be ready."""
     unit = f"rke2-{kind(node)}"
     was_running = host.get_fact(SystemdStatus).get(f"{unit}.service", False)
