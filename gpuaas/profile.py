@@ -174,6 +174,16 @@ class Dns(Strict):
     zone: Fqdn
     api_token: SecretRef
     records: list[DnsRecord] = []
+    ssl_mode: Literal["off", "flexible", "full", "strict"] | None = Field(
+        default="strict", description="The zone's SSL/TLS mode (`strict`: Full (strict)); None leaves it alone."
+    )
+    max_change_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Refuse a run that would update or delete more than this share of the records the "
+        "environment owns (GPUAAS_FORCE_DNS=yes overrides).",
+    )
 
 
 class Backup(Strict):

@@ -1,0 +1,88 @@
+"""Deploy of roles/edge on the controller: plan the zone's records against the profile, print and
+record the plan, then apply it in one batch; set the zone's SSL/TLS mode."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from pyinfra import host, logger
+from pyinfra.api import FunctionCommand, deploy, operation
+
+from gpuaas.context import current_profile
+from gpuaas.profile import REPO_ROOT, Profile
+from roles.edge.cloudflare_api import EdgeError, apply, client, live_records, set_ssl_mode, ssl_mode, zone_id
+from roles.edge.dns import Plan, over_limit, plan
+
+#: Set to `yes` to apply a plan that changes more of the owned records than `dns.max_change_share`.
+FORCE_ENV = "GPUAAS_FORCE_DNS"
+
+
+def plan_path(profile: Profile):
+    return REPO_ROOT / "build" / profile.name / "dns-plan.json"
+
+
+@deploy("Edge (Cloudflare)")
+def edge() -> None:
+    profile = current_profile()
+    api = client(profile)
+    zone = zone_id(api, profile)
+    planned = plan(profile, live_records(api, profile, zone))
+    path = plan_path(profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"zone": profile.dns.zone, **planned.as_json()}, indent=2) + "\n")
+    for line in planned.lines() or ["no change"]:
+        logger.info(f"{host.print_prefix}DNS {profile.dns.zone}: {line}")
+    if over_limit(planned, profile.dns.max_change_share) and os.environ.get(FORCE_ENV) != "yes":
+        touched = len(planned.update) + len(planned.delete)
+        raise EdgeError(
+            f"{profile.name}: the plan would change or delete {touched} of the {planned.owned} records this "
+            f"environment owns in {profile.dns.zone}, more than dns.max_change_share "
+            f"({profile.dns.max_change_share:.0%}); nothing was changed (review {path}; {FORCE_ENV}=yes applies it)"
+        )
+    dns_records(name=f"Ensure the DNS records of {profile.dns.zone} are as planned", profile=profile, zone=zone,
+                planned=planned)  # fmt: skip
+    if profile.dns.ssl_mode is not None:
+        zone_ssl_mode(name=f"Ensure {profile.dns.zone} uses SSL/TLS mode {profile.dns.ssl_mode}", profile=profile,
+                      zone=zone, mode=profile.dns.ssl_mode)  # fmt: skip
+
+
+@operation(is_idempotent=False)
+def dns_records(profile: Profile, zone: str, planned: Plan):
+    """
+    Apply the plan to the zone in one batch (Cloudflare applies a batch whole or not at all).
+
+    + profile: the environment's profile
+    + zone: the zone's id
+    + planned: the plan made against the zone's live records
+    """
+    if planned.empty():
+        host.noop(f"{len(planned.unchanged)} records as planned")
+        return
+    yield FunctionCommand(_reported, (apply, profile, zone, planned), {})
+
+
+@operation(is_idempotent=False)
+def zone_ssl_mode(profile: Profile, zone: str, mode: str):
+    """
+    Set the zone's SSL/TLS mode (`strict` is Full (strict): Cloudflare verifies the origin's certificate).
+
+    + profile: the environment's profile
+    + zone: the zone's id
+    + mode: off, flexible, full or strict
+    """
+    if ssl_mode(client(profile), profile, zone) == mode:
+        host.noop(f"SSL/TLS mode is {mode}")
+        return
+    yield FunctionCommand(_reported, (set_ssl_mode, profile, zone, mode), {})
+
+
+# pyinfra passes `state` and `host` to a callback only when its parameters have exactly these names.
+def _reported(state, host, call, profile: Profile, *arguments) -> bool:
+    """Run an API call while the deploy executes; on failure say why on the host's line (no traceback)."""
+    try:
+        call(client(profile), profile, *arguments)
+    except EdgeError as error:
+        host.log_styled(str(error), fg="red", log_func=logger.error)
+        return False
+    return True

@@ -1,0 +1,188 @@
+"""A local fake of Cloudflare's v4 API (not Cloudflare) for the official SDK's `base_url`: zones, DNS
+records (paginated listings that end with an empty page, filters on name/type/content, comments and
+tags, errors 81053/81058 on conflicting or identical records, the all-or-nothing batch), the zone's
+SSL setting, 401 for a wrong token and 429 with Retry-After on demand."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+
+class FakeCloudflare:
+    def __init__(self, token: str, zone: str):
+        self.token = token
+        self.zones = {"zone-1": {"id": "zone-1", "name": zone, "status": "active"}}
+        self.records: dict[str, dict] = {}
+        self.ssl = "full"
+        self.rate_limited = 0
+        self.requests: list[str] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/client/v4"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+    def add_record(self, name: str, type: str, content: str, comment: str = "", proxied: bool = False) -> dict:
+        record = {"id": f"rec-{next(self._ids)}", "name": name, "type": type, "content": content,
+                  "proxied": proxied, "ttl": 1, "comment": comment or None, "tags": [], "proxiable": True}  # fmt: skip
+        self.records[record["id"]] = record
+        return record
+
+    # --- the API -------------------------------------------------------------------------------
+
+    def _problem(self, record: dict, ignore: str | None = None) -> tuple[int, str] | None:
+        for other in self.records.values():
+            if other["id"] == ignore or other["name"] != record["name"]:
+                continue
+            if other["type"] == record["type"] and other["content"] == record["content"]:
+                return 81058, "An identical record already exists."
+            if "CNAME" in (other["type"], record["type"]):
+                return 81053, "An A, AAAA, or CNAME record with that host already exists."
+        return None
+
+    def _create(self, body: dict) -> dict:
+        record = {"id": f"rec-{next(self._ids)}", "proxiable": True, "tags": [], "ttl": 1, "proxied": False,
+                  "comment": None, **{k: v for k, v in body.items() if k != "id"}}  # fmt: skip
+        self.records[record["id"]] = record
+        return record
+
+    def handle(self, method: str, path: str, query: dict, body: dict, headers) -> tuple[int, dict, dict]:
+        self.requests.append(f"{method} {path}")
+        if self.rate_limited > 0:
+            self.rate_limited -= 1
+            return 429, {"Retry-After": "1"}, _envelope(None, errors=[(971, "Please wait and consider throttling.")])
+        if headers.get("Authorization") != f"Bearer {self.token}":
+            return 401, {}, _envelope(None, errors=[(10000, "Authentication error")])
+        parts = path.removeprefix("/client/v4/").strip("/").split("/")
+        with self._lock:
+            if parts == ["zones"] and method == "GET":
+                zones = [z for z in self.zones.values() if "name" not in query or z["name"] == query["name"]]
+                return 200, {}, _page(zones, query)
+            zone = parts[1] if len(parts) > 1 else ""
+            if zone not in self.zones:
+                return (
+                    404,
+                    {},
+                    _envelope(
+                        None,
+                        errors=[(7003, "Could not route to /zones/..., perhaps your object identifier is invalid?")],
+                    ),
+                )
+            if parts[2:] == ["settings", "ssl"]:
+                if method == "PATCH":
+                    self.ssl = body["value"]
+                return 200, {}, _envelope({"id": "ssl", "value": self.ssl, "editable": True})
+            if parts[2:] == ["dns_records"] and method == "GET":
+                found = [r for r in self.records.values()
+                         if all(k not in query or r[k] == query[k] for k in ("name", "type", "content"))]  # fmt: skip
+                return 200, {}, _page(sorted(found, key=lambda r: (r["name"], r["type"], r["id"])), query)
+            if parts[2:] == ["dns_records"] and method == "POST":
+                problem = self._problem(body)
+                if problem:
+                    return 400, {}, _envelope(None, errors=[problem])
+                return 200, {}, _envelope(self._create(body))
+            if parts[2:] == ["dns_records", "batch"] and method == "POST":
+                return self._batch(body)
+            if len(parts) == 4 and parts[2] == "dns_records" and parts[3] in self.records:
+                if method == "DELETE":
+                    del self.records[parts[3]]
+                    return 200, {}, _envelope({"id": parts[3]})
+                if method in ("PATCH", "PUT"):
+                    self.records[parts[3]].update(body)
+                    return 200, {}, _envelope(self.records[parts[3]])
+            return 404, {}, _envelope(None, errors=[(1001, f"no route for {method} {path}")])
+
+    def _batch(self, body: dict) -> tuple[int, dict, dict]:
+        """Deletes, patches, puts, then posts; checked whole first: any error applies nothing."""
+        saved = json.loads(json.dumps(self.records))
+        result = {"deletes": [], "patches": [], "puts": [], "posts": []}
+        try:
+            for item in body.get("deletes", []):
+                result["deletes"].append(self.records.pop(item["id"]))
+            for kind in ("patches", "puts"):
+                for item in body.get(kind, []):
+                    record = self.records[item["id"]]
+                    merged = {**record, **item}
+                    problem = self._problem(merged, ignore=record["id"])
+                    if problem:
+                        raise ValueError(problem)
+                    record.update(item)
+                    result[kind].append(record)
+            for item in body.get("posts", []):
+                problem = self._problem(item)
+                if problem:
+                    raise ValueError(problem)
+                result["posts"].append(self._create(item))
+        except (KeyError, ValueError) as failure:
+            self.records = saved
+            problem = failure.args[0] if isinstance(failure, ValueError) else (81044, "Record does not exist.")
+            return 400, {}, _envelope(None, errors=[problem])
+        return 200, {}, _envelope(result)
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _serve(self, method: str) -> None:
+                url = urlparse(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+                code, headers, payload = fake.handle(method, url.path, query, body, self.headers)
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                for key, value in {
+                    "Content-Type": "application/json",
+                    "Content-Length": str(len(data)),
+                    **headers,
+                }.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._serve("GET")
+
+            def do_POST(self) -> None:  # noqa: N802
+                self._serve("POST")
+
+            def do_PATCH(self) -> None:  # noqa: N802
+                self._serve("PATCH")
+
+            def do_PUT(self) -> None:  # noqa: N802
+                self._serve("PUT")
+
+            def do_DELETE(self) -> None:  # noqa: N802
+                self._serve("DELETE")
+
+        return Handler
+
+
+def _envelope(result, errors: list[tuple[int, str]] = (), info: dict | None = None) -> dict:
+    body = {"success": not errors, "errors": [{"code": c, "message": m} for c, m in errors], "messages": [],
+            "result": result}  # fmt: skip
+    if info is not None:
+        body["result_info"] = info
+    return body
+
+
+def _page(items: list, query: dict) -> dict:
+    """One page of a listing; past the last page the result is empty, which ends the SDK's iteration."""
+    page, per_page = int(query.get("page", 1)), min(int(query.get("per_page", 20)), 5000)
+    chunk = items[(page - 1) * per_page : page * per_page]
+    pages = max(1, -(-len(items) // per_page))
+    return _envelope(chunk, info={"page": page, "per_page": per_page, "count": len(chunk),
+                                  "total_count": len(items), "total_pages": pages})  # fmt: skip
