@@ -170,6 +170,16 @@ class DnsRecord(Strict):
     ttl: int = Field(default=1, ge=1, le=86400)
 
 
+class OriginCertificates(Strict):
+    """Cloudflare Origin CA certificates on the hosts that terminate TLS behind Cloudflare."""
+
+    hosts_group: GroupName = Field(default="rke2_servers", description="The hosts that terminate TLS.")
+    hostnames: list[Fqdn] = Field(default=[], description="Names on the certificate (default: every DNS record).")
+    key_type: Literal["ecc", "rsa"] = Field(default="ecc", description="Key made on the host (never sent).")
+    validity_days: Literal[7, 30, 90, 365, 730, 1095, 5475] = Field(default=5475, description="Requested validity.")
+    renew_days: int = Field(default=30, ge=1, description="Request a new certificate this many days before expiry.")
+
+
 class Dns(Strict):
     zone: Fqdn
     api_token: SecretRef
@@ -183,6 +193,9 @@ class Dns(Strict):
         le=1,
         description="Refuse a run that would update or delete more than this share of the records the "
         "environment owns (GPUAAS_FORCE_DNS=yes overrides).",
+    )
+    origin_certificates: OriginCertificates | None = Field(
+        default=None, description="Origin CA certificates on the TLS hosts (None: none are managed)."
     )
 
 

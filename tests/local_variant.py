@@ -25,14 +25,19 @@ def pin(name: str, archive: Path, version: str, url: str, **extra: str) -> dict:
 
 
 def inventory(
-    directory: Path, artifacts: dict[str, dict], services: dict[str, dict], roles: dict | None = None
+    directory: Path,
+    artifacts: dict[str, dict],
+    services: dict[str, dict],
+    roles: dict | None = None,
+    dns: dict | None = None,
 ) -> Path:
-    """local.yml with `artifacts` added and `services` and `roles` entries replaced, and a pyinfra
+    """local.yml with `artifacts` added and `services`, `roles` and `dns` entries replaced, and a pyinfra
     inventory loading it."""
     raw = yaml.safe_load((REPO_ROOT / "inventories" / "local.yml").read_text())
     raw["artifacts"].update(artifacts)
     raw["services"].update(services)
     raw["roles"].update(roles or {})
+    raw["dns"].update(dns or {})
     (directory / "local.yml").write_text(yaml.safe_dump(raw))
     loader = f"load_groups({str(directory / 'local.yml')!r})"
     path = directory / "local.py"

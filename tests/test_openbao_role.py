@@ -8,11 +8,12 @@ import stat
 import pytest
 
 from gpuaas.errors import ProfileError, SecretError
+from gpuaas.facts import CertificateNames
 from gpuaas.profile import load_profile, parse_profile
 from gpuaas.render import host_files
 from gpuaas.secrets import resolve, store, writable_path
 from roles.openbao.config import CONFIG, UNIT, client, subject_alt_names
-from roles.openbao.facts import BaoStatus, CertificateNames
+from roles.openbao.facts import BaoStatus
 
 
 def test_config_binds_the_host_address_with_tls_and_raft():

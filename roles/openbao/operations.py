@@ -10,10 +10,10 @@ from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, StringCommand, operation
 
 from gpuaas.errors import SecretError
+from gpuaas.facts import CertificateNames
 from gpuaas.profile import Host, Profile
 from gpuaas.secrets import resolve, store, writable_path
 from roles.openbao.config import CA_CERT, CA_KEY, PENDING_INIT, TLS_CERT, TLS_DIR, TLS_KEY, api_url, client
-from roles.openbao.facts import CertificateNames
 from roles.openbao.settings import OpenBaoSettings
 
 CA_DAYS = 3650

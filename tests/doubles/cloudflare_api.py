@@ -18,8 +18,10 @@ class FakeCloudflare:
         self.zones = {"zone-1": {"id": "zone-1", "name": zone, "status": "active"}}
         self.records: dict[str, dict] = {}
         self.ssl = "full"
+        self.certificates: dict[str, dict] = {}
         self.rate_limited = 0
         self.requests: list[str] = []
+        self.bodies: list[str] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -58,6 +60,7 @@ class FakeCloudflare:
 
     def handle(self, method: str, path: str, query: dict, body: dict, headers) -> tuple[int, dict, dict]:
         self.requests.append(f"{method} {path}")
+        self.bodies.append(json.dumps(body))
         if self.rate_limited > 0:
             self.rate_limited -= 1
             return 429, {"Retry-After": "1"}, _envelope(None, errors=[(971, "Please wait and consider throttling.")])
@@ -65,6 +68,8 @@ class FakeCloudflare:
             return 401, {}, _envelope(None, errors=[(10000, "Authentication error")])
         parts = path.removeprefix("/client/v4/").strip("/").split("/")
         with self._lock:
+            if parts[0] == "certificates":
+                return self._certificates(method, parts, body)
             if parts == ["zones"] and method == "GET":
                 zones = [z for z in self.zones.values() if "name" not in query or z["name"] == query["name"]]
                 return 200, {}, _page(zones, query)
@@ -101,6 +106,23 @@ class FakeCloudflare:
                     self.records[parts[3]].update(body)
                     return 200, {}, _envelope(self.records[parts[3]])
             return 404, {}, _envelope(None, errors=[(1001, f"no route for {method} {path}")])
+
+    def _certificates(self, method: str, parts: list[str], body: dict) -> tuple[int, dict, dict]:
+        """Origin CA: sign a CSR (with a fake CA), list, revoke."""
+        if method == "POST" and len(parts) == 1:
+            certificate_id = f"cert-{next(self._ids)}"
+            pem, expires = _sign(body["csr"], body["hostnames"], int(body.get("requested_validity", 5475)))
+            issued = {"id": certificate_id, "certificate": pem, "hostnames": body["hostnames"], "expires_on": expires,
+                      "request_type": body["request_type"], "requested_validity": body["requested_validity"],
+                      "csr": body["csr"]}  # fmt: skip
+            self.certificates[certificate_id] = issued
+            return 200, {}, _envelope(issued)
+        if method == "DELETE" and len(parts) == 2 and parts[1] in self.certificates:
+            self.certificates[parts[1]]["revoked_at"] = "now"
+            return 200, {}, _envelope({"id": parts[1], "revoked_at": "now"})
+        if method == "GET" and len(parts) == 1:
+            return 200, {}, _page(list(self.certificates.values()), {})
+        return 404, {}, _envelope(None, errors=[(1001, "no such certificate")])
 
     def _batch(self, body: dict) -> tuple[int, dict, dict]:
         """Deletes, patches, puts, then posts; checked whole first: any error applies nothing."""
@@ -169,6 +191,35 @@ class FakeCloudflare:
                 self._serve("DELETE")
 
         return Handler
+
+
+def _sign(csr_pem: str, hostnames: list[str], days: int) -> tuple[str, str]:
+    """A certificate for the CSR's key and `hostnames`, from a throwaway CA, like Origin CA issues."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    request = x509.load_pem_x509_csr(csr_pem.encode())
+    authority = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    expires = now + datetime.timedelta(days=days)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(request.subject)
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Fake Origin CA")]))
+        .public_key(request.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(expires)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hostnames]), critical=False)
+        .sign(authority, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode(), expires.strftime(
+        "%Y-%m-%d %H:%M:%S +0000 UTC"
+    )
 
 
 def _envelope(result, errors: list[tuple[int, str]] = (), info: dict | None = None) -> dict:
