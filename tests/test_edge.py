@@ -128,6 +128,9 @@ def test_the_deploy_plans_in_dry_run_applies_once_and_never_prints_the_token(fak
     assert len(fake.records) == 4 and fake.ssl == "strict"
     again = edge("--json", env=env)
     assert json.loads(again.stdout)["results"]["totals"]["success"] == 0
+    evidence = json.loads((REPO_ROOT / "build" / "staging" / "evidence" / "edge.json").read_text())
+    assert evidence["ssl_mode"] == "strict" and len(evidence["records"]) == 4
+    assert all(r["owned"] and r["content"] == "10.20.0.10" for r in evidence["records"])
     for result in (dry, applied, again):
         assert TOKEN not in result.stdout + result.stderr
 

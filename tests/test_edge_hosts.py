@@ -62,3 +62,18 @@ def test_origin_certificate_is_issued_for_the_names_renewed_in_the_margin_and_re
     assert revoked.returncode == 0, revoked.stderr[-2000:]
     assert fake.certificates[current].get("revoked_at")
     assert on_server("ls /etc/gpuaas/tls").split() == []
+
+
+def test_a_plan_over_the_change_limit_is_refused_and_changes_nothing(fake, tmp_path, local_hosts):
+    path = inventory(tmp_path, {}, {})
+    assert run(path, "deploys/edge.py", fake).returncode == 0
+    before = json.dumps(fake.records, sort_keys=True)
+    shrunk = inventory(
+        tmp_path, {}, {}, dns={"records": [{"name": "portal.local.gpuaas.test", "target": "local-server"}]}
+    )
+    refused = run(shrunk, "deploys/edge.py", fake)
+    assert refused.returncode != 0
+    assert "would change or delete 2 of the 3 records" in refused.stdout + refused.stderr
+    assert json.dumps(fake.records, sort_keys=True) == before
+    forced = run(shrunk, "deploys/edge.py", fake, GPUAAS_FORCE_DNS="yes")
+    assert forced.returncode == 0 and len(fake.records) == 1

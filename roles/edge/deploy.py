@@ -11,6 +11,7 @@ from pyinfra.api import FunctionCommand, deploy, operation
 
 from gpuaas.context import current_profile
 from gpuaas.profile import REPO_ROOT, Profile
+from roles.edge import readback
 from roles.edge.cloudflare_api import EdgeError, apply, client, live_records, set_ssl_mode, ssl_mode, zone_id
 from roles.edge.dns import Plan, over_limit, plan
 
@@ -40,6 +41,8 @@ def edge() -> None:
             f"environment owns in {profile.dns.zone}, more than dns.max_change_share "
             f"({profile.dns.max_change_share:.0%}); nothing was changed (review {path}; {FORCE_ENV}=yes applies it)"
         )
+    # What the zone serves now; a change below reads it again once applied.
+    readback.refresh(api, profile, zone)
     dns_records(name=f"Ensure the DNS records of {profile.dns.zone} are as planned", profile=profile, zone=zone,
                 planned=planned)  # fmt: skip
     if profile.dns.ssl_mode is not None:
@@ -81,7 +84,9 @@ def zone_ssl_mode(profile: Profile, zone: str, mode: str):
 def _reported(state, host, call, profile: Profile, *arguments) -> bool:
     """Run an API call while the deploy executes; on failure say why on the host's line (no traceback)."""
     try:
-        call(client(profile), profile, *arguments)
+        api = client(profile)
+        call(api, profile, *arguments)
+        readback.refresh(api, profile, arguments[0])
     except EdgeError as error:
         host.log_styled(str(error), fg="red", log_func=logger.error)
         return False

@@ -69,7 +69,7 @@ class FakeCloudflare:
         parts = path.removeprefix("/client/v4/").strip("/").split("/")
         with self._lock:
             if parts[0] == "certificates":
-                return self._certificates(method, parts, body)
+                return self._certificates(method, parts, body, query)
             if parts == ["zones"] and method == "GET":
                 zones = [z for z in self.zones.values() if "name" not in query or z["name"] == query["name"]]
                 return 200, {}, _page(zones, query)
@@ -107,7 +107,7 @@ class FakeCloudflare:
                     return 200, {}, _envelope(self.records[parts[3]])
             return 404, {}, _envelope(None, errors=[(1001, f"no route for {method} {path}")])
 
-    def _certificates(self, method: str, parts: list[str], body: dict) -> tuple[int, dict, dict]:
+    def _certificates(self, method: str, parts: list[str], body: dict, query: dict) -> tuple[int, dict, dict]:
         """Origin CA: sign a CSR (with a fake CA), list, revoke."""
         if method == "POST" and len(parts) == 1:
             certificate_id = f"cert-{next(self._ids)}"
@@ -121,7 +121,7 @@ class FakeCloudflare:
             self.certificates[parts[1]]["revoked_at"] = "now"
             return 200, {}, _envelope({"id": parts[1], "revoked_at": "now"})
         if method == "GET" and len(parts) == 1:
-            return 200, {}, _page(list(self.certificates.values()), {})
+            return 200, {}, _page(list(self.certificates.values()), query)
         return 404, {}, _envelope(None, errors=[(1001, "no such certificate")])
 
     def _batch(self, body: dict) -> tuple[int, dict, dict]:
