@@ -33,7 +33,8 @@ def edge() -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"zone": profile.dns.zone, **planned.as_json()}, indent=2) + "\n")
     for line in planned.lines() or ["no change"]:
-        logger.info(f"{host.print_prefix}DNS {profile.dns.zone}: {line}")
+        # A conflict is a name this environment cannot have until someone frees it: say it louder.
+        (logger.warning if line.startswith("!") else logger.info)(f"{host.print_prefix}DNS {profile.dns.zone}: {line}")
     if over_limit(planned, profile.dns.max_change_share) and os.environ.get(FORCE_ENV) != "yes":
         touched = len(planned.update) + len(planned.delete)
         raise EdgeError(
