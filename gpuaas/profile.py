@@ -205,7 +205,12 @@ class Backup(Strict):
     region: str = "us-east-1"
     access_key_id: SecretRef
     secret_access_key: SecretRef
-    keep_last: int = Field(default=7, ge=1)
+    keep_last: int = Field(default=7, ge=1, description="Complete backup sets kept (the newest ones).")
+    keep_days: int | None = Field(
+        default=None, ge=1, description="Also keep every complete set younger than this many days."
+    )
+    max_concurrency: int = Field(default=4, ge=1, le=32, description="Parallel parts of one multipart upload.")
+    part_size_mb: int = Field(default=64, ge=5, le=5120, description="Multipart part size (S3's minimum is 5 MiB).")
 
 
 class Service(Strict):

@@ -1,0 +1,43 @@
+"""The profile's S3-compatible bucket through boto3, set up so that RustFS, SeaweedFS, MinIO and AWS all
+accept it: path-style addressing, checksums only where the API requires them, bounded multipart."""
+
+from __future__ import annotations
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+
+from gpuaas.profile import Profile
+from gpuaas.secrets import resolve
+
+MIB = 1024 * 1024
+
+
+def client(profile: Profile):
+    """An S3 client for the backup target (credentials from the profile's secret references)."""
+    backup = profile.backup
+    config = Config(
+        s3={"addressing_style": "path"},
+        # Stores other than AWS reject or mis-handle the newer default integrity headers.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        retries={"max_attempts": 5, "mode": "standard"},
+        connect_timeout=10,
+        read_timeout=120,
+    )
+    return boto3.client(
+        "s3",
+        endpoint_url=str(backup.endpoint),
+        region_name=backup.region,
+        aws_access_key_id=resolve(profile, backup.access_key_id).reveal(),
+        aws_secret_access_key=resolve(profile, backup.secret_access_key).reveal(),
+        config=config,
+    )
+
+
+def transfer_config(profile: Profile) -> TransferConfig:
+    """Multipart uploads in `part_size_mb` parts, at most `max_concurrency` at once: memory stays bounded
+    by their product whatever the size of what is streamed."""
+    part = profile.backup.part_size_mb * MIB
+    concurrency = profile.backup.max_concurrency
+    return TransferConfig(multipart_threshold=part, multipart_chunksize=part, max_concurrency=concurrency)

@@ -1,0 +1,104 @@
+"""Writing and checking one backup set: objects streamed to the bucket while they are hashed, the
+manifest last; and the check a restore makes before it touches anything."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+
+from pyinfra.api.exceptions import DeployError
+
+from gpuaas.backup.sets import IN_USE, MANIFEST, Hashing, Manifest, ObjectEntry, new_set_id, prefix
+
+
+class BackupSetError(DeployError):
+    """A set that cannot be written or trusted; the message names the set and the object."""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+class SetWriter:
+    """One backup set being written. Nothing is restorable until `finish` writes the manifest."""
+
+    def __init__(self, s3, bucket: str, environment: str, source_sha: str, transfer=None):
+        self.s3, self.bucket, self.transfer = s3, bucket, transfer
+        self.manifest = Manifest(environment=environment, set_id=new_set_id(), source_sha=source_sha, started=_now())
+
+    @property
+    def prefix(self) -> str:
+        return prefix(self.manifest.environment, self.manifest.set_id)
+
+    def upload(self, name: str, stream) -> ObjectEntry:
+        """Stream `stream` (a file-like object) to NAME in the set: multipart, never whole in memory."""
+        key = self.prefix + name
+        reader = Hashing(stream)
+        extra = {"Config": self.transfer} if self.transfer is not None else {}
+        try:
+            self.s3.upload_fileobj(reader, self.bucket, key, **extra)
+        except Exception as error:  # boto3 raises several families; all mean the same here
+            raise BackupSetError(f"backup set {self.prefix}: uploading {name} failed ({error}); the set stays "
+                                 "incomplete (no manifest) and is never offered for a restore") from None  # fmt: skip
+        entry = ObjectEntry(key=key, size=reader.size, sha256=reader.digest.hexdigest())
+        self.manifest.objects.append(entry)
+        return entry
+
+    def record(self, service: str, version: str, figures: dict) -> None:
+        """What a restore of `service` must find again (row counts, key counts, ...)."""
+        self.manifest.services[service] = {"version": version, "figures": figures}
+
+    def finish(self) -> Manifest:
+        """Write the manifest, last: from now on the set is complete."""
+        self.manifest.ended = _now()
+        self.s3.put_object(Bucket=self.bucket, Key=self.prefix + MANIFEST, Body=self.manifest.to_json().encode())
+        return self.manifest
+
+
+def read_manifest(s3, bucket: str, environment: str, set_id: str) -> Manifest:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=prefix(environment, set_id) + MANIFEST)["Body"].read()
+    except Exception:
+        raise BackupSetError(f"backup set {environment}/{set_id} has no manifest: it is incomplete") from None
+    return Manifest.from_json(body.decode())
+
+
+def verify(s3, bucket: str, manifest: Manifest) -> None:
+    """Every object of the set is there with its size and sha256 (read in chunks), or BackupSetError
+    naming the first that is not: a restore calls this before it touches any service."""
+    for entry in manifest.objects:
+        try:
+            body = s3.get_object(Bucket=bucket, Key=entry.key)["Body"]
+        except Exception:
+            raise BackupSetError(
+                f"backup set {manifest.set_id}: {entry.key} is missing; nothing was restored"
+            ) from None
+        digest, size = hashlib.sha256(), 0
+        while chunk := body.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+        if (size, digest.hexdigest()) != (entry.size, entry.sha256):
+            raise BackupSetError(f"backup set {manifest.set_id}: {entry.key} has sha256 {digest.hexdigest()} "
+                                 f"({size} bytes), the manifest says {entry.sha256} ({entry.size} bytes); "
+                                 "nothing was restored")  # fmt: skip
+
+
+def mark_in_use(s3, bucket: str, manifest: Manifest, in_use: bool) -> None:
+    """While a restore reads a set, a marker keeps retention away from it."""
+    key = prefix(manifest.environment, manifest.set_id) + IN_USE
+    if in_use:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"")
+    else:
+        s3.delete_object(Bucket=bucket, Key=key)
+
+
+def remove_sets(s3, bucket: str, keys_by_set: dict[str, list[str]]) -> int:
+    """Delete the sets' objects (the manifest first, so a half-deleted set is never taken for complete)."""
+    removed = 0
+    for keys in keys_by_set.values():
+        ordered = sorted(keys, key=lambda key: not key.endswith("/" + MANIFEST))
+        for start in range(0, len(ordered), 1000):
+            batch = ordered[start : start + 1000]
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True})
+            removed += len(batch)
+    return removed
