@@ -62,6 +62,8 @@ def test_origin_certificate_is_issued_for_the_names_renewed_in_the_margin_and_re
     assert revoked.returncode == 0, revoked.stderr[-2000:]
     assert fake.certificates[current].get("revoked_at")
     assert on_server("ls /etc/gpuaas/tls").split() == []
+    again = run(path, "deploys/revoke_origin_certs.py", fake, GPUAAS_CONFIRM="revoke-origin-certificates local")
+    assert json.loads(again.stdout)["results"]["totals"]["success"] == 0
 
 
 def test_a_plan_over_the_change_limit_is_refused_and_changes_nothing(fake, tmp_path, local_hosts):
