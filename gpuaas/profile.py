@@ -199,6 +199,15 @@ class Dns(Strict):
     )
 
 
+class BackupEncryption(Strict):
+    """age encryption of every backup object on the controller, before it reaches the bucket."""
+
+    recipients: Annotated[
+        list[Annotated[str, StringConstraints(pattern=r"^age1[02-9ac-hj-np-z]{58}$")]], Field(min_length=1)
+    ] = Field(description="age public keys (age1...) the objects are encrypted to.")
+    identity: SecretRef = Field(description="Reference to an age identity (AGE-SECRET-KEY-1...) that restores.")
+
+
 class Backup(Strict):
     endpoint: AnyHttpUrl
     bucket: Annotated[str, AfterValidator(_bucket)]
@@ -210,7 +219,13 @@ class Backup(Strict):
         default=None, ge=1, description="Also keep every complete set younger than this many days."
     )
     max_concurrency: int = Field(default=4, ge=1, le=32, description="Parallel parts of one multipart upload.")
-    part_size_mb: int = Field(default=64, ge=5, le=5120, description="Multipart part size (S3's minimum is 5 MiB).")
+    part_size_mb: int = Field(
+        default=16,
+        ge=5,
+        le=5120,
+        description="Multipart part size (S3's minimum is 5 MiB; 10,000 parts make the largest object).",
+    )
+    encryption: BackupEncryption | None = Field(default=None, description="age encryption (None: stored as is).")
 
 
 class Service(Strict):

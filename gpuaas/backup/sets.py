@@ -42,6 +42,8 @@ class Manifest:
     source_sha: str
     started: str
     ended: str = ""
+    #: "age" when every object was encrypted with age before upload; "" when stored as is.
+    encryption: str = ""
     services: dict[str, dict] = field(default_factory=dict)  # name -> {"version": ..., "figures": {...}}
     objects: list[ObjectEntry] = field(default_factory=list)
 

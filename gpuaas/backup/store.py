@@ -36,8 +36,13 @@ def client(profile: Profile):
 
 
 def transfer_config(profile: Profile) -> TransferConfig:
-    """Multipart uploads in `part_size_mb` parts, at most `max_concurrency` at once: memory stays bounded
-    by their product whatever the size of what is streamed."""
+    """Multipart uploads in `part_size_mb` parts, at most `max_concurrency` at once. A stream is read
+    ahead by at most as many parts as are being sent (boto3 would buffer ten), so memory stays bounded
+    by part size x concurrency whatever the size of what is streamed."""
     part = profile.backup.part_size_mb * MIB
     concurrency = profile.backup.max_concurrency
-    return TransferConfig(multipart_threshold=part, multipart_chunksize=part, max_concurrency=concurrency)
+    config = TransferConfig(multipart_threshold=part, multipart_chunksize=part, max_concurrency=concurrency)
+    # s3transfer's own settings, which boto3's constructor does not take.
+    config.max_in_memory_upload_chunks = concurrency
+    config.max_in_memory_download_chunks = concurrency
+    return config

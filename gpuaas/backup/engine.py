@@ -1,0 +1,227 @@
+"""Backing up an environment's stateful services into one backup set, restoring a set, expiring old
+sets. The deploys in deploys/ call these from the controller; each service's own part lives in its
+role's `backup.py` (see gpuaas.backup.service)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import IO
+
+from pyinfra.api.exceptions import DeployError
+
+from gpuaas.backup import crypt, store
+from gpuaas.backup.service import BackupJob, RestoreJob, ServiceBackup, ServiceHost, differences
+from gpuaas.backup.sets import Hashing, Manifest, complete_sets, expired, list_sets, prefix
+from gpuaas.backup.transport import HostShell
+from gpuaas.backup.writer import BackupSetError, SetWriter, mark_in_use, read_manifest, remove_sets, verify
+from gpuaas.profile import Host, Profile
+from gpuaas.secrets import resolve
+from gpuaas.source import source_sha
+from roles.nats import backup as nats_backup
+from roles.openbao import backup as openbao_backup
+from roles.postgres import backup as postgres_backup
+from roles.redis import backup as redis_backup
+from roles.temporal import backup as temporal_backup
+
+#: Restored in this order: the databases others keep their state in come first.
+SERVICES: tuple[ServiceBackup, ...] = (postgres_backup, redis_backup, nats_backup, openbao_backup, temporal_backup)
+DATA_GROUP = "data"
+
+Log = Callable[[str], None]
+
+
+def _service(name: str) -> ServiceBackup:
+    return next(module for module in SERVICES if module.SERVICE == name)
+
+
+def _upload(writer: SetWriter, profile: Profile, key_prefix: str, name: str, stream: IO[bytes]):
+    encryption = profile.backup.encryption
+    if encryption is None:
+        return writer.upload(key_prefix + name, stream)
+    with crypt.encrypting(stream, encryption.recipients, key_prefix + name) as sealed:
+        return writer.upload(key_prefix + name, sealed)
+
+
+def back_up(profile: Profile, log: Log = print, services: tuple[ServiceBackup, ...] = SERVICES) -> Manifest:
+    """One backup set of every service the profile runs on its data hosts; the manifest, written last.
+    Any failure leaves the set without a manifest (never offered for a restore) and raises."""
+    s3 = store.client(profile)
+    writer = SetWriter(s3, profile.backup.bucket, profile.name, source_sha(), store.transfer_config(profile))
+    writer.manifest.encryption = "age" if profile.backup.encryption else ""
+    log(f"backup set {writer.prefix} started")
+    try:
+        for node in profile.group(DATA_GROUP):
+            shell = HostShell(profile, node)
+            for module in services:
+                if not module.applies(profile):
+                    continue
+                key_prefix = f"{node.name}/{module.SERVICE}/"
+                job = BackupJob(profile, node, shell, upload=partial(_upload, writer, profile, key_prefix))
+                module.back_up(job)
+                writer.record(f"{node.name}/{module.SERVICE}", job.version, job.figures)
+                stored = [
+                    entry for entry in writer.manifest.objects if entry.key.startswith(writer.prefix + key_prefix)
+                ]
+                log(f"{node.name} {module.SERVICE} {job.version}: {len(stored)} objects, "
+                    f"{sum(entry.size for entry in stored)} bytes")  # fmt: skip
+        manifest = writer.finish()
+    except BackupSetError:
+        raise
+    except Exception as error:
+        raise BackupSetError(f"{profile.name}: backup set {writer.manifest.set_id} is incomplete and will never be "
+                             f"offered for a restore (no manifest was written): {error}") from None  # fmt: skip
+    log(f"backup set {writer.prefix} complete: {len(manifest.objects)} objects")
+    return manifest
+
+
+def expire(profile: Profile, log: Log = print, now: datetime.datetime | None = None) -> list[str]:
+    """Remove the sets retention no longer keeps; the ids removed."""
+    s3 = store.client(profile)
+    sets = list_sets(s3, profile.backup.bucket, profile.name)
+    moment = now or datetime.datetime.now(datetime.timezone.utc)
+    doomed = expired(sets, profile.backup.keep_last, profile.backup.keep_days, moment)
+    if doomed:
+        remove_sets(s3, profile.backup.bucket, {set_id: sets[set_id]["keys"] for set_id in doomed})
+        log(f"retention removed {len(doomed)} set(s): {', '.join(doomed)}")
+    return doomed
+
+
+@dataclass
+class RestorePlan:
+    """What a restore will do: the set, and for each service the host it lands on and its objects."""
+
+    manifest: Manifest
+    #: (set's node name, service) -> (target host, object names)
+    steps: dict[tuple[str, str], tuple[Host, list[str]]] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        sizes = {entry.key: entry.size for entry in self.manifest.objects}
+        base = prefix(self.manifest.environment, self.manifest.set_id)
+        lines = [f"set {self.manifest.environment}/{self.manifest.set_id} (from {self.manifest.source_sha}, "
+                 f"{self.manifest.started} to {self.manifest.ended})"]  # fmt: skip
+        for (source, service), (target, names) in self.steps.items():
+            total = sum(sizes[f"{base}{source}/{service}/{name}"] for name in names)
+            version = self.manifest.services[f"{source}/{service}"]["version"]
+            lines.append(f"{service} {version} from {source} onto {target.name}: {', '.join(names)} ({total} bytes)")
+        return lines
+
+
+def choose_set(profile: Profile, set_id: str, source_environment: str | None = None) -> Manifest:
+    """The manifest of SET_ID (or of the newest complete set for `latest`) of `source_environment`
+    (default: the profile's own environment)."""
+    s3 = store.client(profile)
+    environment = source_environment or profile.name
+    if set_id == "latest":
+        complete = complete_sets(s3, profile.backup.bucket, environment)
+        if not complete:
+            raise BackupSetError(f"{environment} has no complete backup set in {profile.backup.bucket}")
+        set_id = complete[-1]
+    return read_manifest(s3, profile.backup.bucket, environment, set_id)
+
+
+def plan_restore(profile: Profile, manifest: Manifest, allow_other_environment: bool = False,
+                 only: tuple[str, ...] = ()) -> RestorePlan:  # fmt: skip
+    """Map the set's services onto the profile's data hosts (same name, or the same position in the
+    data group when the set comes from another environment), refusing a foreign set unless allowed."""
+    if manifest.environment != profile.name and not allow_other_environment:
+        raise DeployError(f"backup set {manifest.set_id} belongs to {manifest.environment}, not {profile.name}; "
+                          "restoring another environment's data is refused unless explicitly allowed "
+                          "(GPUAAS_RESTORE_FROM)")  # fmt: skip
+    if manifest.encryption and profile.backup.encryption is None:
+        raise DeployError(f"backup set {manifest.set_id} is encrypted ({manifest.encryption}) and "
+                          f"{profile.name}'s backup.encryption names no identity to decrypt it")  # fmt: skip
+    targets = profile.group(DATA_GROUP)
+    sources = list(dict.fromkeys(name.split("/")[0] for name in manifest.services))
+    by_name = {node.name: node for node in targets}
+    if not all(source in by_name for source in sources) and len(sources) > len(targets):
+        raise DeployError(f"backup set {manifest.set_id} holds {len(sources)} data hosts, {profile.name} has "
+                          f"{len(targets)}")  # fmt: skip
+    mapping = {source: by_name.get(source) or targets[index] for index, source in enumerate(sources)}
+    plan = RestorePlan(manifest)
+    base = prefix(manifest.environment, manifest.set_id)
+    for module in SERVICES:
+        for source in sources:
+            key = f"{source}/{module.SERVICE}"
+            if key not in manifest.services or (only and module.SERVICE not in only):
+                continue
+            names = [entry.key.removeprefix(f"{base}{key}/") for entry in manifest.objects
+                     if entry.key.startswith(f"{base}{key}/")]  # fmt: skip
+            plan.steps[(source, module.SERVICE)] = (mapping[source], names)
+    return plan
+
+
+@contextmanager
+def _opened(s3, profile: Profile, manifest: Manifest, key: str, sha256: str) -> Iterator[IO[bytes]]:
+    """One object streamed back (decrypted when the set is), checked again against its sha256 as it
+    is read: what a service receives is exactly what was verified."""
+    body = Hashing(s3.get_object(Bucket=profile.backup.bucket, Key=key)["Body"])
+    with ExitStack() as stack:
+        stream = body
+        if manifest.encryption:
+            identity = resolve(profile, profile.backup.encryption.identity)
+            stream = stack.enter_context(crypt.decrypting(body, identity, key))
+        yield stream
+    if body.digest.hexdigest() != sha256:
+        raise BackupSetError(f"{key} changed in the bucket while it was being restored")
+
+
+def _stop_dependants(shell: HostShell, units: set[str]) -> list[str]:
+    if not units:
+        return []
+    command = f"for unit in {' '.join(sorted(units))}; do systemctl is-active -q $unit.service && " \
+              "systemctl stop $unit.service && echo $unit; done; true"  # fmt: skip
+    return shell.run(command, "stopping the services that depend on the restored data").split()
+
+
+def _start(shell: HostShell, units: list[str]) -> None:
+    if units:
+        shell.run(f"systemctl start {' '.join(unit + '.service' for unit in units)}", "starting the stopped services")
+
+
+def restore(profile: Profile, plan: RestorePlan, log: Log = print) -> dict[str, list[str]]:
+    """Verify every object of the set, then restore each planned service and compare its figures
+    with the manifest's. Returns service -> differences (empty lists when all match); raises before
+    any service is touched when an object is missing or altered."""
+    s3 = store.client(profile)
+    manifest = plan.manifest
+    mark_in_use(s3, profile.backup.bucket, manifest, True)
+    try:
+        verify(s3, profile.backup.bucket, manifest)
+        log(f"set {manifest.set_id}: every object matches its sha256")
+        entries = {entry.key: entry for entry in manifest.objects}
+        base = prefix(manifest.environment, manifest.set_id)
+        results: dict[str, list[str]] = {}
+        hosts = {target.name: target for target, _ in plan.steps.values()}
+        stopped = {
+            name: _stop_dependants(
+                HostShell(profile, node),
+                {unit for (_, service), (target, _) in plan.steps.items() if target.name == name
+                 for unit in _service(service).DEPENDANTS},
+            )
+            for name, node in hosts.items()
+        }  # fmt: skip
+        try:
+            for (source, service), (target, names) in plan.steps.items():
+                key = f"{source}/{service}"
+
+                def open_object(name: str, key: str = key) -> contextmanager:
+                    entry = entries[f"{base}{key}/{name}"]
+                    return _opened(s3, profile, manifest, entry.key, entry.sha256)
+
+                shell = HostShell(profile, target)
+                module = _service(service)
+                expected = manifest.services[key]["figures"]
+                module.restore(RestoreJob(profile, target, shell, names=names, open=open_object, figures=expected))
+                results[key] = differences(expected, module.figures(ServiceHost(profile, target, shell)))
+                log(f"{service} restored onto {target.name}: "
+                    + ("figures match the manifest" if not results[key] else "; ".join(results[key])))  # fmt: skip
+        finally:
+            for name, units in stopped.items():
+                _start(HostShell(profile, hosts[name]), units)
+        return results
+    finally:
+        mark_in_use(s3, profile.backup.bucket, manifest, False)

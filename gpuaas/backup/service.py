@@ -1,0 +1,75 @@
+"""What a service role offers to the backup deploys (its `backup.py`), and the jobs it is handed.
+
+A role's backup module defines:
+
+    SERVICE = "redis"                 the name in object keys and in the manifest
+    DEPENDANTS = ("temporal",)        systemd units stopped while it is restored (when present)
+    applies(profile) -> bool          whether the profile runs it
+    back_up(job: BackupJob)           stream its artifacts with job.upload, then job.record(...)
+    figures(target: ServiceHost)      what a restore must find again (row, key, message counts, ...)
+    restore(job: RestoreJob)          put the artifacts back (the service is the role's to stop/start)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import IO, Protocol
+
+from gpuaas.backup.sets import ObjectEntry
+from gpuaas.backup.transport import HostShell
+from gpuaas.profile import Host, Profile
+
+
+@dataclass
+class ServiceHost:
+    """One service on one host: where it runs and how to run commands there."""
+
+    profile: Profile
+    node: Host
+    shell: HostShell
+
+
+@dataclass
+class BackupJob(ServiceHost):
+    """Backing up one service: `upload` streams one artifact into the set, `record` notes the figures."""
+
+    upload: Callable[[str, IO[bytes]], ObjectEntry] = None
+    version: str = ""
+    figures: dict = field(default_factory=dict)
+
+    def record(self, version: str, figures: dict) -> None:
+        self.version, self.figures = version, figures
+
+
+@dataclass
+class RestoreJob(ServiceHost):
+    """Restoring one service: `names` are its artifacts in the set, `open(name)` streams one back."""
+
+    names: list[str] = field(default_factory=list)
+    open: Callable[[str], AbstractContextManager[IO[bytes]]] = None
+    figures: dict = field(default_factory=dict)
+
+
+class ServiceBackup(Protocol):
+    SERVICE: str
+    DEPENDANTS: tuple[str, ...]
+
+    def applies(self, profile: Profile) -> bool: ...
+    def back_up(self, job: BackupJob) -> None: ...
+    def figures(self, target: ServiceHost) -> dict: ...
+    def restore(self, job: RestoreJob) -> None: ...
+
+
+def differences(expected: dict, found: dict, path: str = "") -> list[str]:
+    """Where two figure trees differ, as `path: expected X, found Y` lines (empty when they agree)."""
+    lines = []
+    for key in sorted(set(expected) | set(found), key=str):
+        where = f"{path}.{key}" if path else str(key)
+        want, have = expected.get(key), found.get(key)
+        if isinstance(want, dict) and isinstance(have, dict):
+            lines += differences(want, have, where)
+        elif want != have:
+            lines.append(f"{where}: expected {want}, found {have}")
+    return lines

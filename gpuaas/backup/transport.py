@@ -1,0 +1,127 @@
+"""Commands on a profile host with their standard input and output streamed to and from the
+controller (`docker exec -i` in the local lane, `ssh` elsewhere), so that a dump flows from the host
+to the bucket, and back, without ever being held whole in memory or written to the controller's disk."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pyinfra.api.exceptions import DeployError
+
+from gpuaas.profile import Host, Profile
+from gpuaas.secrets import Secret
+
+#: Read from a pipe in pieces of this size: large enough for throughput, small against the memory budget.
+CHUNK = 1 << 20
+
+
+class HostCommandError(DeployError):
+    """A command on a host failed; the message names the host, what was being done and its stderr."""
+
+
+class HostShell:
+    """Runs `sh -c COMMAND` as root on one profile host.
+
+    A secret a command needs (a password, a token) is written as the first line of its standard input
+    and taken with `read -r`, so it never shows in a process listing, an argument or a log."""
+
+    def __init__(self, profile: Profile, node: Host):
+        self.profile, self.node = profile, node
+
+    def argv(self, command: str) -> list[str]:
+        connection = self.profile.connection
+        if connection.kind == "docker":
+            return ["docker", "exec", "-i", self.node.name, "sh", "-c", command]
+        remote = f"sh -c {shlex.quote(command)}"
+        if connection.sudo:
+            remote = f"sudo -n {remote}"
+        return ["ssh", "-o", "BatchMode=yes", "-p", str(connection.port), f"{connection.user}@{self.node.address}",
+                remote]  # fmt: skip
+
+    def run(self, command: str, what: str, secret: Secret | None = None, input: bytes = b"") -> str:
+        """Run a short command and return its standard output (text); HostCommandError when it fails."""
+        stdin = (secret.reveal().encode() + b"\n" if secret is not None else b"") + input
+        done = subprocess.run(self.argv(command), input=stdin, capture_output=True, check=False)
+        if done.returncode != 0:
+            raise self._error(what, done.returncode, done.stderr)
+        return done.stdout.decode()
+
+    @contextmanager
+    def reader(self, command: str, what: str, secret: Secret | None = None) -> Iterator:
+        """The command's standard output as a file-like object read in a stream. Leaving the block
+        checks the exit status: a dump that failed half-way raises instead of passing for complete."""
+        process = subprocess.Popen(self.argv(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, bufsize=CHUNK)  # fmt: skip
+        errors = _drain(process.stderr)
+        try:
+            if secret is not None:
+                process.stdin.write(secret.reveal().encode() + b"\n")
+            process.stdin.close()
+            yield process.stdout
+            process.stdout.read()  # whatever the consumer left, so that the command can finish
+        except BaseException:
+            process.kill()
+            raise
+        finally:
+            code = process.wait()
+            errors.join()
+        if code != 0:
+            raise self._error(what, code, errors.text)
+
+    @contextmanager
+    def writer(self, command: str, what: str, secret: Secret | None = None) -> Iterator:
+        """The command's standard input as a file-like object to write a stream into; leaving the
+        block closes it and checks the exit status."""
+        process = subprocess.Popen(self.argv(command), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, bufsize=CHUNK)  # fmt: skip
+        errors = _drain(process.stderr)
+        try:
+            if secret is not None:
+                process.stdin.write(secret.reveal().encode() + b"\n")
+            yield process.stdin
+            process.stdin.close()
+        except BrokenPipeError:
+            pass  # the command stopped reading: its exit status and stderr below say why
+        except BaseException:
+            process.kill()
+            raise
+        finally:
+            code = process.wait()
+            errors.join()
+        if code != 0:
+            raise self._error(what, code, errors.text)
+
+    def _error(self, what: str, code: int, stderr: bytes | str) -> HostCommandError:
+        text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
+        detail = " ".join(text.strip().splitlines()[-3:]) or "no message"
+        return HostCommandError(f"{self.node.name}: {what} failed (exit {code}): {detail}")
+
+
+class _Drain(threading.Thread):
+    """Collects a command's stderr while its stdout streams, so neither pipe fills up and blocks."""
+
+    def __init__(self, pipe):
+        super().__init__(daemon=True)
+        self.pipe, self.text = pipe, ""
+
+    def run(self) -> None:
+        self.text = self.pipe.read().decode(errors="replace")[-4000:]
+
+
+def _drain(pipe) -> _Drain:
+    thread = _Drain(pipe)
+    thread.start()
+    return thread
+
+
+def copy_stream(source, target, chunk: int = CHUNK) -> int:
+    """Copy one file-like object into another in pieces; the number of bytes copied."""
+    total = 0
+    while piece := source.read(chunk):
+        target.write(piece)
+        total += len(piece)
+    return total

@@ -1,0 +1,103 @@
+"""Backup and restore of roles/redis: an RDB snapshot made by the server (BGSAVE) for the backup; for
+the restore, that RDB becomes the data set Redis loads at start, also under append-only persistence
+(as the base of a fresh multi-part AOF, which Redis would otherwise load instead)."""
+
+from __future__ import annotations
+
+import shlex
+
+from gpuaas.backup.service import BackupJob, RestoreJob, ServiceHost
+from gpuaas.backup.transport import copy_stream
+from gpuaas.profile import Profile
+from gpuaas.secrets import Secret, resolve
+from roles.redis.config import settings_for
+
+SERVICE = "redis"
+DEPENDANTS: tuple[str, ...] = ()
+UNIT = "redis-server"
+ARTIFACT = "dump.rdb"
+#: The AOF base file name Redis 7 gives the first generation of `appendfilename`.
+AOF_BASE = "{name}.1.base.rdb"
+
+
+def applies(profile: Profile) -> bool:
+    return True
+
+
+def _password(target: ServiceHost) -> Secret:
+    return resolve(target.profile, settings_for(target.profile).password)
+
+
+def _cli(target: ServiceHost) -> str:
+    """The password arrives as the first line of stdin, never as an argument."""
+    port = settings_for(target.profile).port
+    return f"read -r REDISCLI_AUTH; export REDISCLI_AUTH; cli='redis-cli --no-auth-warning -p {int(port)}'; "
+
+
+def _ask(target: ServiceHost, command: str, what: str) -> str:
+    return target.shell.run(_cli(target) + command, what, secret=_password(target))
+
+
+def _info(text: str) -> dict[str, str]:
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
+
+
+def figures(target: ServiceHost) -> dict:
+    """{"db0": keys, ...}: the key count of every logical database that holds keys."""
+    keyspace = _info(_ask(target, "$cli info keyspace", "reading the Redis keyspace"))
+    return {db: int(dict(part.split("=") for part in value.strip().split(","))["keys"])
+            for db, value in keyspace.items()}  # fmt: skip
+
+
+def _settings(target: ServiceHost) -> dict[str, str]:
+    names = "dir dbfilename appendonly appenddirname appendfilename"
+    lines = _ask(target, f"$cli config get {names} | tr -d '\\r'", "reading the Redis persistence settings").split()
+    return dict(zip(lines[::2], lines[1::2], strict=True))
+
+
+def back_up(job: BackupJob) -> None:
+    """BGSAVE, wait until that save (not an earlier one) has finished, then stream the file it wrote.
+    The file is opened once: a later save replaces it by rename and cannot change what is read."""
+    settings = _settings(job)
+    path = shlex.quote(f"{settings['dir']}/{settings['dbfilename']}")
+    saves = "$($cli info persistence | tr -d '\\r' | sed -n 's/^rdb_saves://p')"
+    command = (
+        _cli(job) + f"before={saves}; "
+        "until $cli bgsave | grep -q 'started'; do sleep 0.2; done; "
+        f'while [ "{saves}" = "$before" ]; do sleep 0.1; done; '
+        "$cli info persistence | tr -d '\\r' | grep -q '^rdb_last_bgsave_status:ok' || "
+        "{ echo 'BGSAVE failed (see the Redis log)' >&2; exit 1; }; "
+        f"exec cat {path}"
+    )
+    version = _info(_ask(job, "$cli info server", "reading the Redis version"))["redis_version"].strip()
+    counted = figures(job)
+    with job.shell.reader(command, "the Redis RDB snapshot", secret=_password(job)) as stream:
+        job.upload(ARTIFACT, stream)
+    job.record(version, counted)
+
+
+def restore(job: RestoreJob) -> None:
+    """Stop Redis, install the RDB (and, with appendonly, a new AOF whose base is that RDB), start it."""
+    settings = _settings(job)
+    directory = settings["dir"]
+    staged = shlex.quote(f"{directory}/.restore.rdb")
+    with job.open(ARTIFACT) as rdb, job.shell.writer(f"umask 007 && cat > {staged}", "staging the RDB") as target:
+        copy_stream(rdb, target)
+    steps = [f"systemctl stop {UNIT}", f"cd {shlex.quote(directory)}"]
+    if settings["appendonly"] == "yes":
+        aof_dir, base = settings["appenddirname"], AOF_BASE.format(name=settings["appendfilename"])
+        steps += [
+            f"rm -rf {shlex.quote(aof_dir)}",
+            f"install -d -m 750 -o redis -g redis {shlex.quote(aof_dir)}",
+            f"cp {staged} {shlex.quote(aof_dir + '/' + base)}",
+            f"printf 'file %s seq 1 type b\\n' {shlex.quote(base)} > {shlex.quote(aof_dir)}/"
+            f"{shlex.quote(settings['appendfilename'] + '.manifest')}",
+            f"chown -R redis:redis {shlex.quote(aof_dir)}",
+        ]
+    steps += [
+        f"chown redis:redis {staged} && mv {staged} {shlex.quote(settings['dbfilename'])}",
+        f"systemctl start {UNIT}",
+        # Loading a large data set takes a while; PING answers LOADING until it is done.
+        "for i in $(seq 120); do $cli ping 2>/dev/null | grep -q PONG && exit 0; sleep 0.5; done; exit 1",
+    ]
+    _ask(job, " && ".join(steps), "restoring the Redis data set")
