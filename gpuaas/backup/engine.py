@@ -14,7 +14,7 @@ from typing import IO
 from pyinfra.api.exceptions import DeployError
 
 from gpuaas.backup import crypt, store
-from gpuaas.backup.service import BackupJob, RestoreJob, ServiceBackup, ServiceHost, differences
+from gpuaas.backup.service import BackupJob, RestoreJob, ServiceBackup, differences
 from gpuaas.backup.sets import Hashing, Manifest, complete_sets, expired, list_sets, prefix
 from gpuaas.backup.transport import HostShell
 from gpuaas.backup.writer import BackupSetError, SetWriter, mark_in_use, read_manifest, remove_sets, verify
@@ -182,6 +182,23 @@ def _start(shell: HostShell, units: list[str]) -> None:
         shell.run(f"systemctl start {' '.join(unit + '.service' for unit in units)}", "starting the stopped services")
 
 
+def _jobs(s3, profile: Profile, plan: RestorePlan) -> Iterator[tuple[str, ServiceBackup, RestoreJob]]:
+    """(set key, service module, restore job) for each planned step, objects opened from the set."""
+    manifest = plan.manifest
+    entries = {entry.key: entry for entry in manifest.objects}
+    base = prefix(manifest.environment, manifest.set_id)
+    for (source, service), (target, names) in plan.steps.items():
+        key = f"{source}/{service}"
+
+        def open_object(name: str, key: str = key):
+            entry = entries[f"{base}{key}/{name}"]
+            return _opened(s3, profile, manifest, entry.key, entry.sha256)
+
+        job = RestoreJob(profile, target, HostShell(profile, target), names=names, open=open_object,
+                         figures=manifest.services[key]["figures"])  # fmt: skip
+        yield key, _service(service), job
+
+
 def restore(profile: Profile, plan: RestorePlan, log: Log = print) -> dict[str, list[str]]:
     """Verify every object of the set, then restore each planned service and compare its figures
     with the manifest's. Returns service -> differences (empty lists when all match); raises before
@@ -192,8 +209,6 @@ def restore(profile: Profile, plan: RestorePlan, log: Log = print) -> dict[str, 
     try:
         verify(s3, profile.backup.bucket, manifest)
         log(f"set {manifest.set_id}: every object matches its sha256")
-        entries = {entry.key: entry for entry in manifest.objects}
-        base = prefix(manifest.environment, manifest.set_id)
         results: dict[str, list[str]] = {}
         hosts = {target.name: target for target, _ in plan.steps.values()}
         stopped = {
@@ -205,19 +220,10 @@ def restore(profile: Profile, plan: RestorePlan, log: Log = print) -> dict[str, 
             for name, node in hosts.items()
         }  # fmt: skip
         try:
-            for (source, service), (target, names) in plan.steps.items():
-                key = f"{source}/{service}"
-
-                def open_object(name: str, key: str = key) -> contextmanager:
-                    entry = entries[f"{base}{key}/{name}"]
-                    return _opened(s3, profile, manifest, entry.key, entry.sha256)
-
-                shell = HostShell(profile, target)
-                module = _service(service)
-                expected = manifest.services[key]["figures"]
-                module.restore(RestoreJob(profile, target, shell, names=names, open=open_object, figures=expected))
-                results[key] = differences(expected, module.figures(ServiceHost(profile, target, shell)))
-                log(f"{service} restored onto {target.name}: "
+            for key, module, job in _jobs(s3, profile, plan):
+                module.restore(job)
+                results[key] = differences(job.figures, module.figures(job))
+                log(f"{module.SERVICE} restored onto {job.node.name}: "
                     + ("figures match the manifest" if not results[key] else "; ".join(results[key])))  # fmt: skip
         finally:
             for name, units in stopped.items():
@@ -225,3 +231,30 @@ def restore(profile: Profile, plan: RestorePlan, log: Log = print) -> dict[str, 
         return results
     finally:
         mark_in_use(s3, profile.backup.bucket, manifest, False)
+
+
+def drill(profile: Profile, plan: RestorePlan, log: Log = print) -> dict:
+    """Restore the set beside the live services (scratch databases and scratch servers on the data
+    hosts, removed afterwards) and compare what comes back with the manifest. The report: per
+    service, the figures expected and found and the differences; `passed` when none differ."""
+    s3 = store.client(profile)
+    manifest = plan.manifest
+    report = {"environment": profile.name, "set": f"{manifest.environment}/{manifest.set_id}",
+              "source_sha": manifest.source_sha, "started": _utc(), "services": {}}  # fmt: skip
+    mark_in_use(s3, profile.backup.bucket, manifest, True)
+    try:
+        verify(s3, profile.backup.bucket, manifest)
+        for key, module, job in _jobs(s3, profile, plan):
+            found = module.drill(job)
+            lines = differences(job.figures, found)
+            report["services"][key] = {"expected": job.figures, "found": found, "differences": lines}
+            log(f"drill {key}: " + ("figures match the manifest" if not lines else "; ".join(lines)))
+    finally:
+        mark_in_use(s3, profile.backup.bucket, manifest, False)
+    report["ended"] = _utc()
+    report["passed"] = all(not entry["differences"] for entry in report["services"].values())
+    return report
+
+
+def _utc() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

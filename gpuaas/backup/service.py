@@ -8,6 +8,8 @@ A role's backup module defines:
     back_up(job: BackupJob)           stream its artifacts with job.upload, then job.record(...)
     figures(target: ServiceHost)      what a restore must find again (row, key, message counts, ...)
     restore(job: RestoreJob)          put the artifacts back (the service is the role's to stop/start)
+    drill(job: RestoreJob) -> dict    restore beside the live service (scratch database or server,
+                                      removed afterwards) and return the figures found there
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class ServiceBackup(Protocol):
     def back_up(self, job: BackupJob) -> None: ...
     def figures(self, target: ServiceHost) -> dict: ...
     def restore(self, job: RestoreJob) -> None: ...
+    def drill(self, job: RestoreJob) -> dict: ...
 
 
 def differences(expected: dict, found: dict, path: str = "") -> list[str]:

@@ -95,6 +95,42 @@ class HostShell:
         if code != 0:
             raise self._error(what, code, errors.text)
 
+    def feed(self, command: str, what: str, source, secret: Secret | None = None) -> str:
+        """Stream `source` (file-like) into the command's standard input and return its (short)
+        standard output as text."""
+        process = subprocess.Popen(self.argv(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, bufsize=CHUNK)  # fmt: skip
+        errors = _drain(process.stderr)
+
+        failure: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                if secret is not None:
+                    process.stdin.write(secret.reveal().encode() + b"\n")
+                copy_stream(source, process.stdin)
+            except BrokenPipeError:
+                pass  # the command stopped reading: its exit status says why
+            except BaseException as error:  # raised again below, in the caller's thread
+                failure.append(error)
+            finally:
+                try:
+                    process.stdin.close()
+                except OSError:
+                    pass
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        output = process.stdout.read()
+        writer.join()
+        code = process.wait()
+        errors.join()
+        if failure:
+            raise failure[0]
+        if code != 0:
+            raise self._error(what, code, errors.text)
+        return output.decode()
+
     def _error(self, what: str, code: int, stderr: bytes | str) -> HostCommandError:
         text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
         detail = " ".join(text.strip().splitlines()[-3:]) or "no message"

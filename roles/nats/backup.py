@@ -22,13 +22,16 @@ from gpuaas.backup.service import BackupJob, RestoreJob, ServiceHost
 from gpuaas.backup.transport import HostCommandError
 from gpuaas.profile import Profile
 from gpuaas.secrets import resolve
-from roles.nats.config import settings_for
+from roles.nats.config import PROGRAM_LINK, settings_for
 
 SERVICE = "nats"
 DEPENDANTS: tuple[str, ...] = ()
 CHUNK = 128 * 1024
 TIMEOUT = 30
 API = "$JS.API"
+#: The scratch server of a restore drill listens this far above the client port.
+DRILL_PORT_OFFSET = 10000
+DRILL_UNIT = "gpuaas-nats-drill"
 
 
 def applies(profile: Profile) -> bool:
@@ -38,15 +41,17 @@ def applies(profile: Profile) -> bool:
 class _Client:
     """A NATS connection driven from synchronous code through an event loop of its own thread."""
 
-    def __init__(self, target: ServiceHost):
+    def __init__(self, target: ServiceHost, port: int | None = None):
+        """The host's server, or (`port`) a scratch server there that takes no credentials."""
         settings = settings_for(target.profile)
         self.node = target.node.name
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        login = {} if port else {"user": settings.user,
+                                 "password": resolve(target.profile, settings.password).reveal()}  # fmt: skip
         self.connection = self.call(nats.connect(
-            servers=[f"nats://{target.node.address}:{settings.port}"], user=settings.user,
-            password=resolve(target.profile, settings.password).reveal(), connect_timeout=10,
-            allow_reconnect=False, max_reconnect_attempts=0,
+            servers=[f"nats://{target.node.address}:{port or settings.port}"], connect_timeout=10,
+            allow_reconnect=False, max_reconnect_attempts=0, **login,
         ))  # fmt: skip
 
     def call(self, coroutine: Coroutine, timeout: float = 600) -> Any:
@@ -157,23 +162,50 @@ def back_up(job: BackupJob) -> None:
         client.close()
 
 
-def restore(job: RestoreJob) -> None:
+def _restore_streams(client: _Client, job: RestoreJob) -> dict:
     """Each stream in the set replaces the one of the same name (deleted first), chunk by chunk with
-    every chunk acknowledged by the server; streams not in the set are left alone."""
+    every chunk acknowledged by the server; streams not in the set are left alone. Their figures."""
+    present = set(_stream_names(client))
+    restored = {}
+    for name in sorted(n.removesuffix(".json") for n in job.names if n.endswith(".json")):
+        with job.open(f"{name}.json") as stream:
+            meta = json.loads(stream.read())
+        if name in present:
+            client.api(f"STREAM.DELETE.{name}")
+        deliver = client.api(f"STREAM.RESTORE.{name}", meta)["deliver_subject"]
+        with job.open(f"{name}.snapshot") as snapshot:
+            while chunk := snapshot.read(CHUNK):
+                client.call(client.connection.request(deliver, chunk, timeout=TIMEOUT))
+        done = json.loads(client.call(client.connection.request(deliver, b"", timeout=TIMEOUT * 4)).data)
+        if done.get("error"):
+            raise HostCommandError(f"{job.node.name}: NATS restore of {name}: {done['error'].get('description')}")
+        restored[name] = _figure(done["state"])
+    return restored
+
+
+def restore(job: RestoreJob) -> None:
     client = _Client(job)
     try:
-        present = set(_stream_names(client))
-        for name in sorted(n.removesuffix(".json") for n in job.names if n.endswith(".json")):
-            with job.open(f"{name}.json") as stream:
-                meta = json.loads(stream.read())
-            if name in present:
-                client.api(f"STREAM.DELETE.{name}")
-            deliver = client.api(f"STREAM.RESTORE.{name}", meta)["deliver_subject"]
-            with job.open(f"{name}.snapshot") as snapshot:
-                while chunk := snapshot.read(CHUNK):
-                    client.call(client.connection.request(deliver, chunk, timeout=TIMEOUT))
-            done = json.loads(client.call(client.connection.request(deliver, b"", timeout=TIMEOUT * 4)).data)
-            if done.get("error"):
-                raise HostCommandError(f"{job.node.name}: NATS restore of {name}: {done['error'].get('description')}")
+        _restore_streams(client, job)
     finally:
         client.close()
+
+
+def drill(job: RestoreJob) -> dict:
+    """Restore the streams into a scratch nats-server on the host (a transient systemd unit on its
+    own port and store directory, no credentials, removed afterwards) and read their figures."""
+    settings = settings_for(job.profile)
+    port, scratch = settings.port + DRILL_PORT_OFFSET, "/var/tmp/gpuaas-nats-drill"
+    job.shell.run(f"systemctl stop {DRILL_UNIT} 2>/dev/null; rm -rf {scratch} && "
+                  f"systemd-run --unit {DRILL_UNIT} --quiet {PROGRAM_LINK} -js -sd {scratch} "
+                  f"-a {job.node.address} -p {port} && for i in $(seq 40); do "
+                  f"bash -c 'exec 3<>/dev/tcp/{job.node.address}/{port}' 2>/dev/null && exit 0; sleep 0.25; done; "
+                  "exit 1", "starting a scratch nats-server")  # fmt: skip
+    try:
+        client = _Client(job, port=port)
+        try:
+            return _restore_streams(client, job)
+        finally:
+            client.close()
+    finally:
+        job.shell.run(f"systemctl stop {DRILL_UNIT}; rm -rf {scratch}", "removing the scratch nats-server")

@@ -11,7 +11,7 @@ from gpuaas.backup.transport import copy_stream
 from gpuaas.errors import SecretError
 from gpuaas.profile import Profile
 from gpuaas.secrets import Secret, resolve
-from roles.openbao.config import CA_CERT, TLS_CERT, api_url, settings_for
+from roles.openbao.config import CA_CERT, PROGRAM_LINK, TLS_CERT, api_url, settings_for
 
 SERVICE = "openbao"
 DEPENDANTS: tuple[str, ...] = ()
@@ -78,3 +78,63 @@ def _wait_unsealed(target: ServiceHost) -> str:
     url = f"{api_url(settings, target.node)}/v1/sys/seal-status"
     return f"for i in $(seq 60); do curl -sS --cacert {ca} {url} 2>/dev/null | grep -q '\"sealed\":false' && exit 0; " \
            "sleep 0.5; done; exit 0"  # fmt: skip
+
+
+#: The scratch server of a restore drill listens on loopback this far above the API port.
+DRILL_PORT_OFFSET = 10000
+DRILL_UNIT = "gpuaas-openbao-drill"
+DRILL_DIR = "/var/tmp/gpuaas-openbao-drill"
+_DRILL = """read -r keys; exec 4<&0; set -e
+api=http://127.0.0.1:{port}
+systemctl stop {unit} 2>/dev/null || true; rm -rf {dir}; install -d -m 700 {dir}/raft
+cat > {dir}/drill.hcl <<CONFIG
+storage "raft" {{
+  path = "{dir}/raft"
+  node_id = "drill"
+}}
+listener "tcp" {{
+  address = "127.0.0.1:{port}"
+  cluster_address = "127.0.0.1:{cluster_port}"
+  tls_disable = true
+}}
+api_addr = "http://127.0.0.1:{port}"
+cluster_addr = "http://127.0.0.1:{cluster_port}"
+CONFIG
+systemd-run --unit {unit} --quiet {program} server -config={dir}/drill.hcl
+for i in $(seq 60); do curl -s $api/v1/sys/seal-status >/dev/null && break; sleep 0.5; done
+# The same shares and threshold as the environment's: the seal the snapshot brings must fit the running one.
+init=$(curl -sS --fail -X PUT --data '{{"secret_shares":{shares},"secret_threshold":{threshold}}}' $api/v1/sys/init)
+field() {{ printf '%s' "$init" | python3 -c "import json, sys; v = json.load(sys.stdin)['$1']; \
+print(' '.join(v) if isinstance(v, list) else v)"; }}
+token=$(field root_token)
+unseal() {{ for k in $1; do printf '{{"key":"%s"}}' "$k" | curl -sS -X PUT --data @- $api/v1/sys/unseal >/dev/null; done; }}
+unseal "$(field keys_base64)"
+for i in $(seq 60); do curl -s $api/v1/sys/leader | grep -q '"is_self":true' && break; sleep 0.5; done
+printf 'X-Vault-Token: %s\\n' "$token" | curl -sS --fail-with-body -H @- -X POST -T /dev/fd/4 \\
+  $api/v1/sys/storage/raft/snapshot-force >/dev/null
+# The restored barrier is the snapshot's: only the environment's own unseal keys open it.
+for i in $(seq 60); do curl -s $api/v1/sys/seal-status | grep -q '"sealed":true' && break; sleep 0.5; done
+unseal "$keys"
+curl -sS $api/v1/sys/seal-status
+"""
+
+
+def drill(job: RestoreJob) -> dict:
+    """Restore the snapshot into a scratch OpenBao (loopback, its own raft directory, a transient
+    systemd unit) and unseal it with the environment's stored keys: proof that snapshot and keys
+    together bring the secrets back. The scratch server is removed afterwards."""
+    settings = settings_for(job.profile)
+    try:
+        entry = json.loads(resolve(job.profile, settings.init_secret).reveal())[job.node.name]
+        keys = Secret("unseal keys", " ".join(entry["unseal_keys_b64"][: entry["unseal_threshold"]]))
+    except (ValueError, KeyError, TypeError):
+        raise SecretError(f"secret '{settings.init_secret}' holds no unseal keys for {job.node.name}") from None
+    port = settings.port + DRILL_PORT_OFFSET
+    script = _DRILL.format(port=port, cluster_port=port + 1, unit=DRILL_UNIT, dir=DRILL_DIR, program=PROGRAM_LINK,
+                           shares=settings.key_shares, threshold=settings.key_threshold)  # fmt: skip
+    try:
+        with job.open(ARTIFACT) as snapshot:
+            status = json.loads(job.shell.feed(script, "the OpenBao drill", snapshot, secret=keys))
+    finally:
+        job.shell.run(f"systemctl stop {DRILL_UNIT} 2>/dev/null; rm -rf {DRILL_DIR}", "removing the scratch OpenBao")
+    return {"initialized": status["initialized"], "sealed": status["sealed"]}

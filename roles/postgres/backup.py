@@ -121,3 +121,26 @@ def restore(job: RestoreJob) -> None:
                   f"--no-owner --role={quoted} -d {quoted}"  # fmt: skip
         with job.open(name) as archive, job.shell.writer(command, f"pg_restore of {database}") as target:
             copy_stream(archive, target)
+
+
+def drill(job: RestoreJob) -> dict:
+    """Restore each archive into a scratch database (`drill_NAME`) beside the live one, count its
+    rows, drop it: the live databases are never touched."""
+    port = settings_for(job.profile).port
+    found = {}
+    for name in job.names:
+        database = name.removesuffix(".dump")
+        scratch = shlex.quote(f"drill_{database}"[:63])
+        job.shell.run(f"runuser -u postgres -- dropdb -p {int(port)} --if-exists --force {scratch} && "
+                      f"runuser -u postgres -- createdb -p {int(port)} {scratch}", f"creating {scratch}")  # fmt: skip
+        try:
+            command = f"runuser -u postgres -- pg_restore -p {int(port)} --exit-on-error --single-transaction " \
+                      f"--no-owner -d {scratch}"  # fmt: skip
+            with job.open(name) as archive, job.shell.writer(command, f"pg_restore into {scratch}") as target:
+                copy_stream(archive, target)
+            rows = job.shell.run(_psql(port, f"drill_{database}"[:63]), "counting rows", input=ROW_COUNTS.encode())
+            found[database] = _counts(rows.splitlines())
+        finally:
+            job.shell.run(f"runuser -u postgres -- dropdb -p {int(port)} --if-exists --force {scratch}",
+                          f"dropping {scratch}")  # fmt: skip
+    return found

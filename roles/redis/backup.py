@@ -42,11 +42,15 @@ def _info(text: str) -> dict[str, str]:
     return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
 
 
+def _key_counts(keyspace: str) -> dict[str, int]:
+    """`INFO keyspace` (`db0:keys=2,expires=0,avg_ttl=0`) as {"db0": 2}."""
+    return {db: int(dict(part.split("=") for part in value.strip().split(","))["keys"])
+            for db, value in _info(keyspace).items()}  # fmt: skip
+
+
 def figures(target: ServiceHost) -> dict:
     """{"db0": keys, ...}: the key count of every logical database that holds keys."""
-    keyspace = _info(_ask(target, "$cli info keyspace", "reading the Redis keyspace"))
-    return {db: int(dict(part.split("=") for part in value.strip().split(","))["keys"])
-            for db, value in keyspace.items()}  # fmt: skip
+    return _key_counts(_ask(target, "$cli info keyspace", "reading the Redis keyspace"))
 
 
 def _settings(target: ServiceHost) -> dict[str, str]:
@@ -101,3 +105,24 @@ def restore(job: RestoreJob) -> None:
         "for i in $(seq 120); do $cli ping 2>/dev/null | grep -q PONG && exit 0; sleep 0.5; done; exit 1",
     ]
     _ask(job, " && ".join(steps), "restoring the Redis data set")
+
+
+def drill(job: RestoreJob) -> dict:
+    """Load the RDB into a scratch redis-server (a unix socket in a directory of its own, no TCP
+    port, no persistence), count its keys, stop it."""
+    scratch = "/var/tmp/gpuaas-redis-drill"
+    socket = f"{scratch}/redis.sock"
+    with job.open(ARTIFACT) as rdb, job.shell.writer(
+        f"rm -rf {scratch} && install -d -m 700 -o redis -g redis {scratch} && cat > {scratch}/dump.rdb",
+        "staging the RDB for the drill",
+    ) as target:  # fmt: skip
+        copy_stream(rdb, target)
+    cli = f"redis-cli -s {socket}"
+    script = (
+        f"chown redis:redis {scratch}/dump.rdb && "
+        f"runuser -u redis -- redis-server --port 0 --unixsocket {socket} --dir {scratch} --dbfilename dump.rdb "
+        f"--appendonly no --save '' --daemonize yes --pidfile {scratch}/redis.pid --logfile {scratch}/redis.log && "
+        f"for i in $(seq 120); do {cli} ping 2>/dev/null | grep -q PONG && break; sleep 0.5; done; "
+        f"{cli} info keyspace; {cli} shutdown nosave >/dev/null 2>&1; rm -rf {scratch}"
+    )
+    return _key_counts(job.shell.run(script, "loading the RDB into a scratch Redis"))

@@ -75,3 +75,14 @@ def restore(job: RestoreJob) -> None:
     job.shell.run(f"systemctl stop {UNIT} && chown temporal:temporal {staged} && mv {staged} {quoted} && "
                   f"rm -f {quoted}-wal {quoted}-shm {quoted}-journal && systemctl start {UNIT}",
                   "replacing Temporal's SQLite file")  # fmt: skip
+
+
+def drill(job: RestoreJob) -> dict:
+    """Count the rows of the SQLite file from the set, in a scratch copy that is then removed."""
+    scratch = "/var/tmp/gpuaas-temporal-drill.db"
+    with job.open(ARTIFACT) as db, job.shell.writer(f"umask 077 && cat > {scratch}", "staging the drill copy") as out:
+        copy_stream(db, out)
+    try:
+        return json.loads(job.shell.run(_python(_COUNT, scratch, ",".join(COUNTED)), "counting the drill copy"))
+    finally:
+        job.shell.run(f"rm -f {scratch}", "removing the drill copy")
