@@ -107,7 +107,8 @@ init=$(curl -sS --fail -X PUT --data '{{"secret_shares":{shares},"secret_thresho
 field() {{ printf '%s' "$init" | python3 -c "import json, sys; v = json.load(sys.stdin)['$1']; \
 print(' '.join(v) if isinstance(v, list) else v)"; }}
 token=$(field root_token)
-unseal() {{ for k in $1; do printf '{{"key":"%s"}}' "$k" | curl -sS -X PUT --data @- $api/v1/sys/unseal >/dev/null; done; }}
+unseal() {{ for k in $1; do printf '{{"key":"%s"}}' "$k" | curl -sS -X PUT --data @- \\
+  $api/v1/sys/unseal >/dev/null; done; }}
 unseal "$(field keys_base64)"
 for i in $(seq 60); do curl -s $api/v1/sys/leader | grep -q '"is_self":true' && break; sleep 0.5; done
 printf 'X-Vault-Token: %s\\n' "$token" | curl -sS --fail-with-body -H @- -X POST -T /dev/fd/4 \\
