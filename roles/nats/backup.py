@@ -38,6 +38,19 @@ def applies(profile: Profile) -> bool:
     return True
 
 
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """One event loop, in a thread of its own, for every connection of the process: under pyinfra's
+    gevent, threads are greenlets of one OS thread, where a second running loop is refused."""
+    global _LOOP
+    if _LOOP is None:
+        _LOOP = asyncio.new_event_loop()
+        threading.Thread(target=_LOOP.run_forever, daemon=True, name="nats-client").start()
+    return _LOOP
+
+
 class _Client:
     """A NATS connection driven from synchronous code through an event loop of its own thread."""
 
@@ -45,8 +58,7 @@ class _Client:
         """The host's server, or (`port`) a scratch server there that takes no credentials."""
         settings = settings_for(target.profile)
         self.node = target.node.name
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.loop = _event_loop()
         login = {} if port else {"user": settings.user,
                                  "password": resolve(target.profile, settings.password).reveal()}  # fmt: skip
         self.connection = self.call(nats.connect(
@@ -69,10 +81,7 @@ class _Client:
         return answer
 
     def close(self) -> None:
-        try:
-            self.call(self.connection.drain(), timeout=10)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
+        self.call(self.connection.drain(), timeout=10)
 
 
 def _stream_names(client: _Client) -> list[str]:
