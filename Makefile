@@ -25,20 +25,22 @@ local: $(VENV)/.installed  ## bring up the local environment (two systemd contai
 	@printf '  make test                                            the whole test suite\n'
 	@printf '  make down                                            remove the local hosts\n'
 
-test: $(VENV)/.installed  ## the whole test suite: lint, pytest (unit and host tests), then molecule default, data and cluster
+test: $(VENV)/.installed  ## the whole test suite: lint, pytest (unit and host tests), then molecule default, data, backup and cluster
 	ruff check .
 	gpuaas local up
 	pytest
 	molecule test -s default
 	molecule test -s data
+	molecule test -s backup
 	molecule test -s cluster
 
 unit: $(VENV)/.installed  ## unit tests only (no Docker)
 	pytest -m "not hosts"
 
-molecule: $(VENV)/.installed  ## molecule scenarios default, data and cluster: create, converge, idempotence, verify, destroy
+molecule: $(VENV)/.installed  ## molecule scenarios default, data, backup and cluster: create, converge, idempotence, verify, destroy
 	molecule test -s default
 	molecule test -s data
+	molecule test -s backup
 	molecule test -s cluster
 
 validate: $(VENV)/.installed  ## validate every environment profile
@@ -53,6 +55,7 @@ docs: $(VENV)/.installed  ## regenerate the role READMEs' variable tables
 bench: $(VENV)/.installed  ## benchmarks (bench/results/*.json and *.md)
 	python bench/converge.py
 	python bench/data.py
+	python bench/backup.py
 
 down: $(VENV)/.installed  ## remove the local environment's hosts
 	gpuaas local down

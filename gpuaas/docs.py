@@ -8,10 +8,11 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from gpuaas.catalog import ROLES
-from gpuaas.profile import REPO_ROOT
+from gpuaas.profile import REPO_ROOT, Backup
 
-#: Each role's README and the settings model its variable table comes from.
-ROLE_README_SETTINGS: dict[str, type[BaseModel]] = {role.name: role.settings for role in ROLES}
+#: Each role's README and the settings model its variable table comes from (roles/backup's
+#: variables are the profile's `backup:` section).
+ROLE_README_SETTINGS: dict[str, type[BaseModel]] = {role.name: role.settings for role in ROLES} | {"backup": Backup}
 
 BEGIN, END = "<!-- BEGIN variables (gpuaas docs) -->", "<!-- END variables (gpuaas docs) -->"
 
@@ -24,12 +25,15 @@ def _rows(model: type[BaseModel], prefix: str):
             yield path, "", "", field.description or ""
             yield from _rows(annotation, path)
             continue
+        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+        if field.is_required():
+            yield path, type_name, "", f"Required. {field.description or ''}".strip()
+            continue
         default = field.get_default(call_default_factory=True)
         if isinstance(default, BaseModel):
             default = default.model_dump(mode="json")
         elif isinstance(default, list):
             default = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in default]
-        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
         yield path, type_name, json.dumps(default), field.description or ""
 
 

@@ -199,21 +199,27 @@ class Dns(Strict):
     )
 
 
+def _age_recipient(value: str) -> str:
+    if not re.fullmatch(r"age1[02-9ac-hj-np-z]{58}", value):
+        raise ValueError("is not an age public key (age1 followed by 58 bech32 characters, as age-keygen prints)")
+    return value
+
+
 class BackupEncryption(Strict):
     """age encryption of every backup object on the controller, before it reaches the bucket."""
 
-    recipients: Annotated[
-        list[Annotated[str, StringConstraints(pattern=r"^age1[02-9ac-hj-np-z]{58}$")]], Field(min_length=1)
-    ] = Field(description="age public keys (age1...) the objects are encrypted to.")
+    recipients: Annotated[list[Annotated[str, AfterValidator(_age_recipient)]], Field(min_length=1)] = Field(
+        description="age public keys (age1...) the objects are encrypted to."
+    )
     identity: SecretRef = Field(description="Reference to an age identity (AGE-SECRET-KEY-1...) that restores.")
 
 
 class Backup(Strict):
-    endpoint: AnyHttpUrl
-    bucket: Annotated[str, AfterValidator(_bucket)]
-    region: str = "us-east-1"
-    access_key_id: SecretRef
-    secret_access_key: SecretRef
+    endpoint: AnyHttpUrl = Field(description="S3-compatible endpoint (RustFS, SeaweedFS, MinIO, AWS); path-style.")
+    bucket: Annotated[str, AfterValidator(_bucket)] = Field(description="Bucket; sets go under `ENV/SET_ID/`.")
+    region: str = Field(default="us-east-1", description="Region sent with requests (most stores ignore it).")
+    access_key_id: SecretRef = Field(description="Reference to the access key id.")
+    secret_access_key: SecretRef = Field(description="Reference to the secret access key.")
     keep_last: int = Field(default=7, ge=1, description="Complete backup sets kept (the newest ones).")
     keep_days: int | None = Field(
         default=None, ge=1, description="Also keep every complete set younger than this many days."

@@ -41,6 +41,8 @@ def _filter(argv: list[str], source: IO[bytes], what: str, pass_fds: tuple[int, 
     def feed() -> None:
         try:
             copy_stream(source, process.stdin)
+        except BrokenPipeError:
+            pass  # age stopped reading: its exit status and message say why
         except BaseException as error:  # reported by the consumer's thread below
             failure.append(error)
         finally:

@@ -83,7 +83,11 @@ def retention(profile: Profile):
 
     + profile: the environment's profile
     """
-    sets = list_sets(store.client(profile), profile.backup.bucket, profile.name)
+    try:
+        sets = list_sets(store.client(profile), profile.backup.bucket, profile.name)
+    except Exception as error:  # botocore's connection, credential and API errors alike
+        raise DeployError(f"{profile.name}: the backup bucket {profile.backup.bucket} at {profile.backup.endpoint} "
+                          f"cannot be read ({error}); nothing was written") from None  # fmt: skip
     # The set this run writes counts as the newest complete one.
     sets[new_set_id()] = {"complete": True, "in_use": False, "keys": []}
     now = datetime.datetime.now(datetime.timezone.utc)

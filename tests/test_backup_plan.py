@@ -1,0 +1,98 @@
+"""Restore plans, figure comparison, age streams and host commands of the backup deploys, without hosts."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+
+import pytest
+from pyinfra.api.exceptions import DeployError
+
+from gpuaas.backup import crypt
+from gpuaas.backup.engine import plan_restore
+from gpuaas.backup.service import differences
+from gpuaas.backup.sets import Manifest, ObjectEntry
+from gpuaas.backup.transport import HostShell
+from gpuaas.errors import ProfileError
+from gpuaas.profile import load_profile, parse_profile
+from gpuaas.secrets import Secret
+
+
+def manifest(environment: str, node: str = "staging-server", encryption: str = "") -> Manifest:
+    base = f"{environment}/20261124T010203000000Z-abcdef/{node}"
+    return Manifest(
+        environment=environment, set_id="20261124T010203000000Z-abcdef", source_sha="abc", started="s", ended="e",
+        encryption=encryption,
+        services={f"{node}/postgres": {"version": "15", "figures": {"platform": {"public.t": 3}}},
+                  f"{node}/redis": {"version": "7", "figures": {"db0": 2}}},
+        objects=[ObjectEntry(f"{base}/postgres/platform.dump", 10, "x"), ObjectEntry(f"{base}/redis/dump.rdb", 5, "y")],
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def staging():
+    return load_profile("staging")
+
+
+def test_a_set_of_the_same_environment_maps_onto_its_data_host(staging):
+    data_host = staging.group("data")[0].name
+    plan = plan_restore(staging, manifest("staging", node=data_host))
+    assert list(plan.steps) == [(data_host, "postgres"), (data_host, "redis")]
+    assert plan.steps[(data_host, "postgres")][1] == ["platform.dump"]
+    assert any(line.startswith("redis 7 from") and "dump.rdb (5 bytes)" in line for line in plan.lines())
+
+
+def test_another_environments_set_is_refused_unless_allowed_and_then_lands_by_position(staging):
+    foreign = manifest("prod", node="prod-data-1")
+    with pytest.raises(DeployError, match="belongs to prod, not staging; .* refused unless explicitly allowed"):
+        plan_restore(staging, foreign)
+    plan = plan_restore(staging, foreign, allow_other_environment=True, only=("redis",))
+    assert list(plan.steps) == [("prod-data-1", "redis")]
+    assert plan.steps[("prod-data-1", "redis")][0] == staging.group("data")[0]
+
+
+def test_an_encrypted_set_needs_an_identity(staging):
+    with pytest.raises(DeployError, match="is encrypted .* names no identity"):
+        plan_restore(staging, manifest("staging", node=staging.group("data")[0].name, encryption="age"))
+
+
+def test_differences_name_every_figure_that_moved():
+    expected = {"platform": {"public.t": 3, "public.u": 1}, "db0": 2}
+    found = {"platform": {"public.t": 2}, "db0": 2}
+    assert differences(expected, found) == ["platform.public.t: expected 3, found 2",
+                                            "platform.public.u: expected 1, found None"]  # fmt: skip
+    assert differences(expected, expected) == []
+
+
+def test_hosts_are_reached_by_docker_exec_or_ssh_with_sudo(staging):
+    local = load_profile("local")
+    assert HostShell(local, local.hosts[0]).argv("true") == ["docker", "exec", "-i", "local-server", "sh", "-c", "true"]
+    node = staging.hosts[0]
+    argv = HostShell(staging, node).argv("echo 'a b'")
+    assert argv[:2] == ["ssh", "-o"] and argv[-2] == f"{staging.connection.user}@{node.address}"
+    assert argv[-1].endswith("sh -c 'echo '\"'\"'a b'\"'\"''")
+
+
+@pytest.mark.skipif(shutil.which("age") is None, reason="the age program is not installed")
+def test_age_streams_round_trip_and_a_wrong_identity_is_refused():
+    identity = subprocess.run(["age-keygen"], capture_output=True, text=True, check=True).stdout
+    recipient = next(line.split(": ")[1] for line in identity.splitlines() if "public key" in line)
+    payload = bytes(range(256)) * 5000
+    with crypt.encrypting(io.BytesIO(payload), [recipient], "probe") as sealed:
+        encrypted = sealed.read()
+    assert encrypted.startswith(b"age-encryption.org/v1") and payload[:1000] not in encrypted
+    key = Secret("identity", identity.strip().splitlines()[-1])
+    with crypt.decrypting(io.BytesIO(encrypted), key, "probe") as plain:
+        assert plain.read() == payload
+    other = subprocess.run(["age-keygen"], capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    with pytest.raises(crypt.EncryptionError, match="age could not decrypt probe"):
+        with crypt.decrypting(io.BytesIO(encrypted), Secret("other", other), "probe") as plain:
+            plain.read()
+
+
+def test_an_encryption_recipient_that_is_not_an_age_key_is_named(raw):
+    raw["backup"]["encryption"] = {"recipients": ["ssh-ed25519 AAAA"], "identity": "secret:backup_age_identity"}
+    with pytest.raises(ProfileError) as error:
+        parse_profile(raw, "staging.yml")
+    assert "backup.encryption.recipients[0]: is not an age public key" in error.value.report()
