@@ -58,8 +58,10 @@ class SetWriter:
 def read_manifest(s3, bucket: str, environment: str, set_id: str) -> Manifest:
     try:
         body = s3.get_object(Bucket=bucket, Key=prefix(environment, set_id) + MANIFEST)["Body"].read()
-    except Exception:
+    except s3.exceptions.NoSuchKey:
         raise BackupSetError(f"backup set {environment}/{set_id} has no manifest: it is incomplete") from None
+    except Exception as error:  # connection, credentials, a store that is not ready
+        raise BackupSetError(f"the manifest of backup set {environment}/{set_id} cannot be read: {error}") from None
     return Manifest.from_json(body.decode())
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shlex
 
 from gpuaas.backup.service import BackupJob, RestoreJob, ServiceHost
-from gpuaas.backup.transport import copy_stream
+from gpuaas.backup.transport import HostCommandError, copy_stream
 from gpuaas.profile import Profile
 from gpuaas.secrets import Secret, resolve
 from roles.redis.config import settings_for
@@ -56,7 +56,12 @@ def figures(target: ServiceHost) -> dict:
 def _settings(target: ServiceHost) -> dict[str, str]:
     names = "dir dbfilename appendonly appenddirname appendfilename"
     lines = _ask(target, f"$cli config get {names} | tr -d '\\r'", "reading the Redis persistence settings").split()
-    return dict(zip(lines[::2], lines[1::2], strict=True))
+    found = dict(zip(lines[::2], lines[1::2], strict=False))
+    if set(found) != set(names.split()):
+        port = settings_for(target.profile).port
+        raise HostCommandError(f"{target.node.name}: Redis on port {port} did not answer CONFIG GET "
+                               f"({' '.join(lines)[:200] or 'no answer'}); is redis-server running?")  # fmt: skip
+    return found
 
 
 def back_up(job: BackupJob) -> None:
