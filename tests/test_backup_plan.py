@@ -96,3 +96,31 @@ def test_an_encryption_recipient_that_is_not_an_age_key_is_named(raw):
     with pytest.raises(ProfileError) as error:
         parse_profile(raw, "staging.yml")
     assert "backup.encryption.recipients[0]: is not an age public key" in error.value.report()
+
+
+class Listing:
+    """list_objects_v2 pages of a bucket, as boto3's paginator returns them."""
+
+    def __init__(self, keys: dict[str, str]):
+        self.keys = keys
+
+    def get_paginator(self, name):
+        import datetime
+
+        contents = [{"Key": key, "Size": 10, "LastModified": datetime.datetime.fromisoformat(when)}
+                    for key, when in self.keys.items()]  # fmt: skip
+        return type("Pages", (), {"paginate": lambda _self, Bucket, Prefix: [
+            {"Contents": [item for item in contents if item["Key"].startswith(Prefix)]}]})()  # fmt: skip
+
+
+def test_a_set_names_the_newest_etcd_snapshots_when_rke2_sends_them(staging):
+    from gpuaas.backup.engine import etcd_snapshots
+
+    bucket = Listing({"etcd/on-demand-1": "2026-11-20T00:00:00+00:00", "etcd/scheduled-2": "2026-11-23T06:00:00+00:00",
+                      "staging/20261124T010203000000Z-abcdef/manifest.json": "2026-11-24T00:00:00+00:00"})  # fmt: skip
+    found = etcd_snapshots(bucket, staging)
+    assert [item["key"] for item in found] == ["etcd/scheduled-2", "etcd/on-demand-1"]
+    assert etcd_snapshots(bucket, load_profile("local")) == []  # local does not send them
+    with_etcd = manifest("staging", node=staging.group("data")[0].name)
+    with_etcd.etcd_snapshots = found
+    assert "the newest RKE2 snapshot of that time is etcd/scheduled-2" in plan_restore(staging, with_etcd).lines()[-1]

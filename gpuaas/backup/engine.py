@@ -25,6 +25,7 @@ from roles.nats import backup as nats_backup
 from roles.openbao import backup as openbao_backup
 from roles.postgres import backup as postgres_backup
 from roles.redis import backup as redis_backup
+from roles.rke2 import config as rke2_config
 from roles.temporal import backup as temporal_backup
 
 #: Restored in this order: the databases others keep their state in come first.
@@ -68,6 +69,7 @@ def back_up(profile: Profile, log: Log = print, services: tuple[ServiceBackup, .
                 ]
                 log(f"{node.name} {module.SERVICE} {job.version}: {len(stored)} objects, "
                     f"{sum(entry.size for entry in stored)} bytes")  # fmt: skip
+        writer.manifest.etcd_snapshots = etcd_snapshots(s3, profile)
         manifest = writer.finish()
     except BackupSetError:
         raise
@@ -76,6 +78,21 @@ def back_up(profile: Profile, log: Log = print, services: tuple[ServiceBackup, .
                              f"offered for a restore (no manifest was written): {error}") from None  # fmt: skip
     log(f"backup set {writer.prefix} complete: {len(manifest.objects)} objects")
     return manifest
+
+
+def etcd_snapshots(s3, profile: Profile, newest: int = 3) -> list[dict]:
+    """The newest etcd snapshots RKE2 itself sent to the bucket (`roles.rke2.etcd_s3`), so that a set
+    names the cluster state of its time; empty when the cluster does not send them."""
+    servers = profile.group("rke2_servers")
+    if not servers or not rke2_config.settings_for(profile, servers[0]).etcd_s3:
+        return []
+    folder = rke2_config.settings_for(profile, servers[0]).etcd_s3_folder.strip("/") + "/"
+    found = [
+        {"key": item["Key"], "size": item["Size"], "modified": item["LastModified"].isoformat()}
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=profile.backup.bucket, Prefix=folder)
+        for item in page.get("Contents", [])
+    ]
+    return sorted(found, key=lambda item: item["modified"], reverse=True)[:newest]
 
 
 def expire(profile: Profile, log: Log = print, now: datetime.datetime | None = None) -> list[str]:
@@ -107,6 +124,11 @@ class RestorePlan:
             total = sum(sizes[f"{base}{source}/{service}/{name}"] for name in names)
             version = self.manifest.services[f"{source}/{service}"]["version"]
             lines.append(f"{service} {version} from {source} onto {target.name}: {', '.join(names)} ({total} bytes)")
+        if self.manifest.etcd_snapshots:
+            newest = self.manifest.etcd_snapshots[0]
+            lines.append(f"etcd (not restored here): the newest RKE2 snapshot of that time is {newest['key']} "
+                         f"({newest['modified']}); RKE2 restores it with `rke2 server --cluster-reset --etcd-s3 "
+                         "--cluster-reset-restore-path=NAME`")  # fmt: skip
         return lines
 
 

@@ -46,6 +46,8 @@ class Manifest:
     encryption: str = ""
     services: dict[str, dict] = field(default_factory=dict)  # name -> {"version": ..., "figures": {...}}
     objects: list[ObjectEntry] = field(default_factory=list)
+    #: RKE2's own etcd snapshots in the bucket when the set was made, newest first ({key, size, modified}).
+    etcd_snapshots: list[dict] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
