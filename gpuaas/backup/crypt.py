@@ -8,14 +8,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO
 
 from pyinfra.api.exceptions import DeployError
 
-from gpuaas.backup.transport import CHUNK, copy_stream
+from gpuaas.backup.transport import CHUNK, Feeder
 from gpuaas.secrets import Secret
 
 
@@ -36,26 +35,11 @@ def _filter(argv: list[str], source: IO[bytes], what: str, pass_fds: tuple[int, 
     """`source` fed through a program by a thread; yields the program's output stream."""
     process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                bufsize=CHUNK, pass_fds=pass_fds)  # fmt: skip
-    failure: list[BaseException] = []
-
-    def feed() -> None:
-        try:
-            copy_stream(source, process.stdin)
-        except BrokenPipeError:
-            pass  # age stopped reading: its exit status and message say why
-        except BaseException as error:  # reported by the consumer's thread below
-            failure.append(error)
-        finally:
-            try:
-                process.stdin.close()
-            except BrokenPipeError:
-                pass
-
-    feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
+    feeder = Feeder(source, process.stdin)
     try:
         yield process.stdout
         process.stdout.read()
+        feeder.finish()
     except BaseException:
         process.kill()
         raise
@@ -63,8 +47,6 @@ def _filter(argv: list[str], source: IO[bytes], what: str, pass_fds: tuple[int, 
         feeder.join()
         code = process.wait()
         stderr = process.stderr.read().decode(errors="replace").strip()
-    if failure:
-        raise failure[0]
     if code != 0:
         raise EncryptionError(f"age could not {what}: {stderr or f'exit {code}'}")
 

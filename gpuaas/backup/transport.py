@@ -9,6 +9,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import IO
 
 from pyinfra.api.exceptions import DeployError
 
@@ -51,39 +52,14 @@ class HostShell:
         return done.stdout.decode()
 
     @contextmanager
-    def reader(self, command: str, what: str, secret: Secret | None = None) -> Iterator:
-        """The command's standard output as a file-like object read in a stream. Leaving the block
-        checks the exit status: a dump that failed half-way raises instead of passing for complete."""
-        process = subprocess.Popen(self.argv(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    def _started(self, command: str, what: str, stdout: int = subprocess.PIPE) -> Iterator[subprocess.Popen]:
+        """The command running with its standard input (and output) piped. Leaving the block waits for
+        it and raises HostCommandError, with the end of its stderr, when it failed."""
+        process = subprocess.Popen(self.argv(command), stdin=subprocess.PIPE, stdout=stdout,
                                    stderr=subprocess.PIPE, bufsize=CHUNK)  # fmt: skip
         errors = _drain(process.stderr)
         try:
-            if secret is not None:
-                process.stdin.write(secret.reveal().encode() + b"\n")
-            process.stdin.close()
-            yield process.stdout
-            process.stdout.read()  # whatever the consumer left, so that the command can finish
-        except BaseException:
-            process.kill()
-            raise
-        finally:
-            code = process.wait()
-            errors.join()
-        if code != 0:
-            raise self._error(what, code, errors.text)
-
-    @contextmanager
-    def writer(self, command: str, what: str, secret: Secret | None = None) -> Iterator:
-        """The command's standard input as a file-like object to write a stream into; leaving the
-        block closes it and checks the exit status."""
-        process = subprocess.Popen(self.argv(command), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, bufsize=CHUNK)  # fmt: skip
-        errors = _drain(process.stderr)
-        try:
-            if secret is not None:
-                process.stdin.write(secret.reveal().encode() + b"\n")
-            yield process.stdin
-            process.stdin.close()
+            yield process
         except BrokenPipeError:
             pass  # the command stopped reading: its exit status and stderr below say why
         except BaseException:
@@ -95,46 +71,71 @@ class HostShell:
         if code != 0:
             raise self._error(what, code, errors.text)
 
-    def feed(self, command: str, what: str, source, secret: Secret | None = None) -> str:
-        """Stream `source` (file-like) into the command's standard input and return its (short)
-        standard output as text."""
-        process = subprocess.Popen(self.argv(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, bufsize=CHUNK)  # fmt: skip
-        errors = _drain(process.stderr)
+    @contextmanager
+    def reader(self, command: str, what: str, secret: Secret | None = None) -> Iterator[IO[bytes]]:
+        """The command's standard output as a file-like object read in a stream. Leaving the block
+        checks the exit status: a dump that failed half-way raises instead of passing for complete."""
+        with self._started(command, what) as process:
+            process.stdin.write(_first_line(secret))
+            process.stdin.close()
+            yield process.stdout
+            process.stdout.read()  # whatever the consumer left, so that the command can finish
 
-        failure: list[BaseException] = []
+    @contextmanager
+    def writer(self, command: str, what: str, secret: Secret | None = None) -> Iterator[IO[bytes]]:
+        """The command's standard input as a file-like object to write a stream into; leaving the
+        block closes it and checks the exit status."""
+        with self._started(command, what, stdout=subprocess.DEVNULL) as process:
+            process.stdin.write(_first_line(secret))
+            yield process.stdin
+            process.stdin.close()
 
-        def write() -> None:
-            try:
-                if secret is not None:
-                    process.stdin.write(secret.reveal().encode() + b"\n")
-                copy_stream(source, process.stdin)
-            except BrokenPipeError:
-                pass  # the command stopped reading: its exit status says why
-            except BaseException as error:  # raised again below, in the caller's thread
-                failure.append(error)
-            finally:
-                try:
-                    process.stdin.close()
-                except OSError:
-                    pass
-
-        writer = threading.Thread(target=write, daemon=True)
-        writer.start()
-        output = process.stdout.read()
-        writer.join()
-        code = process.wait()
-        errors.join()
-        if failure:
-            raise failure[0]
-        if code != 0:
-            raise self._error(what, code, errors.text)
+    def feed(self, command: str, what: str, source: IO[bytes], secret: Secret | None = None) -> str:
+        """Stream `source` into the command's standard input and return its (short) standard output."""
+        with self._started(command, what) as process:
+            feeder = Feeder(source, process.stdin, _first_line(secret))
+            output = process.stdout.read()
+            feeder.finish()
         return output.decode()
 
     def _error(self, what: str, code: int, stderr: bytes | str) -> HostCommandError:
         text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
         detail = " ".join(text.strip().splitlines()[-3:]) or "no message"
         return HostCommandError(f"{self.node.name}: {what} failed (exit {code}): {detail}")
+
+
+def _first_line(secret: Secret | None) -> bytes:
+    return secret.reveal().encode() + b"\n" if secret is not None else b""
+
+
+class Feeder(threading.Thread):
+    """Copies a stream into a process's standard input (after `first`), then closes it, in a thread
+    of its own so that the caller can read the process's output meanwhile. `finish` raises, in the
+    caller's thread, what went wrong other than the process no longer reading."""
+
+    def __init__(self, source: IO[bytes], stdin: IO[bytes], first: bytes = b""):
+        super().__init__(daemon=True)
+        self.source, self.stdin, self.first, self.failure = source, stdin, first, None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.stdin.write(self.first)
+            copy_stream(self.source, self.stdin)
+        except BrokenPipeError:
+            pass  # the process stopped reading: its exit status says why
+        except BaseException as error:
+            self.failure = error
+        finally:
+            try:
+                self.stdin.close()
+            except OSError:
+                pass
+
+    def finish(self) -> None:
+        self.join()
+        if self.failure is not None:
+            raise self.failure
 
 
 class _Drain(threading.Thread):
