@@ -17,7 +17,15 @@ from gpuaas.backup import crypt, store
 from gpuaas.backup.service import BackupJob, RestoreJob, ServiceBackup, differences
 from gpuaas.backup.sets import Hashing, Manifest, complete_sets, expired, list_sets, prefix
 from gpuaas.backup.transport import HostShell
-from gpuaas.backup.writer import BackupSetError, SetWriter, mark_in_use, read_manifest, remove_sets, verify
+from gpuaas.backup.writer import (
+    BackupSetError,
+    SetWriter,
+    mark_in_use,
+    read_manifest,
+    remove_sets,
+    utc_now,
+    verify,
+)
 from gpuaas.profile import Host, Profile
 from gpuaas.secrets import resolve
 from gpuaas.source import source_sha
@@ -221,16 +229,29 @@ def _jobs(s3, profile: Profile, plan: RestorePlan) -> Iterator[tuple[str, Servic
         yield key, _service(service), job
 
 
+@contextmanager
+def _verified(s3, profile: Profile, manifest: Manifest, log: Log) -> Iterator[None]:
+    """The set marked as being read (retention leaves it alone) and every object checked against the
+    manifest, before the block runs; the mark is removed afterwards."""
+    mark_in_use(s3, profile.backup.bucket, manifest, True)
+    try:
+        verify(s3, profile.backup.bucket, manifest)
+        log(f"set {manifest.set_id}: every object matches its sha256")
+        yield
+    finally:
+        mark_in_use(s3, profile.backup.bucket, manifest, False)
+
+
+def _verdict(lines: list[str]) -> str:
+    return "figures match the manifest" if not lines else "; ".join(lines)
+
+
 def restore(profile: Profile, plan: RestorePlan, log: Log = print) -> dict[str, list[str]]:
     """Verify every object of the set, then restore each planned service and compare its figures
     with the manifest's. Returns service -> differences (empty lists when all match); raises before
     any service is touched when an object is missing or altered."""
     s3 = store.client(profile)
-    manifest = plan.manifest
-    mark_in_use(s3, profile.backup.bucket, manifest, True)
-    try:
-        verify(s3, profile.backup.bucket, manifest)
-        log(f"set {manifest.set_id}: every object matches its sha256")
+    with _verified(s3, profile, plan.manifest, log):
         results: dict[str, list[str]] = {}
         hosts = {target.name: target for target, _ in plan.steps.values()}
         stopped = {
@@ -245,14 +266,11 @@ def restore(profile: Profile, plan: RestorePlan, log: Log = print) -> dict[str, 
             for key, module, job in _jobs(s3, profile, plan):
                 module.restore(job)
                 results[key] = differences(job.figures, module.figures(job))
-                log(f"{module.SERVICE} restored onto {job.node.name}: "
-                    + ("figures match the manifest" if not results[key] else "; ".join(results[key])))  # fmt: skip
+                log(f"{module.SERVICE} restored onto {job.node.name}: {_verdict(results[key])}")
         finally:
             for name, units in stopped.items():
                 _start(HostShell(profile, hosts[name]), units)
         return results
-    finally:
-        mark_in_use(s3, profile.backup.bucket, manifest, False)
 
 
 def drill(profile: Profile, plan: RestorePlan, log: Log = print) -> dict:
@@ -262,21 +280,13 @@ def drill(profile: Profile, plan: RestorePlan, log: Log = print) -> dict:
     s3 = store.client(profile)
     manifest = plan.manifest
     report = {"environment": profile.name, "set": f"{manifest.environment}/{manifest.set_id}",
-              "source_sha": manifest.source_sha, "started": _utc(), "services": {}}  # fmt: skip
-    mark_in_use(s3, profile.backup.bucket, manifest, True)
-    try:
-        verify(s3, profile.backup.bucket, manifest)
+              "source_sha": manifest.source_sha, "started": utc_now(), "services": {}}  # fmt: skip
+    with _verified(s3, profile, manifest, log):
         for key, module, job in _jobs(s3, profile, plan):
             found = module.drill(job)
             lines = differences(job.figures, found)
             report["services"][key] = {"expected": job.figures, "found": found, "differences": lines}
-            log(f"drill {key}: " + ("figures match the manifest" if not lines else "; ".join(lines)))
-    finally:
-        mark_in_use(s3, profile.backup.bucket, manifest, False)
-    report["ended"] = _utc()
+            log(f"drill {key}: {_verdict(lines)}")
+    report["ended"] = utc_now()
     report["passed"] = all(not entry["differences"] for entry in report["services"].values())
     return report
-
-
-def _utc() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

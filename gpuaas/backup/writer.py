@@ -15,7 +15,7 @@ class BackupSetError(DeployError):
     """A set that cannot be written or trusted; the message names the set and the object."""
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -24,7 +24,7 @@ class SetWriter:
 
     def __init__(self, s3, bucket: str, environment: str, source_sha: str, transfer=None):
         self.s3, self.bucket, self.transfer = s3, bucket, transfer
-        self.manifest = Manifest(environment=environment, set_id=new_set_id(), source_sha=source_sha, started=_now())
+        self.manifest = Manifest(environment=environment, set_id=new_set_id(), source_sha=source_sha, started=utc_now())
 
     @property
     def prefix(self) -> str:
@@ -50,7 +50,7 @@ class SetWriter:
 
     def finish(self) -> Manifest:
         """Write the manifest, last: from now on the set is complete."""
-        self.manifest.ended = _now()
+        self.manifest.ended = utc_now()
         self.s3.put_object(Bucket=self.bucket, Key=self.prefix + MANIFEST, Body=self.manifest.to_json().encode())
         return self.manifest
 

@@ -11,7 +11,8 @@ from gpuaas.backup.transport import copy_stream
 from gpuaas.errors import SecretError
 from gpuaas.profile import Profile
 from gpuaas.secrets import Secret, resolve
-from roles.openbao.config import CA_CERT, PROGRAM_LINK, TLS_CERT, api_url, settings_for
+from roles.openbao.config import PROGRAM_LINK, api_url, settings_for, trusted_ca
+from roles.openbao.operations import unseal_keys
 
 SERVICE = "openbao"
 DEPENDANTS: tuple[str, ...] = ()
@@ -34,31 +35,36 @@ def _token(target: ServiceHost) -> Secret:
 def _curl(target: ServiceHost, arguments: str, path: str) -> str:
     """curl against the host's own API; the token line on stdin becomes the X-Vault-Token header."""
     settings = settings_for(target.profile)
-    ca = CA_CERT if settings.tls_cert is None else TLS_CERT
     return (f"read -r token; exec 4<&0; printf 'X-Vault-Token: %s\\n' \"$token\" | curl -sS --fail-with-body "
-            f"--cacert {ca} -H @- {arguments} {api_url(settings, target.node)}{path}")  # fmt: skip
+            f"--cacert {trusted_ca(settings)} -H @- {arguments} {api_url(settings, target.node)}{path}")  # fmt: skip
+
+
+def _seal_status_url(target: ServiceHost) -> str:
+    return f"{api_url(settings_for(target.profile), target.node)}/v1/sys/seal-status"
 
 
 def _status(target: ServiceHost) -> dict:
-    settings = settings_for(target.profile)
-    ca = CA_CERT if settings.tls_cert is None else TLS_CERT
-    text = target.shell.run(f"curl -sS --fail --cacert {ca} {api_url(settings, target.node)}/v1/sys/seal-status",
+    ca = trusted_ca(settings_for(target.profile))
+    text = target.shell.run(f"curl -sS --fail --cacert {ca} {_seal_status_url(target)}",
                             "reading the OpenBao seal status")  # fmt: skip
     return json.loads(text)
 
 
-def figures(target: ServiceHost) -> dict:
+def _figures(status: dict) -> dict:
     """{"initialized": ..., "sealed": ...}: a restored server must be initialised and unsealed."""
-    status = _status(target)
     return {"initialized": status["initialized"], "sealed": status["sealed"]}
 
 
+def figures(target: ServiceHost) -> dict:
+    return _figures(_status(target))
+
+
 def back_up(job: BackupJob) -> None:
-    counted = figures(job)
+    status = _status(job)
     command = _curl(job, "", "/v1/sys/storage/raft/snapshot")
     with job.shell.reader(command, "the OpenBao raft snapshot", secret=_token(job)) as stream:
         job.upload(ARTIFACT, stream)
-    job.record(_status(job)["version"], counted)
+    job.record(status["version"], _figures(status))
 
 
 def restore(job: RestoreJob) -> None:
@@ -73,9 +79,7 @@ def restore(job: RestoreJob) -> None:
 
 
 def _wait_unsealed(target: ServiceHost) -> str:
-    settings = settings_for(target.profile)
-    ca = CA_CERT if settings.tls_cert is None else TLS_CERT
-    url = f"{api_url(settings, target.node)}/v1/sys/seal-status"
+    ca, url = trusted_ca(settings_for(target.profile)), _seal_status_url(target)
     return f"for i in $(seq 60); do curl -sS --cacert {ca} {url} 2>/dev/null | grep -q '\"sealed\":false' && exit 0; " \
            "sleep 0.5; done; exit 0"  # fmt: skip
 
@@ -125,11 +129,7 @@ def drill(job: RestoreJob) -> dict:
     systemd unit) and unseal it with the environment's stored keys: proof that snapshot and keys
     together bring the secrets back. The scratch server is removed afterwards."""
     settings = settings_for(job.profile)
-    try:
-        entry = json.loads(resolve(job.profile, settings.init_secret).reveal())[job.node.name]
-        keys = Secret("unseal keys", " ".join(entry["unseal_keys_b64"][: entry["unseal_threshold"]]))
-    except (ValueError, KeyError, TypeError):
-        raise SecretError(f"secret '{settings.init_secret}' holds no unseal keys for {job.node.name}") from None
+    keys = Secret("unseal keys", " ".join(unseal_keys(job.profile, job.node, settings)))
     port = settings.port + DRILL_PORT_OFFSET
     script = _DRILL.format(port=port, cluster_port=port + 1, unit=DRILL_UNIT, dir=DRILL_DIR, program=PROGRAM_LINK,
                            shares=settings.key_shares, threshold=settings.key_threshold)  # fmt: skip

@@ -53,7 +53,12 @@ def subject_alt_names(node: Host) -> list[str]:
     return sorted({f"DNS:{node.name}", "DNS:localhost", f"IP Address:{node.address}", "IP Address:127.0.0.1"})
 
 
+def trusted_ca(settings: OpenBaoSettings) -> str:
+    """What a client on the host trusts: the host's own CA, or the operator's certificate itself."""
+    return CA_CERT if settings.tls_cert is None else TLS_CERT
+
+
 def client(settings: OpenBaoSettings, node: Host, command: str) -> str:
     """`bao COMMAND` against the host's own server, trusting the certificate the server presents."""
-    ca = CA_CERT if settings.tls_cert is None else TLS_CERT
+    ca = trusted_ca(settings)
     return f"BAO_ADDR={api_url(settings, node)} BAO_CACERT={ca} {PROGRAM_LINK} {command}"

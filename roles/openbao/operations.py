@@ -13,7 +13,7 @@ from gpuaas.errors import SecretError
 from gpuaas.facts import CertificateNames
 from gpuaas.profile import Host, Profile
 from gpuaas.secrets import resolve, store, writable_path
-from roles.openbao.config import CA_CERT, CA_KEY, PENDING_INIT, TLS_CERT, TLS_DIR, TLS_KEY, api_url, client
+from roles.openbao.config import CA_CERT, CA_KEY, PENDING_INIT, TLS_CERT, TLS_DIR, TLS_KEY, api_url, client, trusted_ca
 from roles.openbao.settings import OpenBaoSettings
 
 CA_DAYS = 3650
@@ -93,7 +93,7 @@ def _initialize_and_unseal(state, host, profile: Profile, node: Host, settings: 
             path = _store_init(run, profile, node, settings, initialize=not status["initialized"])
             logger.info(f"{host.print_prefix}OpenBao initialised; unseal keys and root token stored in {path}")
         if status["sealed"] or not status["initialized"]:
-            keys = _unseal_keys(profile, node, settings)
+            keys = unseal_keys(profile, node, settings)
             if not _unseal(host, run, settings, node, keys, connector):
                 return fail(f"the keys in secret '{settings.init_secret}' did not unseal {node.name}; they may "
                             "belong to an earlier install of its storage")  # fmt: skip
@@ -141,7 +141,8 @@ def _store_init(run, profile: Profile, node: Host, settings: OpenBaoSettings, in
     return str(target)
 
 
-def _unseal_keys(profile: Profile, node: Host, settings: OpenBaoSettings) -> list[str]:
+def unseal_keys(profile: Profile, node: Host, settings: OpenBaoSettings) -> list[str]:
+    """The `unseal_threshold` stored shares of the host's init secret (SecretError when it holds none)."""
     try:
         entry = json.loads(resolve(profile, settings.init_secret).reveal())[node.name]
         return entry["unseal_keys_b64"][: entry["unseal_threshold"]]
@@ -152,7 +153,7 @@ def _unseal_keys(profile: Profile, node: Host, settings: OpenBaoSettings) -> lis
 def _unseal(host, run, settings: OpenBaoSettings, node: Host, keys: list[str], connector: dict) -> bool:
     """Submit each key through the API from a root-only file; True once the server reports unsealed."""
     url = f"{api_url(settings, node)}/v1/sys/unseal"
-    ca = CA_CERT if settings.tls_cert is None else TLS_CERT
+    ca = trusted_ca(settings)
     sealed = True
     for key in keys:
         if not run(f"install -m 600 /dev/null {UNSEAL_REQUEST}")[0]:
