@@ -12,7 +12,7 @@ from pyinfra.api import FunctionCommand, deploy, operation
 from pyinfra.api.exceptions import DeployError
 
 from gpuaas.backup import engine, store
-from gpuaas.backup.sets import expired, list_sets, new_set_id
+from gpuaas.backup.sets import expired, list_sets
 from gpuaas.context import current_profile
 from gpuaas.errors import SecretError
 from gpuaas.profile import REPO_ROOT, Profile
@@ -83,13 +83,12 @@ def retention(profile: Profile):
 
     + profile: the environment's profile
     """
+    # pyinfra runs this body when the operation executes: the set this run wrote is already listed.
     try:
         sets = list_sets(store.client(profile), profile.backup.bucket, profile.name)
     except Exception as error:  # botocore's connection, credential and API errors alike
         raise DeployError(f"{profile.name}: the backup bucket {profile.backup.bucket} at {profile.backup.endpoint} "
-                          f"cannot be read ({error}); nothing was written") from None  # fmt: skip
-    # The set this run writes counts as the newest complete one.
-    sets[new_set_id()] = {"complete": True, "in_use": False, "keys": []}
+                          f"cannot be read ({error}); retention removed nothing") from None  # fmt: skip
     now = datetime.datetime.now(datetime.timezone.utc)
     if not expired(sets, profile.backup.keep_last, profile.backup.keep_days, now):
         host.noop(f"{sum(entry['complete'] for entry in sets.values())} complete sets, none to remove")

@@ -22,7 +22,7 @@ import redis
 
 from gpuaas.backup import engine, store
 from gpuaas.backup.sets import complete_sets, list_sets, set_time
-from gpuaas.backup.writer import BackupSetError
+from gpuaas.backup.writer import BackupSetError, remove_sets
 from gpuaas.profile import REPO_ROOT, BackupEncryption, SecretSource, load_profile
 from gpuaas.secrets import resolve
 from roles.postgres import backup as postgres_backup
@@ -307,6 +307,24 @@ def test_retention_keeps_the_newest_sets_and_clears_failed_runs(probe, local_hos
     assert all(entry["complete"] for entry in sets.values())  # the failed runs' leftovers are gone
     newest = set_time(engine.choose_set(local_hosts, "latest").set_id)
     assert datetime.datetime.now(datetime.timezone.utc) - newest < datetime.timedelta(minutes=5)
+
+
+def test_retention_changes_nothing_until_a_set_is_due(probe, local_hosts):
+    client, bucket, keep = store.client(local_hosts), local_hosts.backup.bucket, local_hosts.backup.keep_last
+    sets = list_sets(client, bucket, "local")
+    older = sorted(sets)[:-1]
+    remove_sets(client, bucket, {set_id: sets[set_id]["keys"] for set_id in older})  # only the newest is left
+
+    def retention_changed() -> bool:
+        result = run_deploy("deploys/backup.py", None, "--json")
+        assert result.returncode == 0, result.stderr[-3000:]
+        operations = {op["name"]: op for op in json.loads(result.stdout)["results"]["operations"]}
+        retention = next(op for name, op in operations.items() if "retention" in name)
+        return bool(retention["success"])
+
+    assert [retention_changed() for _ in range(keep - 1)] == [False] * (keep - 1)  # up to keep_last sets
+    assert retention_changed()  # one more: the oldest goes
+    assert len(complete_sets(client, bucket, "local")) == keep
 
 
 def test_encrypted_sets_hold_no_plaintext_and_restore(probe, local_hosts, monkeypatch):
