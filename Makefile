@@ -15,29 +15,32 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-local: $(VENV)/.installed  ## bring up the local environment (two systemd containers) and converge it
+local: $(VENV)/.installed  ## bring up the local environment (two systemd containers, reached over SSH) and converge it
 	gpuaas local up
 	pyinfra -y inventories/local.py deploys/site.py
 	@printf '\nThe local environment is converged. Next:\n'
 	@printf '  . .venv/bin/activate                                 put pyinfra and gpuaas on PATH\n'
 	@printf '  pyinfra -y inventories/local.py deploys/site.py      re-converge: zero changes\n'
-	@printf '  gpuaas render staging                                what staging would get, under build/staging\n'
+	@printf '  ssh -F .secrets/local/ssh/config local-server        log in as the operator account\n'
+	@printf '  gpuaas local up --shape staging                      hosts shaped like staging, beside these\n'
 	@printf '  make test                                            the whole test suite\n'
 	@printf '  make down                                            remove the local hosts\n'
 
-test: $(VENV)/.installed  ## the whole test suite: lint, pytest (unit and host tests), then molecule default, data, backup and cluster
+test: $(VENV)/.installed  ## the whole test suite: lint, pytest (unit, host and every profile's shape), molecule
 	ruff check .
 	gpuaas local up
-	pytest
+	GPUAAS_HOST_TESTS=required pytest
 	molecule test -s default
 	molecule test -s data
 	molecule test -s backup
 	molecule test -s cluster
 
-unit: $(VENV)/.installed  ## unit tests only (no Docker)
+unit: $(VENV)/.installed  ## unit tests only (no Docker; installs the programs they use, such as age)
+	gpuaas local setup --tools
 	pytest -m "not hosts"
 
 molecule: $(VENV)/.installed  ## molecule scenarios default, data, backup and cluster: create, converge, idempotence, verify, destroy
+	gpuaas local setup
 	molecule test -s default
 	molecule test -s data
 	molecule test -s backup

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from converge import RESULTS, measure  # noqa: E402
 
-from gpuaas import local_lane  # noqa: E402
+from gpuaas.lane import machine  # noqa: E402
 from gpuaas.profile import load_profile  # noqa: E402
 
 
@@ -28,7 +28,7 @@ def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--repeats", type=int, default=5)
     opts = args.parse_args()
-    local_lane.ensure_engine()
+    machine.ensure_engine()
     profile_path = REPO / "inventories" / "local.yml"
     services = load_profile(profile_path).services
     deployed = [name for name in type(services).model_fields if getattr(getattr(services, name), "enabled", True)]

@@ -1,12 +1,13 @@
 """Site: what every host of an environment gets, in order: the common baseline, the data services,
-then the RKE2 cluster (once the profile pins RKE2's release; until then it says so on every run).
+then the RKE2 cluster (once the profile pins RKE2's release; until then it says so once per run).
 
 pyinfra inventories/ENV.py deploys/site.py
 """
 
-from pyinfra import host, local, logger
+from pyinfra import local
 
 from gpuaas.context import current_profile, host_in
+from gpuaas.report import not_deployed
 from roles import common
 from roles.common.deploy import common as common_baseline
 from roles.rke2.config import first_server, settings_for
@@ -21,5 +22,6 @@ profile = current_profile()
 unpinned = missing_pins(profile, settings_for(profile, first_server(profile)))
 if not unpinned:
     local.include("deploys/cluster.py")
-elif host_in(("rke2_servers", "rke2_agents")):
-    logger.warning(f"{host.print_prefix}RKE2 is not deployed: artifacts {', '.join(unpinned)} are not pinned")
+else:
+    pins = ", ".join(unpinned)
+    not_deployed("RKE2", f"artifacts {pins} are not pinned in {profile.source} (see roles/rke2/README.md)")

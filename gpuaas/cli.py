@@ -1,8 +1,13 @@
 """`gpuaas`: validate and render profiles, and run the local lane's hosts.
 
-gpuaas validate [ENV ...]       check profiles (all when none is named); exit 2 on bad input
+gpuaas validate [ENV ...] [--secrets]
+                                check profiles (all when none is named), and that their secrets
+                                can be read; exit 2 on bad input
 gpuaas render ENV [--out DIR]   write the effective per-host configuration under build/ENV
-gpuaas local up|list|down       the local environment's systemd containers
+gpuaas local up|list|down [--shape ENV]
+                                the local lane's systemd containers (local, or shaped like ENV)
+gpuaas local setup [--tools]    install what the lane needs on this machine (as root): Debian
+                                packages (docker.io, debootstrap, age, openssh-client), the engine
 gpuaas artifacts ENV [--mirror DIR]
                                 the environment's artifact lock; fetch and verify every artifact
                                 (into DIR with its lock: a mirror for sites without downloads)
@@ -15,12 +20,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from gpuaas import artifacts, local_lane
+from gpuaas import artifacts
 from gpuaas.docs import update_readmes
 from gpuaas.errors import ProfileError
+from gpuaas.lane import LaneError, machine, shapes
+from gpuaas.lane import hosts as lane_hosts
 from gpuaas.profile import INVENTORY_DIR, REPO_ROOT, display_path, load_profile, resolve_profile_path
 from gpuaas.render import render
-from gpuaas.secrets import generate_missing
+from gpuaas.secrets import generate_missing, unresolvable
 
 ENVIRONMENTS = ("local", "dev", "demo", "staging", "prod")
 
@@ -32,6 +39,11 @@ def _validate(args: argparse.Namespace) -> int:
             profile = load_profile(env)
         except ProfileError as exc:
             print(exc.report(), file=sys.stderr)
+            failed += 1
+            continue
+        problems = unresolvable(profile) if args.secrets else []
+        if problems:
+            print(ProfileError(profile.source, problems).report(), file=sys.stderr)
             failed += 1
             continue
         count = len(profile.hosts)
@@ -50,24 +62,37 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lane_profile(args: argparse.Namespace):
+    if args.shape:
+        return load_profile(shapes.write_shape(args.shape))
+    return load_profile(args.profile)
+
+
 def _local(args: argparse.Namespace) -> int:
-    profile = load_profile(args.profile)
+    if args.action == "setup":
+        log = lambda line: print(line, flush=True)  # noqa: E731
+        machine.ensure_tools(log) if args.tools else machine.setup(log)
+        print("this machine has " + ("the programs" if args.tools else "what") + " the local lane needs")
+        return 0
+    profile = _lane_profile(args)
+    inventory = shapes.lane_inventory_path(args.shape) if args.shape else INVENTORY_DIR / f"{profile.name}.py"
     if args.action == "up":
         created = generate_missing(profile)
         if created:
-            print(f"generated secrets for {profile.name} into .secrets/{profile.name}/: {', '.join(created)}")
-        hosts = local_lane.up(profile, log=lambda line: print(line, flush=True))
+            print(f"generated secrets for {profile.name} into .secrets/{profile.secret_scope}/: {', '.join(created)}")
+        hosts = lane_hosts.up(profile, log=lambda line: print(line, flush=True))
         for host in hosts:
             print(f"{host.name:<20} {host.state:<10} {host.address}")
         print(
-            f"\n{len(hosts)} hosts up. Converge them with:\n"
-            f"  pyinfra -y {display_path(INVENTORY_DIR / (profile.name + '.py'))} deploys/site.py"
+            f"\n{len(hosts)} hosts up, reached over {profile.connection.kind}"
+            f"{' as ' + profile.connection.user if profile.connection.kind == 'ssh' else ''}. Converge them with:\n"
+            f"  pyinfra -y {display_path(inventory)} deploys/site.py"
         )
     elif args.action == "list":
-        for host in local_lane.containers(profile):
+        for host in lane_hosts.containers(profile):
             print(f"{host.name:<20} {host.state:<10} {host.address}")
     else:
-        removed = local_lane.down(profile)
+        removed = lane_hosts.down(profile)
         print(f"removed {len(removed)} hosts" + (f": {', '.join(removed)}" if removed else ""))
     return 0
 
@@ -98,14 +123,19 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check environment profiles")
     validate.add_argument("env", nargs="*", help=f"environments ({', '.join(ENVIRONMENTS)}) or profile files")
+    validate.add_argument("--secrets", action="store_true",
+                          help="also read every secret the profile uses (those a deploy writes may be absent)")
     validate.set_defaults(run=_validate)
     render_cmd = commands.add_parser("render", help="write the effective per-host configuration")
     render_cmd.add_argument("env")
     render_cmd.add_argument("--out", help="output directory (default: build/ENV)")
     render_cmd.set_defaults(run=_render)
     local = commands.add_parser("local", help="the local lane's systemd containers")
-    local.add_argument("action", choices=("up", "list", "down"))
-    local.add_argument("--profile", default="local", help="environment or profile file (default: local)")
+    local.add_argument("action", choices=("up", "list", "down", "setup"))
+    where = local.add_mutually_exclusive_group()
+    where.add_argument("--profile", default="local", help="a lane profile: environment or file (default: local)")
+    where.add_argument("--shape", choices=shapes.SHIPPED, help="hosts shaped like this shipped profile")
+    local.add_argument("--tools", action="store_true", help="setup: only the programs, no Docker engine started")
     local.set_defaults(run=_local)
     artifacts_cmd = commands.add_parser("artifacts", help="the artifact lock; fetch, verify, fill a mirror")
     artifacts_cmd.add_argument("env")
@@ -126,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     except artifacts.ArtifactError as exc:
         print(f"artifacts: {exc}", file=sys.stderr)
         return 1
-    except local_lane.LocalLaneError as exc:
+    except LaneError as exc:
         print(f"local lane: {exc}", file=sys.stderr)
         return 1
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pyinfra.api.exceptions import DeployError
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -31,8 +33,9 @@ class ProfileError(Exception):
         return "\n".join(lines)
 
 
-class SecretError(Exception):
-    """A secret reference that cannot be resolved. Never carries the value."""
+class SecretError(DeployError):
+    """A secret reference that cannot be resolved, or whose value is not what its reader expects. Never
+    carries the value. (A pyinfra DeployError: pyinfra stops with the message, without a traceback.)"""
 
 
 def field_path(loc: tuple[str | int, ...]) -> str:

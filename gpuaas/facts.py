@@ -23,3 +23,28 @@ class CertificateNames(FactBase):
         names = [name.strip() for line in output[:-1] if not line.startswith("X509v3")
                  for name in line.split(",") if name.strip()]  # fmt: skip
         return {"names": sorted(re.sub(r"\s+", " ", name) for name in names), "valid": output[-1] == "VALID"}
+
+
+#: A file's identity, as the program records compare it: size, change time and inode. Any write,
+#: replacement or chmod of the file changes it.
+FILE_IDENTITY = "stat -c '%s %Z %i'"
+
+
+def program_record_path(path: str) -> str:
+    """Where the record of the program at `path` is kept: beside it, hidden."""
+    directory, name = path.rsplit("/", 1)
+    return f"{directory}/.{name}.sha256"
+
+
+class ProgramRecord(FactBase):
+    """The record kept beside a program and the program file's identity now:
+    {"record": "SHA256 SIZE CTIME INODE" or None, "identity": "SIZE CTIME INODE" or None}."""
+
+    def command(self, path: str) -> str:
+        return (f"printf 'record %s\\n' \"$(cat {program_record_path(path)} 2>/dev/null)\"; "
+                f"printf 'identity %s\\n' \"$({FILE_IDENTITY} {path} 2>/dev/null)\"")  # fmt: skip
+
+    def process(self, output: list[str]) -> dict:
+        values = dict(line.split(" ", 1) if " " in line else (line, "") for line in output)
+        return {key: values.get(key) or None for key in ("record", "identity")}
+

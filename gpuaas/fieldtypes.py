@@ -22,3 +22,7 @@ def _secret_ref(value: Any) -> str:
 #: A reference to a secret of the profile's `secrets:`, never a value.
 SecretRef = Annotated[Any, AfterValidator(_secret_ref)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+
+#: `json_schema_extra` of a SecretRef field whose secret a deploy writes (OpenBao's init output): its
+#: source may not exist before that deploy has run, so it is not required up front.
+WRITTEN_BY_DEPLOY = {"written_by_deploy": True}

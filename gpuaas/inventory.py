@@ -6,28 +6,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gpuaas import local_lane
+from gpuaas.connection import identity_file, pyinfra_data, pyinfra_name, without_nagle
 from gpuaas.errors import ProfileError
-from gpuaas.profile import HOST_GROUPS, Host, Profile, load_profile, resolve_profile_path
+from gpuaas.lane import hosts as lane_hosts
+from gpuaas.profile import HOST_GROUPS, Host, Profile, display_path, load_profile, resolve_profile_path
 from gpuaas.secrets import generate_missing
 
 
-def pyinfra_name(profile: Profile, node: Host) -> str:
-    """pyinfra's name for a host: `@docker/NAME` in the local lane; elsewhere NAME, reached over SSH
-    at its profile address (host data `ssh_hostname`)."""
-    return f"@docker/{node.name}" if profile.connection.kind == "docker" else node.name
-
-
 def host_data(profile: Profile, source: Path, node: Host) -> dict[str, Any]:
-    data: dict[str, Any] = {"gpuaas_profile": str(source), "gpuaas_node": node.name}
-    if profile.connection.kind == "ssh":
-        data.update(
-            ssh_user=profile.connection.user,
-            ssh_port=profile.connection.port,
-            ssh_hostname=str(node.address),
-            _sudo=profile.connection.sudo,
-        )
-    return data
+    return {"gpuaas_profile": str(source), "gpuaas_node": node.name, **pyinfra_data(profile, node)}
 
 
 def groups_for(profile: Profile, source: Path) -> dict[str, list[tuple[str, dict[str, Any]]]]:
@@ -40,24 +27,33 @@ def groups_for(profile: Profile, source: Path) -> dict[str, list[tuple[str, dict
 
 
 def load_groups(env_or_path: str | Path) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    """Validate the profile (exit 2 with every problem on bad input), then return its groups."""
+    """Validate the profile (exit 2 with every problem on bad input, before any host is contacted),
+    then return its groups."""
     source = resolve_profile_path(env_or_path)
     try:
         profile = load_profile(source)
     except ProfileError as exc:
         print(exc.report(), file=sys.stderr)
         raise SystemExit(2) from None
-    if profile.connection.kind == "docker":
-        _require_running(profile)
+    if profile.lane is not None:
+        _require_lane(profile)
     generate_missing(profile)
+    if profile.connection.kind == "ssh":
+        without_nagle()
     return groups_for(profile, source)
 
 
-def _require_running(profile: Profile) -> None:
+def _require_lane(profile: Profile) -> None:
+    """A lane's hosts are this machine's containers: say how to start them rather than time out."""
+    how = "gpuaas local up" + (f" --shape {profile.lane.shaped_from}" if profile.lane.shaped_from else "")
     # pyinfra's @docker connector takes a name it cannot find as an image to pull and run.
-    running = local_lane.running_names(profile)
+    running = lane_hosts.running_names(profile)
     missing = [node.name for node in profile.hosts if node.name not in running]
     if missing:
-        print(f"{profile.name}: hosts not running: {', '.join(missing)}; start them with `gpuaas local up`",
+        print(f"{profile.name}: hosts not running: {', '.join(missing)}; start them with `{how}`", file=sys.stderr)
+        raise SystemExit(2)
+    key = identity_file(profile)
+    if profile.connection.kind == "ssh" and key is not None and not key.exists():
+        print(f"{profile.name}: the lane's SSH key {display_path(key)} does not exist; `{how}` makes it",
               file=sys.stderr)  # fmt: skip
         raise SystemExit(2)

@@ -12,11 +12,11 @@ import hashlib
 import re
 import shlex
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FactBase, operation
+
+from gpuaas.facts import FILE_IDENTITY, program_record_path
 
 
 @dataclass(frozen=True)
@@ -41,15 +41,20 @@ class StateProbe(FactBase):
     marker = "@@gpuaas-probe "
 
     def command(self, probes: tuple[tuple[str, str], ...]) -> str:
-        # One shell, no pipeline per probe: on 24 hosts at once the processes each probe starts
-        # inside the host are what the run costs. Each marker starts a line of its own, even after
-        # output without a final newline. A probe that fails (a file not there yet) reports what it
-        # printed; the fact itself succeeds.
-        steps = [
-            f"printf '\\n%s\\n' {shlex.quote(self.marker + key)}; {{ {command} ; }} 2>/dev/null"
-            for key, command in probes
-        ]
-        return "; ".join(steps) + "; true"
+        # The probes run at once, each into a file of a directory only the connection's user can read
+        # (root's /run under sudo), then their outputs are printed in order, each after its marker
+        # on a line of its own. A probe that fails (a file not there yet) reports what it printed;
+        # the fact itself succeeds.
+        jobs = [f"{{ {command} ; }} > \"$d/{index}\" 2>/dev/null &" for index, (_, command) in enumerate(probes)]
+        prints = [f"printf '\\n%s\\n' {shlex.quote(self.marker + key)}; cat \"$d/{index}\""
+                  for index, (key, _) in enumerate(probes)]  # fmt: skip
+        return "; ".join([
+            "d=$(mktemp -d /run/gpuaas-probe.XXXXXX 2>/dev/null || mktemp -d)",
+            "trap 'rm -rf \"$d\"' EXIT",
+            " ".join(jobs) + " wait",
+            *prints,
+            "true",
+        ])  # fmt: skip
 
     def process(self, output: list[str]) -> dict[str, str]:
         values: dict[str, list[str]] = {}
@@ -118,21 +123,12 @@ def owned_files_probe(key: str, files: dict[str, tuple[str, str, str, str]]) -> 
     return Probe(key, f"sha1sum {paths}; stat -c '%n %a %U %G' {paths}", " ".join(wanted))
 
 
-@lru_cache(maxsize=None)
-def _file_sha1(path: Path, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha1()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def program_probe(link: str, target: str, local_program: Path) -> Probe:
-    """`link` points at `target`, which holds the bytes of the verified `local_program`."""
-    stat = local_program.stat()
-    digest = _file_sha1(local_program, stat.st_size, stat.st_mtime_ns)
-    return Probe(f"program:{link}", f"readlink {shlex.quote(link)}; sha1sum {shlex.quote(target)}",
-                 f"{target} {digest} {target}")  # fmt: skip
+def program_probe(link: str, target: str, sha256: str) -> Probe:
+    """`link` points at `target`, whose record (see gpuaas.operations.program_file) holds `sha256` and
+    the file's identity as it is now."""
+    command = f"readlink {shlex.quote(link)}; cat {shlex.quote(program_record_path(target))}; " \
+              f"{FILE_IDENTITY} {shlex.quote(target)}"  # fmt: skip
+    return Probe(f"program:{link}", command, rf"{re.escape(target)} {sha256} (\d+ \d+ \d+) \1", pattern=True)
 
 
 def account_probe(name: str, private_dirs: tuple[str, ...] = ()) -> Probe:

@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     IPvAnyAddress,
     IPvAnyNetwork,
+    PrivateAttr,
     StringConstraints,
     ValidationError,
 )
@@ -122,11 +123,46 @@ class Artifact(Strict):
     )
 
 
+#: A path on the operator's machine: absolute, under `~`, or relative to the checkout.
+LocalPath = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f]+$")]
+
+
+def local_path(value: str, repo_root: Path = REPO_ROOT) -> Path:
+    """Where a LocalPath points on the operator's machine."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else repo_root / path
+
+
 class Connection(Strict):
-    kind: Literal["ssh", "docker"] = "ssh"
-    user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]*$")] = "root"
+    """How the operator's machine reaches the hosts."""
+
+    kind: Literal["ssh", "docker"] = Field(
+        default="ssh",
+        description="`ssh`: pyinfra's SSH connector; `docker`: `docker exec` into local containers, as root.",
+    )
+    user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]*$")] = Field(
+        default="root", description="The login (an unprivileged account with `sudo: true`)."
+    )
     port: Port = 22
-    sudo: bool = False
+    sudo: bool = Field(default=False, description="Run every command through `sudo -n` (passwordless sudo).")
+    identity_file: LocalPath | None = Field(
+        default=None, description="The private key to log in with (default: the SSH agent and ~/.ssh's keys)."
+    )
+    known_hosts_file: LocalPath | None = Field(
+        default=None, description="The known_hosts file host keys are checked against (default: ~/.ssh/known_hosts)."
+    )
+    host_key_checking: Literal["yes", "accept-new"] = Field(
+        default="yes",
+        description="`yes`: a host whose key is not in known_hosts is refused; `accept-new` records a new host's key.",
+    )
+
+
+class Lane(Strict):
+    """The environment's hosts are systemd containers on the operator's machine (`gpuaas local up`)."""
+
+    shaped_from: Literal["dev", "demo", "staging", "prod"] | None = Field(
+        default=None, description="The shipped profile this one was shaped from (`gpuaas local up --shape`)."
+    )
 
 
 class Network(Strict):
@@ -265,6 +301,19 @@ class Profile(Strict):
     backup: Backup
     roles: dict[str, dict[str, Any]] = {}
     secrets: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")], SecretSource] = {}
+    lane: Lane | None = None
+    #: The file the profile was read from, as messages name it (inventories/staging.yml).
+    _source: str = PrivateAttr(default="")
+
+    @property
+    def source(self) -> str:
+        return self._source or f"inventories/{self.name}.yml"
+
+    @property
+    def secret_scope(self) -> str:
+        """The folder of `.secrets/` that holds this environment's generated and stored secrets: a lane
+        shaped from a shipped profile keeps its own, apart from the real environment's."""
+        return f"lane-{self.name}" if self.lane and self.lane.shaped_from else self.name
 
     def group(self, name: str) -> list[Host]:
         return [h for h in self.hosts if name in h.groups]
@@ -280,6 +329,16 @@ class Profile(Strict):
     def secret_refs(self) -> dict[str, str]:
         """Every secret reference in the profile, by field path."""
         return dict(_find_refs(self.model_dump(mode="json"), ""))
+
+    def written_secrets(self) -> set[str]:
+        """Names of the secrets a deploy writes (their value may not exist before it has run)."""
+        names = set()
+        for service_name in Services.model_fields:
+            service = getattr(self.services, service_name)
+            for name, info in type(service).model_fields.items():
+                if (info.json_schema_extra or {}).get("written_by_deploy") and getattr(service, name):
+                    names.add(SECRET_REF.match(getattr(service, name)).group(1))
+        return names
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -329,6 +388,18 @@ def _check_hosts(p: Profile):
             yield Problem(f"hosts[{i}].ring", "rollout.rings is on: every rke2_agents host needs a ring 0-4")
 
 
+def _check_connection(p: Profile):
+    identity = p.connection.identity_file
+    if identity is None:
+        return
+    path = local_path(identity).resolve()
+    if path.is_relative_to(REPO_ROOT) and not path.is_relative_to(REPO_ROOT / ".secrets"):
+        yield Problem(
+            "connection.identity_file",
+            "a private key inside the checkout belongs under .secrets/ (git-ignored), never beside the code",
+        )
+
+
 def _check_topology(p: Profile):
     servers, agents = p.group("rke2_servers"), p.group("rke2_agents")
     if p.topology == "two-node":
@@ -373,6 +444,14 @@ def _check_dns(p: Profile):
                 yield Problem(f"dns.records[{i}].target", f"{record.type} record with an IPv{ip.version} address")
 
 
+def required_artifacts(settings: BaseModel) -> dict[str, str]:
+    """Setting name -> artifact, for the artifacts a role's settings name (`required_artifacts()`, else
+    its `artifact`)."""
+    if hasattr(settings, "required_artifacts"):
+        return settings.required_artifacts()
+    return {"artifact": settings.artifact} if hasattr(settings, "artifact") else {}
+
+
 def _check_artifacts(p: Profile):
     for name, artifact in p.artifacts.items():
         if (artifact.url is None) == (artifact.wheel is None):
@@ -381,9 +460,7 @@ def _check_artifacts(p: Profile):
         service = getattr(p.services, name)
         if not getattr(service, "enabled", True):
             continue
-        required = service.required_artifacts() if hasattr(service, "required_artifacts") else (
-            {"artifact": service.artifact} if hasattr(service, "artifact") else {})  # fmt: skip
-        for field, wanted in required.items():
+        for field, wanted in required_artifacts(service).items():
             if wanted not in p.artifacts:
                 yield Problem(f"services.{name}.{field}", f"no artifact '{wanted}' is pinned under artifacts")
 
@@ -480,6 +557,7 @@ def _check_roles(p: Profile):
 
 CHECKS = (
     _check_object_store,
+    _check_connection,
     _check_hosts,
     _check_topology,
     _check_network,
@@ -547,6 +625,7 @@ def parse_profile(raw: Any, source: str, expected_name: str | None = None, repo_
         profile = Profile.model_validate(raw)
     except ValidationError as exc:
         raise ProfileError(source, _problems(exc)) from None
+    profile._source = source
     problems = [problem for check in CHECKS for problem in check(profile)]
     problems += list(_check_secrets(profile, repo_root))
     if expected_name is not None and profile.name != expected_name:

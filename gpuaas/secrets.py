@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets as random_source
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from gpuaas.errors import SecretError
+from gpuaas.errors import Problem, SecretError
 from gpuaas.profile import REPO_ROOT, SECRET_REF, Profile, SecretSource
 
 #: Where generated secrets of an environment live (git-ignored).
@@ -52,36 +53,64 @@ def resolve(
     name = match.group(1) if match else reference
     source = profile.secrets.get(name)
     if source is None:
-        raise SecretError(f"secret '{name}' is not defined in profile '{profile.name}'")
+        raise SecretError(f"{profile.source}: secrets.{name}: not defined")
     reader = {"env": _from_env, "file": _from_file, "age": _from_age, "generate": _generated, "stored": _stored}[
         source.kind()
     ]
-    value = reader(name, source, profile=profile, repo_root=repo_root, generated_dir=generated_dir)
+    try:
+        value = reader(name, source, profile=profile, repo_root=repo_root, generated_dir=generated_dir)
+    except SecretError as error:
+        raise SecretError(f"{profile.source}: secrets.{name}: {error}") from None
     if not value:
-        raise SecretError(f"secret '{name}' ({source.kind()}) is empty")
+        raise SecretError(f"{profile.source}: secrets.{name}: the {source.kind()} source gives an empty value")
     return Secret(name, value)
+
+
+def describe_source(profile: Profile, name: str, generated_dir: Path = GENERATED_DIR) -> str:
+    """Where secret `name` comes from, in words (never its value)."""
+    source = profile.secrets[name]
+    kind = source.kind()
+    if kind == "env":
+        return f"environment variable {source.env}"
+    if kind == "file":
+        return f"file {source.file}"
+    if kind == "age":
+        return f"key {source.key} of {source.age}"
+    return f"{'generated' if kind == 'generate' else 'stored'} in {generated_dir / profile.secret_scope / name}"
+
+
+def json_secret(profile: Profile, reference: str, generated_dir: Path = GENERATED_DIR) -> object:
+    """A secret whose value is JSON (OpenBao's init output), parsed; SecretError naming the secret and
+    its source when it is not JSON."""
+    secret = resolve(profile, reference, generated_dir=generated_dir)
+    try:
+        return json.loads(secret.reveal())
+    except ValueError:
+        where = describe_source(profile, secret.name, generated_dir)
+        raise SecretError(
+            f"{profile.source}: secrets.{secret.name}: the value from {where} is not JSON, which its reader "
+            "expects (value not shown)"
+        ) from None
 
 
 def _from_env(name: str, source: SecretSource, **_) -> str:
     try:
         return os.environ[source.env]
     except KeyError:
-        raise SecretError(f"secret '{name}': environment variable {source.env} is not set") from None
+        raise SecretError(f"environment variable {source.env} is not set") from None
 
 
 def _from_file(name: str, source: SecretSource, **_) -> str:
     try:
         return Path(source.file).read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise SecretError(f"secret '{name}': cannot read {source.file}: {exc.strerror}") from None
+        raise SecretError(f"cannot read {source.file}: {exc.strerror}") from None
 
 
 def _from_age(name: str, source: SecretSource, repo_root: Path, **_) -> str:
     identity = os.environ.get(AGE_IDENTITY_ENV)
     if not identity:
-        raise SecretError(
-            f"secret '{name}': set {AGE_IDENTITY_ENV} to the age identity file that decrypts {source.age}"
-        )
+        raise SecretError(f"set {AGE_IDENTITY_ENV} to the age identity file that decrypts {source.age}")
     result = subprocess.run(
         ["age", "--decrypt", "--identity", identity, str(repo_root / source.age)],
         capture_output=True,
@@ -89,15 +118,15 @@ def _from_age(name: str, source: SecretSource, repo_root: Path, **_) -> str:
         check=False,
     )
     if result.returncode != 0:
-        raise SecretError(f"secret '{name}': age could not decrypt {source.age}: {result.stderr.strip()}")
+        raise SecretError(f"age could not decrypt {source.age}: {result.stderr.strip()}")
     data = yaml.safe_load(result.stdout) or {}
     if not isinstance(data, dict) or source.key not in data:
-        raise SecretError(f"secret '{name}': key '{source.key}' is not in {source.age}")
+        raise SecretError(f"key '{source.key}' is not in {source.age}")
     return str(data[source.key])
 
 
 def _generated(name: str, source: SecretSource, profile: Profile, generated_dir: Path, **_) -> str:
-    path = generated_dir / profile.name / name
+    path = generated_dir / profile.secret_scope / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -107,9 +136,9 @@ def _generated(name: str, source: SecretSource, profile: Profile, generated_dir:
 
 
 def _stored(name: str, source: SecretSource, profile: Profile, generated_dir: Path, **_) -> str:
-    path = generated_dir / profile.name / name
+    path = generated_dir / profile.secret_scope / name
     if not path.exists():
-        raise SecretError(f"secret '{name}' is not stored yet in {path}: the deploy that creates it writes it there")
+        raise SecretError(f"not stored yet in {path}: the deploy that creates it writes it there")
     return path.read_text(encoding="utf-8").strip()
 
 
@@ -124,7 +153,7 @@ def writable_path(profile: Profile, reference: str, generated_dir: Path = GENERA
     if source.file is not None:
         return Path(source.file)
     if source.stored:
-        return generated_dir / profile.name / name
+        return generated_dir / profile.secret_scope / name
     raise SecretError(
         f"secret '{name}' has a {source.kind()} source, which a deploy cannot write: give it `stored: true` or "
         "a `file` source for the deploy to write, then move the value where the profile should read it from"
@@ -150,10 +179,34 @@ def generate_missing(profile: Profile, generated_dir: Path = GENERATED_DIR) -> l
     """Create every `generate` secret of the profile that does not exist yet; returns their names."""
     created = []
     for name, source in sorted(profile.secrets.items()):
-        if source.generate is not None and not (generated_dir / profile.name / name).exists():
+        if source.generate is not None and not (generated_dir / profile.secret_scope / name).exists():
             resolve(profile, name, generated_dir=generated_dir)
             created.append(name)
     return created
+
+
+def unresolvable(profile: Profile, generated_dir: Path = GENERATED_DIR) -> list[Problem]:
+    """Every secret the profile uses that cannot be read now, as a problem of its `secrets:` entry, so a
+    run stops before any host is contacted. Secrets of disabled services are not needed; a secret a
+    deploy writes (OpenBao's init output) may not exist before that deploy."""
+    disabled = [
+        f"services.{name}." for name in type(profile.services).model_fields
+        if getattr(getattr(profile.services, name), "enabled", True) is False
+    ]
+    wanted = {
+        SECRET_REF.match(ref).group(1)
+        for path, ref in profile.secret_refs().items()
+        if not path.startswith(tuple(disabled))
+    }
+    written, problems = profile.written_secrets(), []
+    for name in sorted(wanted):
+        if name in written and not writable_path(profile, name, generated_dir).exists():
+            continue
+        try:
+            resolve(profile, name, generated_dir=generated_dir)
+        except SecretError as error:
+            problems.append(Problem(f"secrets.{name}", str(error).removeprefix(f"{profile.source}: secrets.{name}: ")))
+    return problems
 
 
 def environment_file(role: str, variables: dict[str, Secret | str]) -> Secret:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
-import shutil
+import os
 from pathlib import Path
 
 import pytest
 import yaml
 
-from gpuaas import local_lane
+from gpuaas.lane import LaneError, machine
+from gpuaas.lane import hosts as lane_hosts
 from gpuaas.profile import REPO_ROOT, load_profile
 
 
@@ -24,16 +25,32 @@ def raw(staging_raw) -> dict:
     return copy.deepcopy(staging_raw)
 
 
+#: `make test` sets this: there, a host test that cannot reach the lane fails instead of skipping.
+REQUIRED = os.environ.get("GPUAAS_HOST_TESTS") == "required"
+
+
+def _unavailable(reason: str):
+    if REQUIRED:
+        pytest.fail(f"{reason} (GPUAAS_HOST_TESTS=required)")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
-def local_hosts():
-    """The local lane's two systemd containers, up and booted (skipped with the reason without Docker)."""
-    if shutil.which("docker") is None or not local_lane.engine_running():
-        pytest.skip("no running Docker engine: start one (see README, 'Local lane') to run host tests")
+def lane_machine() -> None:
+    """This machine can run lane hosts (skipped with the reason without a Docker engine, except under
+    `make test`)."""
+    if not machine.engine_running():
+        _unavailable("no running Docker engine: `gpuaas local setup` installs and starts one (see README)")
+
+
+@pytest.fixture(scope="session")
+def local_hosts(lane_machine):
+    """The local lane's two systemd containers, up, booted and reached over SSH as `ops` with sudo."""
     profile = load_profile("local")
     try:
-        local_lane.up(profile, log=lambda line: None)
-    except local_lane.LocalLaneError as exc:
-        pytest.skip(f"local lane unavailable: {exc}")
+        lane_hosts.up(profile, log=lambda line: None)
+    except LaneError as exc:
+        _unavailable(f"local lane unavailable: {exc}")
     return profile
 
 

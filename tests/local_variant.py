@@ -60,7 +60,6 @@ def on_server(command: str) -> str:
 
 def fact(name: str, inventory_path: Path | str = "inventories/local.py", host: str = "local-server", **arguments):
     """pyinfra's `fact` command for one host: the fact's value there."""
-    host = f"@docker/{host}"
     command = ["pyinfra", "--json", str(inventory_path), "--limit", host, "fact", name]
     command += [f"{key}={value}" for key, value in arguments.items()]
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=300)

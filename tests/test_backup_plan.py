@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 
 import pytest
@@ -15,7 +14,7 @@ from gpuaas.backup.service import differences
 from gpuaas.backup.sets import Manifest, ObjectEntry
 from gpuaas.backup.transport import HostShell
 from gpuaas.errors import ProfileError
-from gpuaas.profile import load_profile, parse_profile
+from gpuaas.profile import Connection, load_profile, parse_profile
 from gpuaas.secrets import Secret
 
 
@@ -65,16 +64,24 @@ def test_differences_name_every_figure_that_moved():
     assert differences(expected, expected) == []
 
 
-def test_hosts_are_reached_by_docker_exec_or_ssh_with_sudo(staging):
+def test_hosts_are_reached_by_ssh_with_sudo_or_docker_exec(staging):
     local = load_profile("local")
-    assert HostShell(local, local.hosts[0]).argv("true") == ["docker", "exec", "-i", "local-server", "sh", "-c", "true"]
+    docker = local.model_copy(update={"connection": Connection(kind="docker")})
+    assert HostShell(docker, local.hosts[0]).argv("true") == ["docker", "exec", "-i", "local-server", "sh", "-c",
+                                                               "true"]  # fmt: skip
     node = staging.hosts[0]
     argv = HostShell(staging, node).argv("echo 'a b'")
-    assert argv[:2] == ["ssh", "-o"] and argv[-2] == f"{staging.connection.user}@{node.address}"
-    assert argv[-1].endswith("sh -c 'echo '\"'\"'a b'\"'\"''")
+    assert argv[0] == "ssh" and argv[-2] == f"{staging.connection.user}@{node.address}"
+    assert "StrictHostKeyChecking=yes" in argv and "BatchMode=yes" in argv
+    assert argv[-1] == "sudo -n sh -c 'echo '\"'\"'a b'\"'\"''"
+    # The lane's key and known_hosts, as pyinfra's connection uses them.
+    argv = HostShell(local, local.hosts[0]).argv("true")
+    assert argv[argv.index("-i") + 1].endswith(".secrets/local/ssh/id_ed25519")
+    assert any(option.startswith("UserKnownHostsFile=") and option.endswith(".secrets/local/ssh/known_hosts")
+               for option in argv)  # fmt: skip
+    assert argv[-2:] == ["ops@172.30.77.10", "sudo -n sh -c true"]
 
 
-@pytest.mark.skipif(shutil.which("age") is None, reason="the age program is not installed")
 def test_age_streams_round_trip_and_a_wrong_identity_is_refused():
     identity = subprocess.run(["age-keygen"], capture_output=True, text=True, check=True).stdout
     recipient = next(line.split(": ")[1] for line in identity.splitlines() if "public key" in line)

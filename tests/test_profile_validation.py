@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from gpuaas.errors import ProfileError
-from gpuaas.profile import REPO_ROOT, load_profile, parse_profile
+from gpuaas.profile import REPO_ROOT, Connection, load_profile, parse_profile
 from tests.conftest import write_profile
 
 ENVIRONMENTS = ("local", "dev", "demo", "staging", "prod")
@@ -248,5 +248,11 @@ def test_inventory_groups_follow_the_profile():
     _, data = groups["rke2_agents"][0]
     assert (data["ssh_hostname"], data["ssh_user"], data["_sudo"]) == ("10.20.0.21", "ops", True)
     assert groups["controller"][0][0] == "@local"
+    assert data["ssh_strict_host_key_checking"] == "yes" and "ssh_key" not in data
     local = groups_for(load_profile("local"), resolve_profile_path("local"))
-    assert [name for name, _ in local["rke2_agents"]] == ["@docker/local-gpu-1"]
+    name, data = local["rke2_agents"][0]
+    assert name == "local-gpu-1" and (data["ssh_user"], data["_sudo"]) == ("ops", True)
+    assert data["ssh_key"].endswith(".secrets/local/ssh/id_ed25519") and data["ssh_allow_agent"] is False
+    assert data["ssh_known_hosts_file"].endswith(".secrets/local/ssh/known_hosts")
+    docker = load_profile("local").model_copy(update={"connection": Connection(kind="docker")})
+    assert groups_for(docker, resolve_profile_path("local"))["rke2_agents"][0][0] == "@docker/local-gpu-1"

@@ -23,13 +23,13 @@ def test_render_is_byte_identical_on_a_rerun(tmp_path, env):
     render(profile, tmp_path / "b")
     first, second = _tree(tmp_path / "a"), _tree(tmp_path / "b")
     assert first == second
-    # environment and secrets; per host settings and 6 common files; per data host 2 postgres, 2 nats,
+    # environment and secrets; per host settings and 7 common files; per data host 2 postgres, 2 nats,
     # 1 redis, 2 openbao files and, where the object store is on or Temporal runs in dev mode, their units
     per_data_host = 7 + (1 if profile.services.object_store.enabled else 0)
     per_data_host += 1 if profile.services.temporal.mode == "dev" else 0
     cluster_hosts = [h for h in profile.hosts if {"rke2_servers", "rke2_agents"} & set(h.groups)]
     # and RKE2's config.yaml on every cluster host
-    assert len(first) == 2 + 7 * len(profile.hosts) + per_data_host * len(profile.group("data")) + len(cluster_hosts)
+    assert len(first) == 2 + 8 * len(profile.hosts) + per_data_host * len(profile.group("data")) + len(cluster_hosts)
 
 
 def test_rerender_removes_stale_files(tmp_path):
@@ -59,6 +59,6 @@ def test_cli_render_writes_under_build(tmp_path):
         text=True,
         check=True,
     )
-    assert "rendered 25 files for staging" in result.stdout
+    assert "rendered 27 files for staging" in result.stdout
     hosts_block = (tmp_path / "stg" / "hosts" / "stg-gpu-1" / "files" / "etc" / "hosts.block").read_text()
     assert "10.20.0.10 stg-server-1 api.staging.gpuaas.example.com" in hosts_block

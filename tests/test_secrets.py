@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import stat
 import subprocess
 
@@ -54,7 +53,6 @@ def test_generated_secret_is_created_once_and_private(tmp_path):
     assert resolve(profile, "secret:rke2_token", generated_dir=tmp_path) == first
 
 
-@pytest.mark.skipif(shutil.which("age") is None, reason="age is not installed (Debian package age)")
 def test_age_source_decrypts_with_the_operators_identity(tmp_path, raw, monkeypatch):
     identity = tmp_path / "operator.key"
     subprocess.run(["age-keygen", "-o", str(identity)], check=True, capture_output=True)

@@ -3,9 +3,14 @@ accept it: path-style addressing, checksums only where the API requires them, bo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from pyinfra.api.exceptions import DeployError
 
 from gpuaas.profile import Profile
 from gpuaas.secrets import resolve
@@ -46,3 +51,28 @@ def transfer_config(profile: Profile) -> TransferConfig:
     config.max_in_memory_upload_chunks = concurrency
     config.max_in_memory_download_chunks = concurrency
     return config
+
+
+#: S3 error codes, by the profile field that is wrong when the store answers with one.
+_FIELDS_BY_CODE = {
+    "NoSuchBucket": "backup.bucket",
+    "InvalidAccessKeyId": "backup.access_key_id",
+    "SignatureDoesNotMatch": "backup.secret_access_key",
+    "AccessDenied": "backup.access_key_id",
+}
+
+
+@contextmanager
+def reaching(profile: Profile, doing: str) -> Iterator[None]:
+    """Turn what boto3 raises while `doing` into a DeployError that names the profile's file, the field
+    that is wrong and the store's answer (no traceback)."""
+    try:
+        yield
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        field = _FIELDS_BY_CODE.get(code, "backup.endpoint")
+        raise DeployError(f"{profile.source}: {field}: the store at {profile.backup.endpoint} answered {code or error} "
+                          f"while {doing}") from None  # fmt: skip
+    except BotoCoreError as error:
+        raise DeployError(f"{profile.source}: backup.endpoint: {profile.backup.endpoint} cannot be reached while "
+                          f"{doing} ({error})") from None  # fmt: skip

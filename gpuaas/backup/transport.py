@@ -1,10 +1,10 @@
 """Commands on a profile host with their standard input and output streamed to and from the
-controller (`docker exec -i` in the local lane, `ssh` elsewhere), so that a dump flows from the host
+controller (`ssh` with the profile's connection settings and `sudo -n`; `docker exec -i` for
+`connection.kind: docker`), so that a dump flows from the host
 to the bucket, and back, without ever being held whole in memory or written to the controller's disk."""
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -13,6 +13,7 @@ from typing import IO
 
 from pyinfra.api.exceptions import DeployError
 
+from gpuaas.connection import ssh_argv
 from gpuaas.profile import Host, Profile
 from gpuaas.secrets import Secret
 
@@ -34,14 +35,9 @@ class HostShell:
         self.profile, self.node = profile, node
 
     def argv(self, command: str) -> list[str]:
-        connection = self.profile.connection
-        if connection.kind == "docker":
+        if self.profile.connection.kind == "docker":
             return ["docker", "exec", "-i", self.node.name, "sh", "-c", command]
-        remote = f"sh -c {shlex.quote(command)}"
-        if connection.sudo:
-            remote = f"sudo -n {remote}"
-        return ["ssh", "-o", "BatchMode=yes", "-p", str(connection.port), f"{connection.user}@{self.node.address}",
-                remote]  # fmt: skip
+        return ssh_argv(self.profile, self.node, command)
 
     def run(self, command: str, what: str, secret: Secret | None = None, input: bytes = b"") -> str:
         """Run a short command and return its standard output (text); HostCommandError when it fails."""

@@ -58,7 +58,8 @@ def _plan(profile: Profile) -> engine.RestorePlan:
     if unknown:
         raise DeployError(f"{SERVICES_ENV}: {', '.join(unknown)} is not a service with backups "
                           f"({', '.join(module.SERVICE for module in engine.SERVICES)})")  # fmt: skip
-    manifest = engine.choose_set(profile, os.environ.get(SET_ENV, "latest"), source)
+    with store.reaching(profile, "reading the backup sets"):
+        manifest = engine.choose_set(profile, os.environ.get(SET_ENV, "latest"), source)
     plan = engine.plan_restore(profile, manifest, allow_other_environment=source is not None, only=only)
     for line in plan.lines():
         logger.info(f"{host.print_prefix}restore plan: {line}")

@@ -31,6 +31,7 @@ def config_files(settings: CommonSettings) -> list[ConfigFile]:
     """Every templated file of the role, in the order the deploy writes them."""
     context = {"settings": settings}
     files = [
+        ConfigFile("/etc/apt/apt.conf.d/90gpuaas-lock", "apt-lock.conf.j2", context=context),
         ConfigFile("/etc/chrony/chrony.conf", "chrony.conf.j2", context=context),
         ConfigFile("/etc/default/chrony", "chrony.default.j2", context=context),
         ConfigFile("/etc/modules-load.d/gpuaas.conf", "modules-load.conf.j2", context=context),

@@ -11,7 +11,7 @@ from gpuaas.context import current_node, current_profile
 from gpuaas.probe import drift, state_verified
 from gpuaas.profile import Host
 from roles.common.config import HOSTS_MARKER, ConfigFile, config_files, hosts_block_lines, settings_for
-from roles.common.operations import file_block, kernel_module, swap_disabled
+from roles.common.operations import dpkg_settled, file_block, kernel_module, swap_disabled
 from roles.common.settings import CommonSettings
 from roles.common.state import probes
 
@@ -44,8 +44,10 @@ def common() -> None:
 
 
 def _converge(node: Host, settings: CommonSettings, hosts_block: list[str]) -> None:
-    chrony_conf, chrony_default, modules_conf, sysctl_conf, journald_conf = config_files(settings)
+    apt_lock, chrony_conf, chrony_default, modules_conf, sysctl_conf, journald_conf = config_files(settings)
 
+    _template(apt_lock)
+    dpkg_settled(name="Ensure no package installation was left half-done")
     # chrony's configuration goes first so that the package's first start already uses it.
     chrony_changes = [_template(chrony_conf), _template(chrony_default)]
     apt.packages(

@@ -57,3 +57,18 @@ class FstabSwapEntries(FactBase):
 
     def process(self, output: list[str]) -> list[str]:
         return [line for line in output if line.strip()]
+
+
+#: How many packages dpkg left half-installed or half-configured, and updates it did not record
+#: (a dpkg killed by a reset host or an interrupted run); "0 0" when none.
+DPKG_PENDING = "dpkg --audit 2>/dev/null | grep -c '^ '; ls -A /var/lib/dpkg/updates | wc -l"
+
+
+class DpkgPending(FactBase):
+    """Whether dpkg was interrupted and left work for `dpkg --configure -a` (apt refuses to run then)."""
+
+    def command(self) -> str:
+        return DPKG_PENDING
+
+    def process(self, output: list[str]) -> bool:
+        return " ".join(output).split() != ["0", "0"]

@@ -8,7 +8,7 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.facts.files import Block
 
-from roles.common.facts import FSTAB_SWAP_ERE, ActiveSwap, FstabSwapEntries, KernelModuleState
+from roles.common.facts import FSTAB_SWAP_ERE, ActiveSwap, DpkgPending, FstabSwapEntries, KernelModuleState
 
 
 @operation()
@@ -80,3 +80,21 @@ def file_block(path: str, lines: list[str], marker: str):
         f'TMP="$(mktemp)" && {{ {awk} {q_path} 2>/dev/null; printf %s {shlex.quote(block)}; }} > "$TMP" '
         f'&& cat "$TMP" > {q_path} && rm -f "$TMP"'
     )
+
+
+@operation()
+def dpkg_settled():
+    """
+    Finish what an interrupted dpkg left half-done (`dpkg --configure -a`), which apt otherwise
+    refuses to work past.
+
+    **Example:**
+
+    .. code:: python
+
+        dpkg_settled()
+    """
+    if host.get_fact(DpkgPending):
+        yield "DEBIAN_FRONTEND=noninteractive dpkg --configure -a"
+    else:
+        host.noop("dpkg has nothing left to finish")

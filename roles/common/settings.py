@@ -67,6 +67,9 @@ class CommonSettings(_Settings):
     apt_cache_seconds: int = Field(
         default=3600, ge=0, description="Skip `apt-get update` when the package lists are younger than this."
     )
+    apt_lock_timeout_seconds: int = Field(
+        default=300, ge=0, description="How long apt and dpkg wait for another one (an interrupted run) to finish."
+    )
     time_sync: TimeSync = Field(default_factory=TimeSync, description="Time synchronisation with chrony.")
     kernel_modules: list[KernelModule] = Field(
         default=[

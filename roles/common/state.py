@@ -7,7 +7,7 @@ import shlex
 from gpuaas.probe import Probe, block_probe, files_probe, packages_probe, services_probe, sysctls_probe
 from gpuaas.templating import render_template
 from roles.common.config import HOSTS_MARKER, config_files
-from roles.common.facts import FSTAB_SWAP_ERE, KernelModuleState
+from roles.common.facts import DPKG_PENDING, FSTAB_SWAP_ERE, KernelModuleState
 from roles.common.settings import CommonSettings
 
 
@@ -16,6 +16,7 @@ def probes(settings: CommonSettings, hostname: str, hosts_block: list[str]) -> l
     checks = [
         files_probe({f.path: (render_template(f.template, f.context), f.mode) for f in config_files(settings)}),
         packages_probe(settings.packages),
+        Probe("dpkg", DPKG_PENDING, "0 0"),
         services_probe(running=["chrony", "systemd-journald"], enabled=["chrony"]),
         Probe("hostname", 'read -r name < /proc/sys/kernel/hostname; echo "$name"', hostname),
         block_probe("/etc/hosts", hosts_block, HOSTS_MARKER),

@@ -8,11 +8,10 @@ import json
 
 from gpuaas.backup.service import BackupJob, RestoreJob, ServiceHost
 from gpuaas.backup.transport import copy_stream
-from gpuaas.errors import SecretError
 from gpuaas.profile import Profile
-from gpuaas.secrets import Secret, resolve
+from gpuaas.secrets import Secret
 from roles.openbao.config import PROGRAM_LINK, api_url, settings_for, trusted_ca
-from roles.openbao.operations import unseal_keys
+from roles.openbao.operations import root_token, unseal_keys
 
 SERVICE = "openbao"
 DEPENDANTS: tuple[str, ...] = ()
@@ -24,12 +23,7 @@ def applies(profile: Profile) -> bool:
 
 
 def _token(target: ServiceHost) -> Secret:
-    settings = settings_for(target.profile)
-    try:
-        token = json.loads(resolve(target.profile, settings.init_secret).reveal())[target.node.name]["root_token"]
-    except (ValueError, KeyError, TypeError):
-        raise SecretError(f"secret '{settings.init_secret}' holds no root token for {target.node.name}") from None
-    return Secret(f"{settings.init_secret}.root_token", token)
+    return root_token(target.profile, target.node, settings_for(target.profile))
 
 
 def _curl(target: ServiceHost, arguments: str, path: str) -> str:

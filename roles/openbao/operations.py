@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import json
 import shlex
-from io import StringIO
 
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, StringCommand, operation
 
 from gpuaas.errors import SecretError
 from gpuaas.facts import CertificateNames
+from gpuaas.fieldtypes import SECRET_REF
+from gpuaas.operations import connector_arguments
 from gpuaas.profile import Host, Profile
-from gpuaas.secrets import resolve, store, writable_path
+from gpuaas.secrets import Secret, describe_source, json_secret, store, writable_path
 from roles.openbao.config import CA_CERT, CA_KEY, PENDING_INIT, TLS_CERT, TLS_DIR, TLS_KEY, api_url, client, trusted_ca
 from roles.openbao.settings import OpenBaoSettings
 
 CA_DAYS = 3650
-# Under /root, not /run: a tmpfs there is not seen by every connector's upload (docker cp).
-UNSEAL_REQUEST = "/root/.openbao-unseal-request.json"
 
 
 @operation()
@@ -74,11 +73,10 @@ def initialized_and_unsealed(profile: Profile, node: Host, settings: OpenBaoSett
 def _initialize_and_unseal(state, host, profile: Profile, node: Host, settings: OpenBaoSettings) -> bool:
     """Runs while the deploy executes (init's output does not exist before). Returns False on failure,
     after saying why on the host's log line."""
-    connector = {"_sudo": bool(host.data.get("_sudo"))}
-
-    def run(command: str) -> tuple[bool, str]:
+    def run(command: str, stdin: str | None = None) -> tuple[bool, str]:
+        extra = {"_stdin": [stdin]} if stdin is not None else {}
         ok, output = host.run_shell_command(StringCommand(command), print_output=False, print_input=False,
-                                            **connector)  # fmt: skip
+                                            **connector_arguments(host), **extra)  # fmt: skip
         return ok, output.stdout
 
     def fail(reason: str) -> bool:
@@ -94,7 +92,7 @@ def _initialize_and_unseal(state, host, profile: Profile, node: Host, settings: 
             logger.info(f"{host.print_prefix}OpenBao initialised; unseal keys and root token stored in {path}")
         if status["sealed"] or not status["initialized"]:
             keys = unseal_keys(profile, node, settings)
-            if not _unseal(host, run, settings, node, keys, connector):
+            if not _unseal(run, settings, node, keys):
                 return fail(f"the keys in secret '{settings.init_secret}' did not unseal {node.name}; they may "
                             "belong to an earlier install of its storage")  # fmt: skip
     except SecretError as error:
@@ -128,12 +126,17 @@ def _store_init(run, profile: Profile, node: Host, settings: OpenBaoSettings, in
         if not ok:
             raise SecretError(f"`bao operator init` failed on {node.name}")
     ok, text = run(f"cat {PENDING_INIT}")
-    output = json.loads(text) if ok else None
-    if not output or "unseal_keys_b64" not in output:
+    try:
+        output = json.loads(text) if ok else None
+    except ValueError:
+        output = None
+    if not isinstance(output, dict) or "unseal_keys_b64" not in output:
         raise SecretError(f"init output on {node.name} ({PENDING_INIT}) is unreadable; it was left there")
     try:
-        by_host = json.loads(resolve(profile, settings.init_secret).reveal())
+        by_host = json_secret(profile, settings.init_secret)
     except SecretError:
+        by_host = {}  # not there yet, or unreadable: store() keeps an unreadable value beside the new one
+    if not isinstance(by_host, dict):
         by_host = {}
     by_host[node.name] = {key: output[key] for key in ("unseal_keys_b64", "unseal_threshold", "root_token")}
     store(profile, settings.init_secret, json.dumps(by_host, indent=2, sort_keys=True) + "\n")
@@ -141,29 +144,39 @@ def _store_init(run, profile: Profile, node: Host, settings: OpenBaoSettings, in
     return str(target)
 
 
+def _stored_entry(profile: Profile, node: Host, settings: OpenBaoSettings, field: str, kind: type):
+    """`field` of the host's entry in the init secret, of type `kind`; SecretError naming the secret
+    and its source when it holds none."""
+    by_host = json_secret(profile, settings.init_secret)
+    entry = by_host.get(node.name) if isinstance(by_host, dict) else None
+    value = entry.get(field) if isinstance(entry, dict) else None
+    if not isinstance(value, kind):
+        name = SECRET_REF.match(settings.init_secret).group(1)
+        raise SecretError(f"{profile.source}: secrets.{name}: the value from {describe_source(profile, name)} "
+                          f"holds no {field} for {node.name}")  # fmt: skip
+    return value
+
+
 def unseal_keys(profile: Profile, node: Host, settings: OpenBaoSettings) -> list[str]:
     """The `unseal_threshold` stored shares of the host's init secret (SecretError when it holds none)."""
-    try:
-        entry = json.loads(resolve(profile, settings.init_secret).reveal())[node.name]
-        return entry["unseal_keys_b64"][: entry["unseal_threshold"]]
-    except (ValueError, KeyError, TypeError):
-        raise SecretError(f"secret '{settings.init_secret}' holds no unseal keys for {node.name}") from None
+    keys = _stored_entry(profile, node, settings, "unseal_keys_b64", list)
+    return keys[: _stored_entry(profile, node, settings, "unseal_threshold", int)]
 
 
-def _unseal(host, run, settings: OpenBaoSettings, node: Host, keys: list[str], connector: dict) -> bool:
-    """Submit each key through the API from a root-only file; True once the server reports unsealed."""
+def root_token(profile: Profile, node: Host, settings: OpenBaoSettings) -> Secret:
+    """The host's root token from the init secret (SecretError when it holds none)."""
+    name = SECRET_REF.match(settings.init_secret).group(1)
+    return Secret(f"{name}.root_token", _stored_entry(profile, node, settings, "root_token", str))
+
+
+def _unseal(run, settings: OpenBaoSettings, node: Host, keys: list[str]) -> bool:
+    """Submit each key through the API, the request on curl's standard input; True once the server
+    reports unsealed."""
     url = f"{api_url(settings, node)}/v1/sys/unseal"
     ca = trusted_ca(settings)
     sealed = True
     for key in keys:
-        if not run(f"install -m 600 /dev/null {UNSEAL_REQUEST}")[0]:
-            return False
-        try:
-            if not host.put_file(StringIO(json.dumps({"key": key})), UNSEAL_REQUEST, **connector):
-                return False
-            ok, text = run(f"curl -sS --max-time 10 --cacert {ca} -X PUT --data @{UNSEAL_REQUEST} {url}")
-        finally:
-            run(f"rm -f {UNSEAL_REQUEST}")
+        ok, text = run(f"curl -sS --max-time 10 --cacert {ca} -X PUT --data @- {url}", stdin=json.dumps({"key": key}))
         try:
             sealed = json.loads(text)["sealed"] if ok else True
         except (ValueError, KeyError):

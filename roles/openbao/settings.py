@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gpuaas.fieldtypes import Port, SecretRef
+from gpuaas.fieldtypes import WRITTEN_BY_DEPLOY, Port, SecretRef
 
 
 class OpenBaoSettings(BaseModel):
@@ -21,6 +21,7 @@ class OpenBaoSettings(BaseModel):
         default="secret:openbao_init",
         description="Where init's output (unseal keys, root token; JSON by host) is kept. The deploy writes "
         "it at init, so its source must be `stored` or `file` then; any source can be read to unseal.",
+        json_schema_extra=WRITTEN_BY_DEPLOY,
     )
     tls_cert: SecretRef | None = Field(
         default=None, description="PEM server certificate (chain) to use instead of the host's own CA."

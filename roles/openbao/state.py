@@ -12,11 +12,12 @@ from roles.openbao.config import (
     TLS_CERT,
     TLS_KEY,
     UNIT,
-    client,
+    api_url,
     raft_dir,
     rendered_files,
     settings_for,
     subject_alt_names,
+    trusted_ca,
 )
 
 
@@ -30,16 +31,18 @@ def probes(profile: Profile, node: Host) -> list[Probe]:
     ]
     if settings.tls_cert is None:
         names = ", ".join(sorted(subject_alt_names(node)))
-        # As the CertificateNames fact reads it, minus its early exit (which would end the whole probe).
-        certificate = (f"openssl x509 -in {TLS_CERT} -noout -ext subjectAltName; openssl x509 -in {TLS_CERT} "
-                       f"-noout -checkend {settings.renew_days * 86400} >/dev/null && echo VALID")  # fmt: skip
-        checks.append(Probe("certificate", certificate, f"X509v3 Subject Alternative Name: {names} VALID"))
+        # The names and the expiry in one openssl run (each run costs tens of milliseconds).
+        certificate = f"openssl x509 -in {TLS_CERT} -noout -ext subjectAltName -checkend {settings.renew_days * 86400}"
+        checks.append(Probe("certificate", certificate,
+                            f"X509v3 Subject Alternative Name: {names} Certificate will not expire"))  # fmt: skip
     else:
         files[TLS_CERT] = (resolve(profile, settings.tls_cert).reveal(), "644", "root", "root")
         files[TLS_KEY] = (resolve(profile, settings.tls_key).reveal(), "640", "root", "openbao")
     return checks + [
         owned_files_probe("files", files),
         services_probe(running=["openbao"], enabled=["openbao"]),
-        # `bao status` exits 0 only when the server is initialised and unsealed.
-        Probe("unsealed", f"{client(settings, node, 'status')} >/dev/null; echo $?", "0"),
+        # The API's seal status (curl answers in a fraction of `bao status`'s start-up time).
+        Probe("unsealed", f"curl -sS --max-time 5 --cacert {trusted_ca(settings)} {api_url(settings, node)}"
+                          "/v1/sys/seal-status | grep -o '\"initialized\":[a-z]*,\"sealed\":[a-z]*'",
+              '"initialized":true,"sealed":false'),  # fmt: skip
     ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, operation
 from pyinfra.facts.files import Sha256File
 
+from gpuaas.operations import read_private
 from gpuaas.profile import REPO_ROOT
 from roles.rke2.config import KUBECONFIG
 
@@ -83,11 +83,11 @@ def kubeconfig_on_controller(environment: str, server: str, target: str):
 
 # pyinfra passes `state` and `host` to a callback only when its parameters have exactly these names.
 def _fetch(state, host, name: str, server: str, target: Path, stamp: Path, wanted: str) -> bool:
-    buffer = BytesIO()
-    if not host.get_file(KUBECONFIG, buffer, _sudo=bool(host.data.get("_sudo"))):
+    text = read_private(host, KUBECONFIG)
+    if text is None:
         host.log_styled(f"cannot read {KUBECONFIG}", fg="red", log_func=logger.error)
         return False
-    fetched = yaml.safe_load(buffer.getvalue())
+    fetched = yaml.safe_load(text)
     existing = yaml.safe_load(target.read_text()) if target.exists() else None
     write_private(target, yaml.safe_dump(merged(existing, fetched, name, server), sort_keys=False))
     stamp.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ def verified_release(profile: Profile, settings: Rke2Settings) -> dict[str, Path
     missing = missing_pins(profile, settings)
     if missing:
         raise DeployError(
-            f"{profile.name}: artifacts {', '.join(missing)} are not pinned: pin the release's "
+            f"{profile.source}: artifacts {', '.join(missing)} are not pinned: pin the release's "
             "rke2.linux-amd64.tar.gz, sha256sum-amd64.txt and images archive (see roles/rke2/README.md)"
         )
     files = {setting: artifacts.verified(name, profile.artifacts[name])

@@ -76,7 +76,7 @@ def rollout_plan(profile: Profile, target: str | None, allow_downgrade: bool) ->
     """The rollout's batches, worked out once per run from the running versions and written to
     build/ENV/upgrade-plan.json (what runs what, before and after) for the operator's record."""
     if target is None:
-        raise DeployError(f"{profile.name}: artifacts.rke2 is not pinned: pin the release to upgrade to")
+        raise DeployError(f"{profile.source}: artifacts.rke2: not pinned; pin the release to upgrade to")
     key = (profile.name, target, allow_downgrade)
     if key not in _PLANS:
         running = running_versions(profile)

@@ -6,11 +6,14 @@ import json
 import os
 from pathlib import Path
 
-import testinfra
 import yaml
 
-SERVER = testinfra.get_host("docker://local-server")
-AGENT = testinfra.get_host("docker://local-gpu-1")
+from gpuaas.profile import load_profile
+from tests.lane import lane_host
+
+PROFILE = load_profile("local")
+SERVER = lane_host(PROFILE, "local-server")
+AGENT = lane_host(PROFILE, "local-gpu-1")
 KUBECTL = "/var/lib/rancher/rke2/bin/kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml"
 UPGRADED = "v0.0.2+double1"
 

@@ -7,16 +7,16 @@ import json
 
 import nats
 import pytest
-import testinfra
 
 from gpuaas.profile import load_profile
 from gpuaas.secrets import resolve
+from tests.lane import lane_host
 
 PROFILE = load_profile("local")
 SETTINGS = PROFILE.services.nats
 DATA = PROFILE.group("data")[0]
 URL = f"nats://{DATA.address}:{SETTINGS.port}"
-HOST = testinfra.get_host(f"docker://{DATA.name}")
+HOST = lane_host(PROFILE, DATA.name)
 
 
 def test_service_runs_as_its_own_account():

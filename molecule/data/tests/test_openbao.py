@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 
-import testinfra
-
 from gpuaas.profile import load_profile
 from gpuaas.secrets import resolve
 from roles.openbao.config import CA_CERT, PENDING_INIT, TLS_KEY, api_url, client
+from tests.lane import lane_host
 
 PROFILE = load_profile("local")
 SETTINGS = PROFILE.services.openbao
 DATA = PROFILE.group("data")[0]
-HOST = testinfra.get_host(f"docker://{DATA.name}")
+HOST = lane_host(PROFILE, DATA.name)
 
 
 def status() -> dict:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-import testinfra
 
 from gpuaas.profile import load_profile
 from gpuaas.secrets import resolve
 from roles.postgres.facts import PostgresVersion
+from tests.lane import lane_host
 
 PROFILE = load_profile("local")
 SETTINGS = PROFILE.services.postgres
 DATA = PROFILE.group("data")[0]
-HOST = testinfra.get_host(f"docker://{DATA.name}")
+HOST = lane_host(PROFILE, DATA.name)
 
 
 def connect(database: str, user: str, password: str) -> psycopg.Connection:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 import redis
-import testinfra
 
 from gpuaas.profile import load_profile
 from gpuaas.secrets import resolve
 from roles.redis.facts import RedisInfo
+from tests.lane import lane_host
 
 PROFILE = load_profile("local")
 SETTINGS = PROFILE.services.redis
 DATA = PROFILE.group("data")[0]
-HOST = testinfra.get_host(f"docker://{DATA.name}")
+HOST = lane_host(PROFILE, DATA.name)
 
 
 def client(**credentials) -> redis.Redis:

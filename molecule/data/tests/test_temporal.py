@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import time
 
-import testinfra
-
 from gpuaas.profile import load_profile
 from roles.temporal.config import PROGRAM_LINK
 from roles.temporal.facts import TemporalCluster
+from tests.lane import lane_host
 
 PROFILE = load_profile("local")
 SETTINGS = PROFILE.services.temporal
 DATA = PROFILE.group("data")[0]
-HOST = testinfra.get_host(f"docker://{DATA.name}")
+HOST = lane_host(PROFILE, DATA.name)
 ADDRESS = f"{DATA.address}:{SETTINGS.port}"
 
 

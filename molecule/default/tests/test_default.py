@@ -1,12 +1,12 @@
-"""Verify the converged local hosts with testinfra over `docker exec`."""
+"""Verify the converged local hosts with testinfra, over SSH as the operator account with sudo."""
 
 from __future__ import annotations
 
 import pytest
-import testinfra
 
 from gpuaas.profile import load_profile
 from roles.common.config import settings_for
+from tests.lane import lane_host
 
 PROFILE = load_profile("local")
 NODES = {node.name: node for node in PROFILE.hosts}
@@ -14,7 +14,7 @@ NODES = {node.name: node for node in PROFILE.hosts}
 
 @pytest.fixture(params=sorted(NODES), scope="module")
 def node(request):
-    return NODES[request.param], testinfra.get_host(f"docker://{request.param}")
+    return NODES[request.param], lane_host(PROFILE, request.param)
 
 
 def test_base_packages_installed(node):
