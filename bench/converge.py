@@ -93,6 +93,16 @@ def settle(max_seconds: float = 120, below: float = 0.15) -> float:
     return round(busy, 3)
 
 
+def cpu_reference() -> float:
+    """Seconds one core takes for a fixed piece of pure Python: these machines' speed drifts, so the
+    figures are written with it (measured before and after) and compare within one run."""
+    start = time.perf_counter()
+    total = 0
+    for number in range(5_000_000):
+        total += number
+    return round(time.perf_counter() - start, 3)
+
+
 def fresh(inventory: Path) -> tuple[dict, float]:
     """Remove and recreate the variant's hosts; its profile and the seconds they took to boot."""
     profile = load_profile(inventory.with_suffix(".yml"))
@@ -163,11 +173,13 @@ def table(results: dict) -> str:
         cells = [entry["run"], TRANSPORTS[entry["transport"]], entry["hosts"], entry["boot_s"], entry["cold_s"],
                  entry["cold_changed"], entry["noop_s"]]  # fmt: skip
         lines.append("| " + " | ".join("-" if cell is None else str(cell) for cell in cells) + " |")
-    summary = results["summary"]
+    summary, reference = results["summary"], results["machine"]["cpu_reference_s"]
     lines += [
         "",
         f"whole lane no-op over SSH: {summary['lane_noop_ssh_s']} s (target <= {TARGET_NOOP_S} s); "
         f"docker exec: {summary['lane_noop_docker_s']} s",
+        f"CPU reference (a fixed pure-Python loop on one core): {reference['before']} s before, "
+        f"{reference['after']} s after",
     ]
     if "fanout_24_over_2_ssh" in summary:
         ssh, docker = summary["fanout_24_over_2_ssh"], summary["fanout_24_over_2_docker"]
@@ -182,7 +194,8 @@ def main() -> None:
     args.add_argument("--repeats", type=int, default=5)
     opts = args.parse_args()
     machine.setup(log=lambda line: None)
-    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "rows": []}
+    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                 "cpu_reference_s": {"before": cpu_reference()}}, "rows": []}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         print("local lane: cold converge from fresh hosts, then no-op re-converge, per transport", flush=True)
         results["rows"] += lane(Path(tmp), opts.repeats)
@@ -197,6 +210,7 @@ def main() -> None:
         if ("fan-out", transport, 2) in by and ("fan-out", transport, 24) in by:
             summary[f"fanout_24_over_2_{transport}"] = round(by[("fan-out", transport, 24)] /
                                                              by[("fan-out", transport, 2)], 2)  # fmt: skip
+    results["machine"]["cpu_reference_s"]["after"] = cpu_reference()
     results["summary"] = summary
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "converge.json").write_text(json.dumps(results, indent=2) + "\n")

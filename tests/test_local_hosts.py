@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from gpuaas.profile import REPO_ROOT, load_profile
-from gpuaas.secrets import resolve
+from gpuaas.secrets import GENERATED_DIR, resolve
 
 pytestmark = pytest.mark.hosts
 
@@ -159,3 +159,21 @@ def test_data_roles_verify_in_one_step_and_repair_what_drifted(local_hosts):
     assert on_host("local-server", "systemctl is-active redis-server").strip() == "active"
     assert on_host("local-server", "stat -c %a /etc/nats/auth.conf").strip() == "640"
     assert converge("deploys/data.py")["success"] == 0
+
+
+def test_a_stored_secret_its_reader_cannot_use_stops_the_deploy_naming_it_and_its_source(local_hosts):
+    converge("deploys/data.py")
+    stored = GENERATED_DIR / local_hosts.secret_scope / "openbao_init"
+    kept = stored.read_text()
+    try:
+        stored.write_text("this is not the init output\n")
+        on_host("local-server", "systemctl restart openbao")  # sealed: the deploy needs the stored keys
+        result = pyinfra("inventories/local.py", "deploys/data.py")
+        output = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert f"inventories/local.yml: secrets.openbao_init: the value from stored in {stored} is not JSON" in output
+        assert "Traceback" not in output and "this is not the init output" not in output
+    finally:
+        stored.write_text(kept)
+    assert converge("deploys/data.py")["success"] >= 1
+    assert openbao_status()["sealed"] is False

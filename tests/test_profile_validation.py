@@ -154,6 +154,13 @@ BAD_INPUT = [
     ),
     ("name does not match the file", _set("name", "prod"), "name", "does not match the file name"),
     (
+        "private key beside the code",
+        _set("connection.identity_file", "inventories/id_ed25519"),
+        "connection.identity_file",
+        "belongs under .secrets/",
+    ),
+    ("host key checking off", _set("connection.host_key_checking", "no"), "connection.host_key_checking", "'yes'"),
+    (
         "ringed rollout with an agent without ring",
         lambda r: (r.update(rollout={"rings": True}), r["hosts"][1].pop("ring")),
         "hosts[1].ring",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 
@@ -10,7 +11,7 @@ import pytest
 from gpuaas.errors import SecretError
 from gpuaas.profile import REPO_ROOT, load_profile, parse_profile
 from gpuaas.render import render
-from gpuaas.secrets import AGE_IDENTITY_ENV, Secret, generate_missing, resolve
+from gpuaas.secrets import AGE_IDENTITY_ENV, Secret, generate_missing, json_secret, resolve, unresolvable
 
 
 def test_secret_repr_never_shows_the_value():
@@ -93,3 +94,40 @@ def test_render_holds_references_never_values(tmp_path, monkeypatch):
 def test_generated_local_secrets_are_ignored_by_git():
     result = subprocess.run(["git", "check-ignore", "-q", ".secrets/local/rke2_token"], cwd=REPO_ROOT, check=False)
     assert result.returncode == 0
+
+
+def test_a_missing_secret_names_the_file_the_field_and_the_source(monkeypatch):
+    monkeypatch.delenv("GPUAAS_STAGING_REDIS_PASSWORD", raising=False)
+    with pytest.raises(SecretError) as error:
+        resolve(load_profile("staging"), "secret:redis_password")
+    assert str(error.value) == ("inventories/staging.yml: secrets.redis_password: environment variable "
+                                "GPUAAS_STAGING_REDIS_PASSWORD is not set")  # fmt: skip
+
+
+def test_a_stored_secret_that_is_not_json_names_the_secret_and_its_source(tmp_path):
+    profile = load_profile("local")
+    stored = tmp_path / profile.secret_scope / "openbao_init"
+    stored.parent.mkdir(parents=True)
+    stored.write_text("unseal-key-that-is-not-json\n")
+    with pytest.raises(SecretError) as error:
+        json_secret(profile, "secret:openbao_init", generated_dir=tmp_path)
+    message = str(error.value)
+    assert message.startswith("inventories/local.yml: secrets.openbao_init: the value from stored in ")
+    assert str(stored) in message and "is not JSON" in message
+    assert "unseal-key-that-is-not-json" not in message
+
+
+def test_validate_secrets_lists_every_secret_it_cannot_read_and_spares_what_a_deploy_writes(monkeypatch):
+    for name in [key for key in os.environ if key.startswith("GPUAAS_STAGING_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("GPUAAS_STAGING_RKE2_TOKEN", "set")
+    problems = {problem.path: problem.reason for problem in unresolvable(load_profile("staging"))}
+    assert problems["secrets.rke2_agent_token"] == "environment variable GPUAAS_STAGING_RKE2_AGENT_TOKEN is not set"
+    assert problems["secrets.backup_access_key_id"].startswith("cannot read /etc/gpuaas/staging/backup-access-key-id")
+    assert "secrets.rke2_token" not in problems
+    # OpenBao's init output is written by the deploy; Keycloak is off in staging, so its admin is not needed.
+    assert "secrets.openbao_init" not in problems and "secrets.keycloak_admin_password" not in problems
+    result = subprocess.run(["gpuaas", "validate", "staging", "--secrets"], capture_output=True, text=True,
+                            check=False, env={k: v for k, v in os.environ.items() if not k.startswith("GPUAAS_")})
+    assert result.returncode == 2
+    assert "inventories/staging.yml: secrets.nats_password: environment variable" in result.stderr

@@ -59,9 +59,13 @@ class FstabSwapEntries(FactBase):
         return [line for line in output if line.strip()]
 
 
-#: How many packages dpkg left half-installed or half-configured, and updates it did not record
-#: (a dpkg killed by a reset host or an interrupted run); "0 0" when none.
-DPKG_PENDING = "dpkg --audit 2>/dev/null | grep -c '^ '; ls -A /var/lib/dpkg/updates | wc -l"
+#: How many packages dpkg left half-installed, unpacked, half-configured or awaiting triggers (what
+#: `dpkg --audit` reports, read from its status file at a fraction of the cost), and the updates it
+#: did not record (a dpkg killed by a reset host or an interrupted run); "0 0" when none.
+DPKG_PENDING = (
+    "grep -Ec '^Status: ([a-z]+ reinstreq .*|[a-z]+ [a-z]+ (half-installed|unpacked|half-configured|"
+    "triggers-awaited|triggers-pending))$' /var/lib/dpkg/status; ls -A /var/lib/dpkg/updates | wc -l"
+)
 
 
 class DpkgPending(FactBase):

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from gpuaas.profile import Host, Profile
-from gpuaas.secrets import Secret
+from gpuaas.secrets import Secret, resolve
 from gpuaas.templating import render_template
 from roles.nats.settings import NatsSettings
 
@@ -35,6 +35,12 @@ def rendered_files(profile: Profile, node: Host) -> dict[str, str]:
     """Every non-secret file of the role on `node` (auth.conf holds a password: render never writes it)."""
     data = context(profile, node)
     return {path: render_template(template, data) for path, template in templates().items()}
+
+
+def profile_auth_file(profile: Profile) -> Secret:
+    """auth_file with the profile's user and password."""
+    settings = settings_for(profile)
+    return auth_file(settings, resolve(profile, settings.password))
 
 
 def auth_file(settings: NatsSettings, password: Secret) -> Secret:

@@ -9,8 +9,7 @@ from filters.jinja import jinja_env_kwargs
 from gpuaas.context import current_node, current_profile
 from gpuaas.operations import install_pinned, secret_file, service_account, service_running
 from gpuaas.probe import in_place
-from gpuaas.secrets import resolve
-from roles.nats.config import AUTH, CONFIG, PROGRAM_LINK, UNIT, auth_file, context, settings_for, templates
+from roles.nats.config import AUTH, CONFIG, PROGRAM_LINK, UNIT, context, profile_auth_file, settings_for, templates
 from roles.nats.state import probes
 
 
@@ -18,9 +17,8 @@ from roles.nats.state import probes
 def nats() -> None:
     profile, node = current_profile(), current_node()
     settings = settings_for(profile)
-    auth_text = auth_file(settings, resolve(profile, settings.password))
     # The pin is verified on the controller first: a mismatch stops the deploy before any operation.
-    if in_place("NATS", probes(profile, node, auth_text)):
+    if in_place("NATS", probes(profile, node)):
         return
     linked = install_pinned(profile, settings.artifact, PROGRAM_LINK)
     service_account("nats", home="/var/lib/nats", private_dirs=(settings.store_dir,))
@@ -30,7 +28,7 @@ def nats() -> None:
     config = files.template(name=f"Ensure {CONFIG} is rendered", src=paths[CONFIG], dest=CONFIG, user="root",
                             group="nats", mode="640", jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
     auth = secret_file(name=f"Ensure {AUTH} holds the credentials", path=AUTH,
-                       secret=auth_text, mode="640", group="nats")  # fmt: skip
+                       secret=profile_auth_file(profile), mode="640", group="nats")  # fmt: skip
     unit = files.template(name=f"Ensure {UNIT} is rendered", src=paths[UNIT], dest=UNIT, mode="644",
                           jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
 

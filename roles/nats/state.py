@@ -5,11 +5,11 @@ from __future__ import annotations
 from gpuaas.operations import pinned_program_probe
 from gpuaas.probe import Probe, account_probe, owned_files_probe, services_probe
 from gpuaas.profile import Host, Profile
-from gpuaas.secrets import Secret
-from roles.nats.config import AUTH, CONFIG, PROGRAM_LINK, UNIT, rendered_files, settings_for
+from roles.nats.config import AUTH, CONFIG, PROGRAM_LINK, UNIT, profile_auth_file, rendered_files, settings_for
 
 
-def probes(profile: Profile, node: Host, auth: Secret) -> list[Probe]:
+def probes(profile: Profile, node: Host) -> list[Probe]:
+    auth = profile_auth_file(profile)
     settings, rendered = settings_for(profile), rendered_files(profile, node)
     return [
         pinned_program_probe(profile, settings.artifact, PROGRAM_LINK),

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from gpuaas.profile import Host, Profile
-from gpuaas.secrets import Secret
+from gpuaas.secrets import Secret, resolve
 from gpuaas.templating import render_template
 from roles.object_store.settings import ObjectStoreSettings
 
@@ -29,6 +29,12 @@ def rendered_files(profile: Profile, node: Host) -> dict[str, str]:
     if not settings_for(profile).enabled:
         return {}
     return {UNIT: render_template(str(TEMPLATES / "seaweedfs.service.j2"), context(profile, node))}
+
+
+def profile_identities(profile: Profile) -> Secret:
+    """s3_identities with the profile's backup credentials."""
+    backup = profile.backup
+    return s3_identities(resolve(profile, backup.access_key_id), resolve(profile, backup.secret_access_key))
 
 
 def s3_identities(access_key_id: Secret, secret_access_key: Secret) -> Secret:

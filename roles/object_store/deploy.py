@@ -10,14 +10,13 @@ from filters.jinja import jinja_env_kwargs
 from gpuaas.context import current_node, current_profile
 from gpuaas.operations import install_pinned, secret_file, service_account, service_running
 from gpuaas.probe import in_place
-from gpuaas.secrets import resolve
 from roles.object_store.config import (
     PROGRAM_LINK,
     S3_CONFIG,
     TEMPLATES,
     UNIT,
     context,
-    s3_identities,
+    profile_identities,
     settings_for,  # fmt: skip
     shell,
 )
@@ -29,16 +28,14 @@ from roles.object_store.state import probes
 def object_store() -> None:
     profile, node = current_profile(), current_node()
     settings = settings_for(profile)
-    identities = s3_identities(resolve(profile, profile.backup.access_key_id),
-                               resolve(profile, profile.backup.secret_access_key))  # fmt: skip
-    if in_place("the object store", probes(profile, node, identities)):
+    if in_place("the object store", probes(profile, node)):
         return
     linked = install_pinned(profile, settings.artifact, PROGRAM_LINK)
     address = str(node.address)
 
     service_account("seaweedfs", home=settings.data_dir, private_dirs=(settings.data_dir,))
     credentials = secret_file(name=f"Ensure {S3_CONFIG} holds the backup identity", path=S3_CONFIG,
-                              secret=identities, mode="640", group="seaweedfs")  # fmt: skip
+                              secret=profile_identities(profile), mode="640", group="seaweedfs")  # fmt: skip
     unit = files.template(name=f"Ensure {UNIT} is rendered", src=str(TEMPLATES / "seaweedfs.service.j2"), dest=UNIT,
                           mode="644", jinja_env_kwargs=jinja_env_kwargs(), **context(profile, node))  # fmt: skip
     # Any HTTP answer from the S3 port (403 without credentials) means the gateway is up.

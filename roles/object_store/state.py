@@ -7,11 +7,11 @@ import shlex
 from gpuaas.operations import pinned_program_probe
 from gpuaas.probe import Probe, account_probe, owned_files_probe, services_probe
 from gpuaas.profile import Host, Profile
-from gpuaas.secrets import Secret
-from roles.object_store.config import PROGRAM_LINK, S3_CONFIG, UNIT, rendered_files, settings_for
+from roles.object_store.config import PROGRAM_LINK, S3_CONFIG, UNIT, profile_identities, rendered_files, settings_for
 
 
-def probes(profile: Profile, node: Host, identities: Secret) -> list[Probe]:
+def probes(profile: Profile, node: Host) -> list[Probe]:
+    identities = profile_identities(profile)
     settings, bucket = settings_for(profile), profile.backup.bucket
     # A bucket is a directory of the filer's /buckets: asking the filer is much quicker than `weed shell`.
     bucket_url = f"http://{node.address}:{settings.filer_port}/buckets/{bucket}/"

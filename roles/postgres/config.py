@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gpuaas.profile import Host, Profile
-from gpuaas.secrets import Secret
+from gpuaas.secrets import Secret, resolve
 from gpuaas.templating import render_template
 from roles.postgres.settings import PostgresSettings
 
@@ -76,6 +76,12 @@ def rendered_files(profile: Profile, node: Host, memory_mb: int = RENDER_MEMORY_
 
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+def profile_roles_sql(profile: Profile) -> Secret:
+    """roles_sql for the profile's databases and their passwords."""
+    settings = settings_for(profile)
+    return roles_sql(settings, {db.name: resolve(profile, db.password) for db in settings.databases})
 
 
 def roles_sql(settings: PostgresSettings, passwords: dict[str, Secret]) -> Secret:

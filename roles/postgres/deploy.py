@@ -10,8 +10,7 @@ from filters.jinja import jinja_env_kwargs
 from gpuaas.context import current_node, current_profile
 from gpuaas.operations import secret_file, service_running
 from gpuaas.probe import in_place
-from gpuaas.secrets import resolve
-from roles.postgres.config import ROLES_SQL, context, paths, roles_sql, settings_for, templates
+from roles.postgres.config import ROLES_SQL, context, paths, profile_roles_sql, settings_for, templates
 from roles.postgres.facts import MemoryMB, PostgresObjects
 from roles.postgres.state import probes, unit_name
 
@@ -20,12 +19,9 @@ from roles.postgres.state import probes, unit_name
 def postgres() -> None:
     profile, node = current_profile(), current_node()
     settings = settings_for(profile)
-    passwords = {db.name: resolve(profile, db.password) for db in settings.databases}
-    unit = unit_name(profile)
-    memory_mb = host.get_fact(MemoryMB)
-    sql_text = roles_sql(settings, passwords)
-    if in_place("PostgreSQL", probes(profile, node, memory_mb, sql_text)):
+    if in_place("PostgreSQL", probes(profile, node)):
         return
+    unit, memory_mb, sql_text = unit_name(profile), host.get_fact(MemoryMB), profile_roles_sql(profile)
     where, sources = paths(settings), templates()
     data = context(profile, node, memory_mb)
 

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from pyinfra import host
+
 from gpuaas.probe import Probe, owned_files_probe, packages_probe, services_probe
 from gpuaas.profile import Host, Profile
-from gpuaas.secrets import Secret
-from roles.postgres.config import ROLES_SQL, paths, rendered_files, settings_for
-from roles.postgres.facts import PSQL
+from roles.postgres.config import ROLES_SQL, paths, profile_roles_sql, rendered_files, settings_for
+from roles.postgres.facts import PSQL, MemoryMB
 
 
 def unit_name(profile: Profile) -> str:
     return f"postgresql@{settings_for(profile).version}-main"
 
 
-def probes(profile: Profile, node: Host, memory_mb: int, sql: Secret) -> list[Probe]:
-    settings = settings_for(profile)
-    where, rendered = paths(settings), rendered_files(profile, node, memory_mb)
+def probes(profile: Profile, node: Host) -> list[Probe]:
+    """On the current host: the tuning follows its memory."""
+    settings, sql = settings_for(profile), profile_roles_sql(profile)
+    where, rendered = paths(settings), rendered_files(profile, node, host.get_fact(MemoryMB))
     names = ", ".join(f"'{db.name}'" for db in settings.databases)
     # Each database owned by the login role of its name: one row per database when all are in place.
     owned = (f"SELECT count(*) FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba AND r.rolname = d.datname "

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from gpuaas.profile import Host, Profile
-from gpuaas.secrets import Secret
+from gpuaas.secrets import Secret, resolve
 from gpuaas.templating import render_template
 from roles.redis.settings import RedisSettings
 
@@ -33,6 +33,11 @@ def rendered_files(profile: Profile, node: Host) -> dict[str, str]:
     """Every non-secret file of the role on `node` (the auth file holds the password: never rendered)."""
     data = context(profile, node)
     return {path: render_template(template, data) for path, template in templates().items()}
+
+
+def profile_auth_file(profile: Profile) -> Secret:
+    """auth_file with the profile's password."""
+    return auth_file(resolve(profile, settings_for(profile).password))
 
 
 def auth_file(password: Secret) -> Secret:

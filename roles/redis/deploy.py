@@ -9,8 +9,16 @@ from filters.jinja import jinja_env_kwargs
 from gpuaas.context import current_node, current_profile
 from gpuaas.operations import secret_file, service_running
 from gpuaas.probe import in_place
-from gpuaas.secrets import resolve
-from roles.redis.config import AUTH, CONFIG, INCLUDE_LINE, MAIN_CONFIG, auth_file, context, settings_for, templates
+from roles.redis.config import (
+    AUTH,
+    CONFIG,
+    INCLUDE_LINE,
+    MAIN_CONFIG,
+    context,
+    profile_auth_file,
+    settings_for,
+    templates,
+)
 from roles.redis.state import probes
 
 
@@ -18,15 +26,14 @@ from roles.redis.state import probes
 def redis() -> None:
     profile, node = current_profile(), current_node()
     settings = settings_for(profile)
-    auth_text = auth_file(resolve(profile, settings.password))
-    if in_place("Redis", probes(profile, node, auth_text)):
+    if in_place("Redis", probes(profile, node)):
         return
 
     apt.packages(name="Ensure redis-server is installed", packages=["redis-server"], update=True, cache_time=3600)
     config = files.template(name=f"Ensure {CONFIG} is rendered", src=templates()[CONFIG], dest=CONFIG,
                             user="root", group="redis", mode="640", jinja_env_kwargs=jinja_env_kwargs(),
                             **context(profile, node))  # fmt: skip
-    auth = secret_file(name=f"Ensure {AUTH} holds the password", path=AUTH, secret=auth_text,
+    auth = secret_file(name=f"Ensure {AUTH} holds the password", path=AUTH, secret=profile_auth_file(profile),
                        mode="640", group="redis")  # fmt: skip
     included = files.line(name=f"Ensure {MAIN_CONFIG} includes {CONFIG}", path=MAIN_CONFIG,
                           line=f"^{INCLUDE_LINE}$", replace=INCLUDE_LINE)  # fmt: skip

@@ -6,11 +6,11 @@ import shlex
 
 from gpuaas.probe import Probe, owned_files_probe, packages_probe, services_probe
 from gpuaas.profile import Host, Profile
-from gpuaas.secrets import Secret
-from roles.redis.config import AUTH, CONFIG, INCLUDE_LINE, MAIN_CONFIG, rendered_files
+from roles.redis.config import AUTH, CONFIG, INCLUDE_LINE, MAIN_CONFIG, profile_auth_file, rendered_files
 
 
-def probes(profile: Profile, node: Host, auth: Secret) -> list[Probe]:
+def probes(profile: Profile, node: Host) -> list[Probe]:
+    auth = profile_auth_file(profile)
     return [
         packages_probe(["redis-server"]),
         owned_files_probe(

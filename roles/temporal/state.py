@@ -10,7 +10,10 @@ from roles.temporal.config import PROGRAM_LINK, UNIT, data_dir, rendered_files, 
 
 
 def probes(profile: Profile, node: Host) -> list[Probe]:
+    """Dev mode's whole state; none for server mode (its deploy always runs its operations)."""
     settings = settings_for(profile)
+    if settings.mode != "dev":
+        return []
     return [
         pinned_program_probe(profile, settings.artifact, PROGRAM_LINK),
         account_probe("temporal", (data_dir(settings),)),
