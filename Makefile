@@ -31,7 +31,6 @@ test: $(VENV)/.installed  ## the whole test suite: lint, pytest (unit, host and 
 	gpuaas local up
 	GPUAAS_HOST_TESTS=required pytest
 	molecule test -s default
-	molecule test -s data
 	molecule test -s backup
 	molecule test -s cluster
 
@@ -39,10 +38,9 @@ unit: $(VENV)/.installed  ## unit tests only (no Docker; installs the programs t
 	gpuaas local setup --tools
 	pytest -m "not hosts"
 
-molecule: $(VENV)/.installed  ## molecule scenarios default, data, backup and cluster: create, converge, idempotence, verify, destroy
+molecule: $(VENV)/.installed  ## molecule scenarios default (site and data services), backup and cluster
 	gpuaas local setup
 	molecule test -s default
-	molecule test -s data
 	molecule test -s backup
 	molecule test -s cluster
 

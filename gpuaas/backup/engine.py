@@ -264,8 +264,8 @@ def restore(profile: Profile, plan: RestorePlan, log: Log = print) -> dict[str, 
         }  # fmt: skip
         try:
             for key, module, job in _jobs(s3, profile, plan):
-                module.restore(job)
-                results[key] = differences(job.figures, module.figures(job))
+                found = module.restore(job)
+                results[key] = differences(job.figures, found if found is not None else module.figures(job))
                 log(f"{module.SERVICE} restored onto {job.node.name}: {_verdict(results[key])}")
         finally:
             for name, units in stopped.items():

@@ -7,7 +7,9 @@ A role's backup module defines:
     applies(profile) -> bool          whether the profile runs it
     back_up(job: BackupJob)           stream its artifacts with job.upload, then job.record(...)
     figures(target: ServiceHost)      what a restore must find again (row, key, message counts, ...)
-    restore(job: RestoreJob)          put the artifacts back (the service is the role's to stop/start)
+    restore(job: RestoreJob)          put the artifacts back (the service is the role's to stop/start);
+                                      it may return the figures found in what it put back before the
+                                      service resumed its work (else figures() is read afterwards)
     drill(job: RestoreJob) -> dict    restore beside the live service (scratch database or server,
                                       removed afterwards) and return the figures found there
 """
@@ -61,7 +63,7 @@ class ServiceBackup(Protocol):
     def applies(self, profile: Profile) -> bool: ...
     def back_up(self, job: BackupJob) -> None: ...
     def figures(self, target: ServiceHost) -> dict: ...
-    def restore(self, job: RestoreJob) -> None: ...
+    def restore(self, job: RestoreJob) -> dict | None: ...
     def drill(self, job: RestoreJob) -> dict: ...
 
 

@@ -65,16 +65,21 @@ def back_up(job: BackupJob) -> None:
     job.record(version, counted)
 
 
-def restore(job: RestoreJob) -> None:
-    """Stop Temporal, replace the SQLite file (its journal files go), start Temporal again."""
+def restore(job: RestoreJob) -> dict:
+    """Stop Temporal, replace the SQLite file (its journal files go), count its rows, start Temporal
+    again. The rows are counted before the server resumes: a running workflow adds to its history as
+    soon as the server is back."""
     path = settings_for(job.profile).db_file
     staged = shlex.quote(path + ".restore")
     with job.open(ARTIFACT) as db, job.shell.writer(f"umask 077 && cat > {staged}", "staging the SQLite file") as out:
         copy_stream(db, out)
     quoted = shlex.quote(path)
     job.shell.run(f"systemctl stop {UNIT} && chown temporal:temporal {staged} && mv {staged} {quoted} && "
-                  f"rm -f {quoted}-wal {quoted}-shm {quoted}-journal && systemctl start {UNIT}",
-                  "replacing Temporal's SQLite file")  # fmt: skip
+                  f"rm -f {quoted}-wal {quoted}-shm {quoted}-journal", "replacing Temporal's SQLite file")  # fmt: skip
+    try:
+        return figures(job)
+    finally:
+        job.shell.run(f"systemctl start {UNIT}", "starting Temporal again")
 
 
 def drill(job: RestoreJob) -> dict:
