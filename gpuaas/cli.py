@@ -70,9 +70,11 @@ def _lane_profile(args: argparse.Namespace):
 
 def _local(args: argparse.Namespace) -> int:
     if args.action == "setup":
-        log = lambda line: print(line, flush=True)  # noqa: E731
-        machine.ensure_tools(log) if args.tools else machine.setup(log)
-        print("this machine has " + ("the programs" if args.tools else "what") + " the local lane needs")
+        if args.tools:
+            machine.ensure_tools(log=lambda line: print(line, flush=True))
+        else:
+            machine.setup(log=lambda line: print(line, flush=True))
+        print(f"this machine has {'the programs' if args.tools else 'what'} the local lane needs")
         return 0
     profile = _lane_profile(args)
     inventory = shapes.lane_inventory_path(args.shape) if args.shape else INVENTORY_DIR / f"{profile.name}.py"
