@@ -4,8 +4,9 @@ gpuaas validate [ENV ...] [--secrets]
                                 check profiles (all when none is named), and that their secrets
                                 can be read; exit 2 on bad input
 gpuaas render ENV [--out DIR]   write the effective per-host configuration under build/ENV
-gpuaas local up|list|down [--shape ENV]
-                                the local lane's systemd containers (local, or shaped like ENV)
+gpuaas local up|list|down [--shape ENV] [--replace]
+                                the local lane's systemd containers (local, or shaped like ENV);
+                                --replace: replace hosts made for another checkout's lane
 gpuaas local setup [--tools]    install what the lane needs on this machine (as root): Debian
                                 packages (docker.io, debootstrap, age, openssh-client), the engine
 gpuaas artifacts ENV [--mirror DIR]
@@ -82,7 +83,7 @@ def _local(args: argparse.Namespace) -> int:
         created = generate_missing(profile)
         if created:
             print(f"generated secrets for {profile.name} into .secrets/{profile.secret_scope}/: {', '.join(created)}")
-        hosts = lane_hosts.up(profile, log=lambda line: print(line, flush=True))
+        hosts = lane_hosts.up(profile, log=lambda line: print(line, flush=True), replace=args.replace)
         for host in hosts:
             print(f"{host.name:<20} {host.state:<10} {host.address}")
         print(
@@ -138,6 +139,8 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--profile", default="local", help="a lane profile: environment or file (default: local)")
     where.add_argument("--shape", choices=shapes.SHIPPED, help="hosts shaped like this shipped profile")
     local.add_argument("--tools", action="store_true", help="setup: only the programs, no Docker engine started")
+    local.add_argument("--replace", action="store_true",
+                       help="up: replace hosts of these names made for another checkout's lane (their data is lost)")
     local.set_defaults(run=_local)
     artifacts_cmd = commands.add_parser("artifacts", help="the artifact lock; fetch, verify, fill a mirror")
     artifacts_cmd.add_argument("env")

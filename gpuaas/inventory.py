@@ -45,12 +45,13 @@ def load_groups(env_or_path: str | Path) -> dict[str, list[tuple[str, dict[str, 
 
 def _require_lane(profile: Profile) -> None:
     """A lane's hosts are this machine's containers: say how to start them rather than time out."""
-    how = "gpuaas local up" + (f" --shape {profile.lane.shaped_from}" if profile.lane.shaped_from else "")
+    how = lane_hosts.up_command(profile)
     # pyinfra's @docker connector takes a name it cannot find as an image to pull and run.
     running = lane_hosts.running_names(profile)
     missing = [node.name for node in profile.hosts if node.name not in running]
     if missing:
-        print(f"{profile.name}: hosts not running: {', '.join(missing)}; start them with `{how}`", file=sys.stderr)
+        print(f"{profile.name}: hosts not running as this checkout's lane: {', '.join(missing)}; start them with "
+              f"`{how}`", file=sys.stderr)  # fmt: skip
         raise SystemExit(2)
     key = identity_file(profile)
     if profile.connection.kind == "ssh" and key is not None and not key.exists():

@@ -68,7 +68,8 @@ def test_inventory_refuses_lane_hosts_that_are_not_running(monkeypatch, capsys):
     with pytest.raises(SystemExit) as stop:
         inventory.load_groups("local")
     assert stop.value.code == 2
-    assert "hosts not running: local-gpu-1; start them with `gpuaas local up`" in capsys.readouterr().err
+    told = capsys.readouterr().err
+    assert "hosts not running as this checkout's lane: local-gpu-1; start them with `gpuaas local up`" in told
 
 
 def _shape(env: str) -> tuple[dict, dict]:

@@ -39,7 +39,7 @@ SHIPPED_TEXT: dict[str, str] = {}
 def shaped(request, lane_machine):
     env = request.param
     SHIPPED_TEXT[env] = (REPO_ROOT / "inventories" / f"{env}.yml").read_text()
-    gpuaas("local", "up", "--shape", env)
+    gpuaas("local", "up", "--shape", env, "--replace")
     yield load_profile(shapes.lane_profile_path(env))
     gpuaas("local", "down", "--shape", env)
 

@@ -111,7 +111,7 @@ def provision(profile: Profile) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         entries = list(pool.map(lambda node: _provision_host(profile, node, public_key), profile.hosts))
     _write_known_hosts(profile, [line for lines in entries for line in lines])
-    _write_private(config_file(profile), ssh_config(profile))
+    write_private(config_file(profile), ssh_config(profile))
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda node: _wait_for_ssh(profile, node), profile.hosts))
 
@@ -128,7 +128,7 @@ def _write_known_hosts(profile: Profile, lines: list[str]) -> None:
                         "hosts' keys there")  # fmt: skip
     ours = {_host_field(profile, node) for node in profile.hosts}
     kept = [line for line in _read_lines(path) if line.split(" ", 1)[0] not in ours]
-    _write_private(path, "".join(f"{line}\n" for line in kept + lines))
+    write_private(path, "".join(f"{line}\n" for line in kept + lines))
 
 
 def forget_hosts(profile: Profile) -> None:
@@ -138,14 +138,14 @@ def forget_hosts(profile: Profile) -> None:
         return
     ours = {_host_field(profile, node) for node in profile.hosts}
     kept = [line for line in _read_lines(path) if line.split(" ", 1)[0] not in ours]
-    _write_private(path, "".join(f"{line}\n" for line in kept))
+    write_private(path, "".join(f"{line}\n" for line in kept))
 
 
 def _read_lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Replace `path` with `text`, readable by this user only."""
     _private_dir(path.parent)
     new = path.with_name(f".{path.name}.new")

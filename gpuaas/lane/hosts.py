@@ -3,16 +3,21 @@ of the profile's `node_cidr`, started with the flags that run systemd as PID 1 w
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from gpuaas.lane import LaneError, access, run
 from gpuaas.lane.image import ensure_image
 from gpuaas.lane.machine import engine_running, setup
 from gpuaas.profile import Host, Profile
+from gpuaas.secrets import GENERATED_DIR
 
 BOOT_SECONDS = 90
+#: The label that ties a container to the lane it was made for (see lane_id).
+LANE_LABEL = "gpuaas.lane"
 
 # The flags measured to run systemd as PID 1 on these machines (CAP_SYS_RESOURCE is not in the
 # bounding set, so --privileged fails); /proc/sys is writable so that the common role can apply
@@ -45,6 +50,27 @@ class Container:
     address: str
 
 
+def lane_id_file(profile: Profile) -> Path:
+    return GENERATED_DIR / profile.secret_scope / "lane-id"
+
+
+def lane_id(profile: Profile) -> str:
+    """This checkout's id for the profile's lane (made once, beside its secrets). Every container
+    carries it: a container's services hold keys that only the secrets it was made with have
+    (OpenBao's init output), so hosts made by another checkout, or before its secrets were
+    removed, are never taken for this lane's."""
+    path = lane_id_file(profile)
+    if not path.exists():
+        access.write_private(path, secrets.token_hex(16) + "\n")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def up_command(profile: Profile) -> str:
+    """The command that starts the profile's lane hosts."""
+    shaped_from = profile.lane.shaped_from if profile.lane else None
+    return "gpuaas local up" + (f" --shape {shaped_from}" if shaped_from else "")
+
+
 def network_name(profile: Profile) -> str:
     """One Docker network per environment and subnet, so lanes with other subnets never collide."""
     cidr = profile.network.node_cidr
@@ -64,7 +90,7 @@ def _container_state(name: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def _start_host(profile: Profile, node: Host, image: str, network: str) -> None:
+def _start_host(profile: Profile, node: Host, image: str, network: str, owner: str) -> None:
     state = _container_state(node.name)
     if state == "running":
         return
@@ -72,7 +98,34 @@ def _start_host(profile: Profile, node: Host, image: str, network: str) -> None:
         run("docker", "start", node.name)
         return
     run("docker", "run", "-d", "--name", node.name, "--hostname", node.name, "--label", f"gpuaas.env={profile.name}",
-        "--network", network, "--ip", str(node.address), *SYSTEMD_RUN_FLAGS, image)  # fmt: skip
+        "--label", f"{LANE_LABEL}={owner}", "--network", network, "--ip", str(node.address), *SYSTEMD_RUN_FLAGS,
+        image)  # fmt: skip
+
+
+def foreign_hosts(profile: Profile, owner: str) -> list[str]:
+    """The profile's hosts that exist as containers made for another lane than `owner` (another
+    checkout, or this one before its secrets were removed), in profile order."""
+    result = run("docker", "ps", "-a", "--format", f'{{{{.Names}}}}\t{{{{.Label "{LANE_LABEL}"}}}}')
+    labels = dict(line.split("\t", 1) for line in result.stdout.splitlines() if "\t" in line)
+    return [node.name for node in profile.hosts if node.name in labels and labels[node.name] != owner]
+
+
+def _take_over(profile: Profile, owner: str, replace: bool, log) -> None:
+    """Refuse hosts made for another lane, naming them, unless `replace`: then remove them (a new
+    container replaces each)."""
+    foreign = foreign_hosts(profile, owner)
+    if not foreign:
+        return
+    names = ", ".join(foreign)
+    if not replace:
+        raise LaneError(
+            f"{names} exist but were not made for this checkout's {profile.name} lane "
+            f"({lane_id_file(profile).relative_to(GENERATED_DIR.parent)}): their services hold keys this checkout "
+            f"does not have (OpenBao's init output). `{up_command(profile)} --replace` replaces "
+            "them with new hosts (what they hold is lost); nothing was changed"
+        )
+    log(f"Replacing {names}: made for another checkout's lane")
+    run("docker", "rm", "-f", "-v", *foreign)
 
 
 def wait_booted(names: list[str], timeout: float = BOOT_SECONDS) -> None:
@@ -90,19 +143,22 @@ def wait_booted(names: list[str], timeout: float = BOOT_SECONDS) -> None:
             time.sleep(0.5)
 
 
-def up(profile: Profile, log=print) -> list[Container]:
+def up(profile: Profile, log=print, replace: bool = False) -> list[Container]:
     """Create (or start) every host of the profile as a systemd container and, for an SSH connection,
-    give it the operator account and record its host keys; idempotent."""
+    give it the operator account and record its host keys; idempotent. Containers of these names
+    made for another lane are refused (LaneError, nothing changed), or replaced when `replace`."""
     if profile.lane is None:
         raise LaneError(
             f"profile '{profile.name}' has no `lane:` entry: the local lane runs only profiles whose hosts are "
             f"containers on this machine (inventories/local.yml, or `gpuaas local up --shape {profile.name}`)"
         )
     setup(log)
+    owner = lane_id(profile)
+    _take_over(profile, owner, replace, log)
     image = ensure_image(log)
     network = ensure_network(profile)
     for node in profile.hosts:
-        _start_host(profile, node, image, network)
+        _start_host(profile, node, image, network, owner)
     wait_booted([node.name for node in profile.hosts])
     if profile.connection.kind == "ssh":
         access.provision(profile)
@@ -110,10 +166,12 @@ def up(profile: Profile, log=print) -> list[Container]:
 
 
 def running_names(profile: Profile) -> set[str]:
-    """Names of the profile's containers that are running (one docker call for all of them)."""
-    if shutil.which("docker") is None:
+    """Names of the profile's containers that are running and were made for this checkout's lane
+    (one docker call for all of them)."""
+    if shutil.which("docker") is None or not lane_id_file(profile).exists():
         return set()
-    result = run("docker", "ps", "--filter", f"label=gpuaas.env={profile.name}", "--format", "{{.Names}}",
+    result = run("docker", "ps", "--filter", f"label=gpuaas.env={profile.name}",
+                 "--filter", f"label={LANE_LABEL}={lane_id(profile)}", "--format", "{{.Names}}",
                  check=False)  # fmt: skip
     return set(result.stdout.split()) if result.returncode == 0 else set()
 
