@@ -36,6 +36,7 @@ def solo(lane_machine, tmp_path, monkeypatch):
     (tmp_path / "local.yml").write_text(yaml.safe_dump(raw))
     monkeypatch.setattr(lane_hosts, "GENERATED_DIR", tmp_path / ".secrets")
     profile = load_profile(tmp_path / "local.yml")
+    lane_hosts.down(profile)  # what an earlier, interrupted run may have left
     yield profile
     lane_hosts.down(profile)
 
@@ -52,7 +53,7 @@ def test_hosts_of_another_checkouts_lane_are_refused_and_replaced_only_when_aske
     with pytest.raises(LaneError) as refused:
         lane_hosts.up(solo, log=lambda line: None)
     message = str(refused.value)
-    assert message.startswith(f"{NAME} exist but were not made for this checkout's local lane")
+    assert message.startswith(f"{NAME}: made for another checkout's local lane, not for this one (.secrets/local/")
     assert "`gpuaas local up --replace` replaces them" in message and "nothing was changed" in message
     assert container("{{.Id}}") == made and container("{{.State.Status}}") == "running"
 

@@ -119,8 +119,8 @@ def _take_over(profile: Profile, owner: str, replace: bool, log) -> None:
     names = ", ".join(foreign)
     if not replace:
         raise LaneError(
-            f"{names} exist but were not made for this checkout's {profile.name} lane "
-            f"({lane_id_file(profile).relative_to(GENERATED_DIR.parent)}): their services hold keys this checkout "
+            f"{names}: made for another checkout's {profile.name} lane, not for this one "
+            f"({lane_id_file(profile).relative_to(GENERATED_DIR.parent)}); their services hold keys this checkout "
             f"does not have (OpenBao's init output). `{up_command(profile)} --replace` replaces "
             "them with new hosts (what they hold is lost); nothing was changed"
         )
