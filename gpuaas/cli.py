@@ -69,12 +69,17 @@ def _lane_profile(args: argparse.Namespace):
     return load_profile(args.profile)
 
 
+def _say(line: str) -> None:
+    """Progress of a long step, shown as it happens."""
+    print(line, flush=True)
+
+
 def _local(args: argparse.Namespace) -> int:
     if args.action == "setup":
         if args.tools:
-            machine.ensure_tools(log=lambda line: print(line, flush=True))
+            machine.ensure_tools(log=_say)
         else:
-            machine.setup(log=lambda line: print(line, flush=True))
+            machine.setup(log=_say)
         print(f"this machine has {'the programs' if args.tools else 'what'} the local lane needs")
         return 0
     profile = _lane_profile(args)
@@ -83,7 +88,7 @@ def _local(args: argparse.Namespace) -> int:
         created = generate_missing(profile)
         if created:
             print(f"generated secrets for {profile.name} into .secrets/{profile.secret_scope}/: {', '.join(created)}")
-        hosts = lane_hosts.up(profile, log=lambda line: print(line, flush=True), replace=args.replace)
+        hosts = lane_hosts.up(profile, log=_say, replace=args.replace)
         for host in hosts:
             print(f"{host.name:<20} {host.state:<10} {host.address}")
         print(
