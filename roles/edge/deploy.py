@@ -17,15 +17,27 @@ from roles.edge.dns import Plan, over_limit, plan
 
 #: Set to `yes` to apply a plan that changes more of the owned records than `dns.max_change_share`.
 FORCE_ENV = "GPUAAS_FORCE_DNS"
+#: `fail` or `report`: overrides the profile's `dns.on_conflict` (CI sets `fail`).
+ON_CONFLICT_ENV = "GPUAAS_DNS_ON_CONFLICT"
 
 
 def plan_path(profile: Profile):
     return REPO_ROOT / "build" / profile.name / "dns-plan.json"
 
 
+def on_conflict(profile: Profile) -> str:
+    """What a conflict does to the run: `report` it, or `fail` the run once the rest is applied."""
+    chosen = os.environ.get(ON_CONFLICT_ENV, "").strip()
+    if chosen and chosen not in ("report", "fail"):
+        raise EdgeError(f"{ON_CONFLICT_ENV}={chosen!r}: must be `report` or `fail` (or unset for the profile's "
+                        f"dns.on_conflict, {profile.dns.on_conflict}); nothing was changed")  # fmt: skip
+    return chosen or profile.dns.on_conflict
+
+
 @deploy("Edge (Cloudflare)")
 def edge() -> None:
     profile = current_profile()
+    conflicts = on_conflict(profile)
     api = client(profile)
     zone = zone_id(api, profile)
     planned = plan(profile, live_records(api, profile, zone))
@@ -49,12 +61,16 @@ def edge() -> None:
     if profile.dns.ssl_mode is not None:
         zone_ssl_mode(name=f"Ensure {profile.dns.zone} uses SSL/TLS mode {profile.dns.ssl_mode}", profile=profile,
                       zone=zone, mode=profile.dns.ssl_mode)  # fmt: skip
+    # Last, so that everything safe is applied before a conflict fails the run.
+    dns_names_free(name=f"Ensure every wanted name in {profile.dns.zone} is free of records of others",
+                   conflicts=planned.conflicts, on_conflict=conflicts)  # fmt: skip
 
 
 @operation(is_idempotent=False)
 def dns_records(profile: Profile, zone: str, planned: Plan):
     """
-    Apply the plan to the zone in one batch (Cloudflare applies a batch whole or not at all).
+    Apply the plan to the zone in one batch (Cloudflare applies a batch whole or not at all), sent once;
+    when the answer is lost (5xx, time-out) the zone read back says what was applied.
 
     + profile: the environment's profile
     + zone: the zone's id
@@ -81,14 +97,48 @@ def zone_ssl_mode(profile: Profile, zone: str, mode: str):
     yield FunctionCommand(_reported, (set_ssl_mode, profile, zone, mode), {})
 
 
+@operation(is_idempotent=False)
+def dns_names_free(conflicts: list[str], on_conflict: str):
+    """
+    Fail the run when a wanted name is held by a record the environment does not own and `on_conflict`
+    is `fail`; with `report` the conflicts stay warnings of the plan. Changes nothing in the zone.
+
+    + conflicts: the plan's conflicts, one line each
+    + on_conflict: report or fail
+    """
+    if not conflicts:
+        host.noop("no conflict")
+        return
+    if on_conflict == "report":
+        host.noop(f"{_conflicts(conflicts)} reported (on_conflict: report)")
+        return
+    yield FunctionCommand(_conflicts_fail, (conflicts,), {})
+
+
 # pyinfra passes `state` and `host` to a callback only when its parameters have exactly these names.
 def _reported(state, host, call, profile: Profile, *arguments) -> bool:
-    """Run an API call while the deploy executes; on failure say why on the host's line (no traceback)."""
+    """Run an API call while the deploy executes; on failure say why on the host's line (no traceback).
+    A write whose answer was lost but that reading back shows applied is a warning, and the run goes on."""
     try:
         api = client(profile)
-        call(api, profile, *arguments)
+        note = call(api, profile, *arguments)
+        if note:
+            host.log_styled(note, fg="yellow", log_func=logger.warning)
         readback.refresh(api, profile, arguments[0])
     except EdgeError as error:
         host.log_styled(str(error), fg="red", log_func=logger.error)
         return False
     return True
+
+
+def _conflicts_fail(state, host, conflicts: list[str]) -> bool:
+    """Name each conflict on the host's line and fail the operation, which makes the run exit non-zero."""
+    for line in conflicts:
+        host.log_styled(f"DNS conflict: {line}", fg="red", log_func=logger.error)
+    host.log_styled(f"{_conflicts(conflicts)} and on_conflict is fail (dns.on_conflict or {ON_CONFLICT_ENV}); "
+                    "everything else was applied", fg="red", log_func=logger.error)  # fmt: skip
+    return False
+
+
+def _conflicts(conflicts: list[str]) -> str:
+    return f"{len(conflicts)} DNS conflict{'s' if len(conflicts) != 1 else ''}"

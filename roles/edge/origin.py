@@ -7,13 +7,15 @@ from __future__ import annotations
 import shlex
 from io import StringIO
 
+from cloudflare import Cloudflare
+from cloudflare.types.origin_ca_certificates import OriginCACertificate
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, StringCommand, operation
 from pyinfra.facts.files import File
 
 from gpuaas.facts import CertificateNames
 from gpuaas.profile import OriginCertificates, Profile
-from roles.edge.cloudflare_api import EdgeError, api_errors, client, zone_id
+from roles.edge.cloudflare_api import EdgeError, UnknownOutcome, api_errors, client, send_once, writer, zone_id
 
 TLS_DIR = "/etc/gpuaas/tls"
 KEY = f"{TLS_DIR}/origin.key"
@@ -63,12 +65,7 @@ def _request(state, host, profile: Profile, settings: OriginCertificates, names:
         host.log_styled(f"cannot make a CSR from {KEY}", fg="red", log_func=logger.error)
         return False
     try:
-        api = client(profile)
-        with api_errors(profile, "requesting an Origin CA certificate"):
-            issued = api.origin_ca_certificates.create(
-                csr=output.stdout + "\n", hostnames=names, request_type=f"origin-{settings.key_type}",
-                requested_validity=settings.validity_days,
-            )  # fmt: skip
+        issued = issue_certificate(client(profile), profile, settings, output.stdout + "\n", names)
     except EdgeError as error:
         host.log_styled(str(error), fg="red", log_func=logger.error)
         return False
@@ -80,6 +77,30 @@ def _request(state, host, profile: Profile, settings: OriginCertificates, names:
         f"{host.print_prefix}Origin CA certificate {issued.id} for {', '.join(names)}, expires {issued.expires_on}"
     )
     return True
+
+
+def issue_certificate(
+    api: Cloudflare, profile: Profile, settings: OriginCertificates, csr: str, names: list[str]
+) -> OriginCACertificate:
+    """Have Origin CA sign `csr`, asked once. When the answer is lost (5xx, time-out), the zone's
+    certificates are read back: one issued for this CSR is the answer; none means not issued."""
+    doing = "requesting an Origin CA certificate"
+    try:
+        return send_once(profile, doing, lambda: writer(api).origin_ca_certificates.create(
+            csr=csr, hostnames=names, request_type=f"origin-{settings.key_type}",
+            requested_validity=settings.validity_days,
+        ))  # fmt: skip
+    except UnknownOutcome as lost:
+        where = f"Cloudflare, zone {profile.dns.zone}, {doing}: {lost.reason}"
+        zone = zone_id(api, profile)
+        with api_errors(profile, "listing the Origin CA certificates"):
+            found = [c for c in api.origin_ca_certificates.list(zone_id=zone)
+                     if (c.csr or "").strip() == csr.strip() and c.certificate]  # fmt: skip
+        if not found:
+            raise EdgeError(f"{where}; the zone's certificates read back hold none for this request: not issued; "
+                            "a new run requests it again") from None  # fmt: skip
+        logger.warning(f"{where}, but the zone's certificates read back hold {found[0].id} for this request: issued")
+        return found[0]
 
 
 @operation(is_idempotent=False)
@@ -99,11 +120,24 @@ def revoked_origin_certificate(profile: Profile):
 def _revoke(state, host, profile: Profile) -> bool:
     ok, output = host.run_shell_command(StringCommand(f"cat {CERTIFICATE_ID}"), print_output=False)
     try:
-        api = client(profile)
-        with api_errors(profile, "revoking the Origin CA certificate"):
-            zone_id(api, profile)
-            api.origin_ca_certificates.delete(output.stdout.strip())
+        revoke_certificate(client(profile), profile, output.stdout.strip())
     except EdgeError as error:
         host.log_styled(str(error), fg="red", log_func=logger.error)
         return False
     return ok
+
+
+def revoke_certificate(api: Cloudflare, profile: Profile, certificate_id: str) -> None:
+    """Revoke the certificate, asked once; when the answer is lost, the certificate read back says
+    whether it was revoked."""
+    doing = f"revoking the Origin CA certificate {certificate_id}"
+    zone_id(api, profile)
+    try:
+        send_once(profile, doing, lambda: writer(api).origin_ca_certificates.delete(certificate_id))
+    except UnknownOutcome as lost:
+        where = f"Cloudflare, zone {profile.dns.zone}, {doing}: {lost.reason}"
+        with api_errors(profile, f"reading the Origin CA certificate {certificate_id}"):
+            current = api.origin_ca_certificates.get(certificate_id)
+        if not getattr(current, "revoked_at", None):
+            raise EdgeError(f"{where}; the certificate read back is not revoked: not applied") from None
+        logger.warning(f"{where}, but the certificate read back is revoked: applied")
