@@ -1,12 +1,15 @@
 """roles/rke2 on the local hosts with the RKE2 double's release (tests/doubles/rke2): local-server as
 the server, local-gpu-1 as the GPU agent. The double keeps RKE2's contract: it reads config.yaml,
-writes the node token and rke2.yaml, answers 9345 and /readyz, and an agent joins over the network and
-fails on a wrong token."""
+makes the cluster CA and writes the secure tokens and rke2.yaml, answers 9345 (/cacerts, the join) and
+/readyz, and an agent joins over the network, refuses a server whose CA is not its token's and fails
+on a wrong token."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import subprocess
 
 import pytest
 import yaml
@@ -14,12 +17,23 @@ import yaml
 from gpuaas.profile import REPO_ROOT
 from gpuaas.secrets import resolve
 from roles.rke2.checks import nodes_listing
-from tests.doubles.rke2 import release_inventory
+from tests.doubles.rke2 import SETTINGS, release_inventory
 from tests.local_variant import converge, on_server
 
 pytestmark = pytest.mark.hosts
 NODES_LISTING = nodes_listing()
 VERSION = "v0.0.1+double1"
+SERVER_CA = "/var/lib/rancher/rke2/server/tls/server-ca.crt"
+MANIFESTS = "/var/lib/rancher/rke2/server/manifests"
+DROP_IN = "/etc/rancher/rke2/config.yaml.d/50-gpuaas-etcd-s3.yaml"
+REGISTRIES = "/etc/rancher/rke2/registries.yaml"
+#: Settings whose files the role must take back when they are turned off.
+OPTIONAL = {
+    "etcd_s3": True,
+    "registries": {"mirrors": {"docker.io": ["https://mirror.local.gpuaas.test"]}},
+    "helm_charts": [*SETTINGS["helm_charts"], {"name": "extra", "chart": "extra", "repo": "https://charts.example.com",
+                                               "version": "1.0.0"}],
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +55,10 @@ def cluster(local_hosts, tmp_path_factory):
 
 
 def subprocess_run(name: str, command: str) -> None:
-    import subprocess
-
     subprocess.run(["docker", "exec", name, "sh", "-c", command], capture_output=True, check=False)
 
 
 def on_agent(command: str) -> str:
-    import subprocess
-
     return subprocess.run(["docker", "exec", "local-gpu-1", "sh", "-c", command], capture_output=True, text=True,
                           check=True).stdout  # fmt: skip
 
@@ -81,15 +91,36 @@ def test_config_holds_no_token_and_tokens_are_private(cluster, local_hosts):
         "600",
         "root",
     ]
-    assert on_agent("cat /etc/rancher/rke2/gpuaas-token") == agent_token
+    assert holds_secure_agent_token(local_hosts)
     assert "server: https://172.30.77.10:9345" in on_agent("cat /etc/rancher/rke2/config.yaml")
     chart = on_server("cat /var/lib/rancher/rke2/server/manifests/gpuaas-gpu-operator.yaml")
     assert "kind: HelmChart" in chart and "targetNamespace: gpu-operator" in chart
 
 
-def test_tokens_never_appear_in_output_or_diff(cluster, local_hosts):
-    import subprocess
+def ca_sha256() -> str:
+    return on_server(f"sha256sum {SERVER_CA}").split()[0]
 
+
+def holds_secure_agent_token(profile) -> bool:
+    """The agent's token file holds RKE2's secure agent token for the server's CA (compared by digest,
+    so that a failure never prints the secret)."""
+    wanted = f"K10{ca_sha256()}::node:{resolve(profile, profile.cluster.agent_token).reveal()}"
+    held = on_agent("sha256sum < /etc/rancher/rke2/gpuaas-token").split()[0]
+    return held == hashlib.sha256(wanted.encode()).hexdigest()
+
+
+def test_the_agent_holds_the_secure_token_of_the_servers_ca_and_never_the_cluster_token(cluster, local_hosts):
+    assert on_agent("head -c 3 /etc/rancher/rke2/gpuaas-token") == "K10"
+    assert holds_secure_agent_token(local_hosts)
+    # The same token RKE2 itself writes on the server for agents, which is not the cluster token's.
+    server_side = on_server("tr -d '\\n' < /var/lib/rancher/rke2/server/agent-token | sha256sum").split()[0]
+    assert on_agent("sha256sum < /etc/rancher/rke2/gpuaas-token").split()[0] == server_side
+    cluster_token = on_server("tr -d '\\n' < /var/lib/rancher/rke2/server/token | sha256sum").split()[0]
+    assert cluster_token != server_side
+    assert on_agent("stat -c '%a %U' /etc/rancher/rke2/gpuaas-token").split() == ["600", "root"]
+
+
+def test_tokens_never_appear_in_output_or_diff(cluster, local_hosts):
     on_agent("rm -f /etc/rancher/rke2/gpuaas-token")
     command = ["pyinfra", "-y", "--diff", "-vvv", str(cluster["inventory"]), "deploys/cluster.py"]
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=600,
@@ -97,9 +128,7 @@ def test_tokens_never_appear_in_output_or_diff(cluster, local_hosts):
     assert result.returncode == 0, result.stderr[-2000:]
     for reference in (local_hosts.cluster.token, local_hosts.cluster.agent_token):
         assert resolve(local_hosts, reference).reveal() not in result.stdout + result.stderr
-    assert (
-        on_agent("cat /etc/rancher/rke2/gpuaas-token") == resolve(local_hosts, local_hosts.cluster.agent_token).reveal()
-    )
+    assert holds_secure_agent_token(local_hosts)
     assert "local-gpu-1=True" in on_server(NODES_LISTING)
 
 
@@ -127,6 +156,88 @@ def test_an_agent_with_a_wrong_token_fails_to_join(cluster):
         on_agent("cp /tmp/token.good /etc/rancher/rke2/gpuaas-token && systemctl start rke2-agent")
 
 
+def test_an_agent_refuses_a_server_whose_ca_is_not_the_one_its_token_names(cluster):
+    on_server(": > /var/lib/rancher/rke2/server/double.log")
+    # The right secret with another CA's hash, made on the host so the secret stays off any command line.
+    on_agent("systemctl stop rke2-agent && cp /etc/rancher/rke2/gpuaas-token /tmp/token.good && umask 077 && "
+             f"sed 's/^K10[0-9a-f]*::/K10{'0' * 64}::/' /tmp/token.good > /etc/rancher/rke2/gpuaas-token")  # fmt: skip
+    try:
+        result = on_agent("timeout 20 /usr/local/bin/rke2 agent 2>&1; echo exit=$?")
+        assert "token CA hash does not match the Cluster CA certificate hash" in result and "exit=1" in result
+        assert f"{'0' * 64} != {ca_sha256()}" in result
+        # The secret was never sent: the server saw no join at all.
+        assert "local-gpu-1" not in on_server("cat /var/lib/rancher/rke2/server/double.log")
+    finally:
+        on_agent("cp /tmp/token.good /etc/rancher/rke2/gpuaas-token && rm -f /tmp/token.good && "
+                 "systemctl start rke2-agent")  # fmt: skip
+
+
+def _invocation(on, unit: str) -> str:
+    return on(f"systemctl show -p InvocationID --value {unit}").strip()
+
+
+def test_turning_settings_off_removes_what_they_wrote_and_leaves_the_operators_files(cluster, tmp_path):
+    env = cluster["env"]
+    on_server(f"mkdir -p {MANIFESTS} /etc/rancher/rke2/config.yaml.d && "
+              f"printf 'kind: ConfigMap\\n' > {MANIFESTS}/operator-own.yaml && "
+              "printf 'debug: false\\n' > /etc/rancher/rke2/config.yaml.d/90-operator.yaml")  # fmt: skip
+    on = release_inventory(tmp_path / "on", VERSION, OPTIONAL)
+    assert converge(on, "deploys/cluster.py", env)["error"] == 0
+    assert on_server(f"stat -c '%a %U' {DROP_IN} {REGISTRIES}").split() == ["600", "root", "600", "root"]
+    assert on_agent(f"stat -c '%a' {REGISTRIES}").strip() == "600"
+    assert "kind: HelmChart" in on_server(f"cat {MANIFESTS}/gpuaas-extra.yaml")
+    assert converge(on, "deploys/cluster.py", env)["success"] == 0
+
+    # A manifest alone: the server applies manifests while it runs, so it is not restarted.
+    server_run = _invocation(on_server, "rke2-server")
+    on_server(": > /var/lib/rancher/rke2/server/double.log")
+    fewer = release_inventory(tmp_path / "fewer", VERSION, OPTIONAL | {"helm_charts": SETTINGS["helm_charts"]})
+    assert converge(fewer, "deploys/cluster.py", env)["error"] == 0
+    assert on_server(f"test -e {MANIFESTS}/gpuaas-extra.yaml || echo gone").strip() == "gone"
+    events = on_server("cat /var/lib/rancher/rke2/server/double.log")
+    assert "delete-manifest gpuaas-extra.yaml" in events and "delete-addon gpuaas-extra" in events
+    assert _invocation(on_server, "rke2-server") == server_run
+
+    # Everything off: the drop-in and registries.yaml go (RKE2 reads them at start: it restarts).
+    agent_run = _invocation(on_agent, "rke2-agent")
+    off = cluster["inventory"]
+    assert converge(off, "deploys/cluster.py", env)["error"] == 0
+    assert on_server(f"ls {DROP_IN} {REGISTRIES} 2>/dev/null; true").strip() == ""
+    assert on_agent(f"ls {REGISTRIES} 2>/dev/null; true").strip() == ""
+    assert _invocation(on_server, "rke2-server") != server_run and _invocation(on_agent, "rke2-agent") != agent_run
+    assert "private-registry" not in on_server("cat /etc/rancher/rke2/config.yaml")
+    # The operator's own manifest and drop-in, and the manifest still configured, stay.
+    assert on_server(f"ls {MANIFESTS}").split() == ["gpuaas-gpu-operator.yaml", "operator-own.yaml"]
+    assert on_server("cat /etc/rancher/rke2/config.yaml.d/90-operator.yaml") == "debug: false\n"
+    assert converge(off, "deploys/cluster.py", env)["success"] == 0
+    # And back on: the same files again, then nothing to do.
+    assert converge(on, "deploys/cluster.py", env)["error"] == 0
+    assert on_server(f"ls {DROP_IN} {REGISTRIES} {MANIFESTS}/gpuaas-extra.yaml").split() == [
+        DROP_IN, REGISTRIES, f"{MANIFESTS}/gpuaas-extra.yaml"]  # fmt: skip
+    assert converge(on, "deploys/cluster.py", env)["success"] == 0
+    assert converge(off, "deploys/cluster.py", env)["error"] == 0
+    on_server(f"rm -f {MANIFESTS}/operator-own.yaml /etc/rancher/rke2/config.yaml.d/90-operator.yaml")
+    assert "local-gpu-1=True" in on_server(NODES_LISTING)
+
+
+def test_an_install_script_whose_sha256_is_not_the_pin_is_refused_before_anything_runs(cluster, tmp_path):
+    path = release_inventory(tmp_path, VERSION, {"install_method": "script"})
+    profile = yaml.safe_load((tmp_path / "local.yml").read_text())
+    pinned = profile["artifacts"]["rke2-install-script"]["sha256"]
+    profile["artifacts"]["rke2-install-script"]["sha256"] = "0" * 64
+    (tmp_path / "local.yml").write_text(yaml.safe_dump(profile))
+    command = ["pyinfra", "-y", str(path), "deploys/cluster.py"]
+    refused = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=300,
+                             env={**os.environ, **cluster["env"]})  # fmt: skip
+    assert refused.returncode != 0
+    assert (f"artifacts.rke2-install-script: install.sh has sha256 {pinned}, the profile pins {'0' * 64}; "
+            "refusing to install it") in refused.stdout + refused.stderr  # fmt: skip
+    assert "Traceback" not in refused.stdout + refused.stderr
+    staged = f"/var/lib/gpuaas/rke2/{VERSION}/install.sh"
+    assert on_server(f"test -e {staged} || echo absent").strip() == "absent"
+    assert on_agent(f"test -e {staged} || echo absent").strip() == "absent"
+
+
 def test_upgrade_goes_server_first_then_agents_drained_and_refuses_a_downgrade(cluster, tmp_path):
     newer = "v0.0.2+double1"
     upgraded = release_inventory(tmp_path, newer)
@@ -150,8 +261,6 @@ def test_upgrade_goes_server_first_then_agents_drained_and_refuses_a_downgrade(c
     plan = json.loads((REPO_ROOT / "build" / "local" / "upgrade-plan.json").read_text())
     assert plan["target"] == newer and plan["batches"] == []
 
-    import subprocess
-
     downgrade = subprocess.run(["pyinfra", "-y", str(cluster["inventory"]), "deploys/upgrade.py"], cwd=REPO_ROOT,
                                capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
     assert downgrade.returncode != 0
@@ -161,8 +270,6 @@ def test_upgrade_goes_server_first_then_agents_drained_and_refuses_a_downgrade(c
 
 
 def test_remove_node_refuses_without_confirmation_then_drains_deletes_and_uninstalls(cluster):
-    import subprocess
-
     def remove(confirm: str | None) -> subprocess.CompletedProcess:
         env = {**os.environ, **cluster["env"], "GPUAAS_NODES": "local-gpu-1"}
         env.pop("GPUAAS_CONFIRM", None)
@@ -183,3 +290,19 @@ def test_remove_node_refuses_without_confirmation_then_drains_deletes_and_uninst
     assert on_agent("test -e /usr/local/bin/rke2 || echo gone").strip() == "gone"
     again = remove("remove-node local local-gpu-1")
     assert again.returncode == 0 and json.loads(again.stdout)["results"]["totals"]["success"] == 0
+
+
+def test_the_pinned_install_script_installs_a_node_from_the_verified_files_and_it_joins(cluster, tmp_path):
+    # After the removal above the agent has no RKE2: the script installs it afresh, the server is upgraded.
+    newer = "v0.0.3+double1"
+    path = release_inventory(tmp_path, newer, {"install_method": "script"})
+    assert converge(path, "deploys/cluster.py", cluster["env"])["error"] == 0
+    staged = f"/var/lib/gpuaas/rke2/{newer}"
+    assert f"installed {newer} agent from {staged}" in on_agent("cat /var/lib/rancher/rke2/install-double.log")
+    assert f"installed {newer} server from {staged}" in on_server("cat /var/lib/rancher/rke2/install-double.log")
+    assert newer in on_agent("/usr/local/bin/rke2 --version")
+    listing = on_server(NODES_LISTING)
+    assert "local-gpu-1=True" in listing and "local-server=True" in listing
+    prefix = f"K10{ca_sha256()}::node:"
+    assert on_agent(f"head -c {len(prefix)} /etc/rancher/rke2/gpuaas-token") == prefix
+    assert converge(path, "deploys/cluster.py", cluster["env"])["success"] == 0

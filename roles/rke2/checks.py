@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from roles.rke2.config import KUBECONFIG, KUBECTL
 
 READY = '{.status.conditions[?(@.type=="Ready")].status}'
@@ -18,10 +20,11 @@ def api_ready() -> str:
 
 def node_ready(node: str, version: str | None = None) -> str:
     """`node` is Ready (and runs `version`, when given)."""
-    test = f'[ "$({kubectl(f"get node {node} -o jsonpath={READY!r}")} 2>/dev/null)" = True ]'
+    name = shlex.quote(node)
+    test = f'[ "$({kubectl(f"get node {name} -o jsonpath={shlex.quote(READY)}")} 2>/dev/null)" = True ]'
     if version:
-        kubelet = kubectl(f"get node {node} -o jsonpath='{{.status.nodeInfo.kubeletVersion}}'")
-        test += f' && [ "$({kubelet} 2>/dev/null)" = {version} ]'
+        kubelet = kubectl(f"get node {name} -o jsonpath='{{.status.nodeInfo.kubeletVersion}}'")
+        test += f' && [ "$({kubelet} 2>/dev/null)" = {shlex.quote(version)} ]'
     return test
 
 
@@ -32,9 +35,11 @@ def nodes_listing() -> str:
 
 def all_ready(names: list[str]) -> str:
     """Every node of `names` is Ready (sets $ready to the listing, for the message when it is not)."""
-    return f'ready=" $({nodes_listing()}) "; ' + " && ".join(f"echo \"$ready\" | grep -q ' {n}=True '" for n in names)
+    tests = (f'echo "$ready" | grep -qF -- {shlex.quote(f" {name}=True ")}' for name in names)
+    return f'ready=" $({nodes_listing()}) "; ' + " && ".join(tests)
 
 
 def wait(test: str, seconds: int, failure: str) -> str:
     """Poll `test` every second for `seconds`; then fail with `failure` on stderr."""
-    return f"for i in $(seq {seconds}); do {{ {test} ; }} && exit 0; sleep 1; done; echo {failure!r} >&2; exit 1"
+    return (f"for i in $(seq {int(seconds)}); do {{ {test} ; }} && exit 0; sleep 1; done; "
+            f"echo {shlex.quote(failure)} >&2; exit 1")  # fmt: skip

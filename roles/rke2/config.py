@@ -13,13 +13,16 @@ from roles.rke2.settings import Rke2Settings
 
 ETC = "/etc/rancher/rke2"
 CONFIG = f"{ETC}/config.yaml"
-S3_DROP_IN = f"{ETC}/config.yaml.d/50-gpuaas-etcd-s3.yaml"
+DROP_INS = f"{ETC}/config.yaml.d"
+S3_DROP_IN = f"{DROP_INS}/50-gpuaas-etcd-s3.yaml"
 REGISTRIES = f"{ETC}/registries.yaml"
 TOKEN_FILE = f"{ETC}/gpuaas-token"
 AGENT_TOKEN_FILE = f"{ETC}/gpuaas-agent-token"
 KUBECONFIG = f"{ETC}/rke2.yaml"
 DATA_DIR = "/var/lib/rancher/rke2"
 MANIFESTS = f"{DATA_DIR}/server/manifests"
+#: The cluster CA: the `/cacerts` a joining node fetches; its sha256 is the K10 part of a secure token.
+SERVER_CA = f"{DATA_DIR}/server/tls/server-ca.crt"
 IMAGES = f"{DATA_DIR}/agent/images"
 KUBECTL = f"{DATA_DIR}/bin/kubectl"
 PREFIX = "/usr/local"
@@ -30,6 +33,9 @@ CIS_SYSCTLS = {"vm.overcommit_memory": "1", "vm.panic_on_oom": "0", "kernel.pani
 SUPERVISOR_PORT = 9345
 API_PORT = 6443
 HEADER = "# Managed by gpuaas roles/rke2.\n"
+#: Where the role may have written a file it can be told to stop writing. A file there is the role's
+#: only when its first line is HEADER, so an operator's own drop-ins and manifests are never touched.
+OPTIONAL_FILES = (f"{DROP_INS}/*.yaml", REGISTRIES, CIS_SYSCTL, f"{MANIFESTS}/*.yaml")
 
 
 def settings_for(profile: Profile, node: Host) -> Rke2Settings:
@@ -118,12 +124,30 @@ def dump(data: Any) -> str:
 
 
 def token_files(profile: Profile, node: Host) -> dict[str, Secret]:
-    """Token file -> token. Servers hold the cluster token and the agent token they accept;
-    agents hold only the agent token."""
+    """Token file -> token, for the tokens a node holds as the profile has them: the first server's
+    cluster token, and every server's agent token (the one it accepts from agents). A joining node's
+    own token-file holds its secure token instead (join_credentials)."""
     if not is_server(node):
-        return {TOKEN_FILE: resolve(profile, profile.cluster.agent_token)}
-    return {TOKEN_FILE: resolve(profile, profile.cluster.token),
-            AGENT_TOKEN_FILE: resolve(profile, profile.cluster.agent_token)}  # fmt: skip
+        return {}
+    files = {AGENT_TOKEN_FILE: resolve(profile, profile.cluster.agent_token)}
+    return files | ({TOKEN_FILE: resolve(profile, profile.cluster.token)} if node == first_server(profile) else {})
+
+
+def join_credentials(profile: Profile, node: Host) -> tuple[str, Secret] | None:
+    """RKE2's user and secret of the token a joining node presents: `server` and the cluster token
+    for a server, `node` and the agent token for an agent (which never holds the cluster token). None
+    for the first server, which starts the cluster."""
+    if node == first_server(profile):
+        return None
+    if is_server(node):
+        return "server", resolve(profile, profile.cluster.token)
+    return "node", resolve(profile, profile.cluster.agent_token)
+
+
+def secure_token(ca_sha256: str, user: str, secret: Secret) -> Secret:
+    """RKE2's secure token `K10<sha256 of the cluster CA>::USER:SECRET`: the node that holds it checks
+    the CA of the server it joins against the hash before it sends the secret."""
+    return Secret(f"{user} join token", f"K10{ca_sha256}::{user}:{secret.reveal()}")
 
 
 def registries(profile: Profile, settings: Rke2Settings) -> Secret | None:
@@ -183,6 +207,23 @@ def manifests(settings: Rke2Settings) -> dict[str, str]:
             "metadata": {"name": config.name, "namespace": "kube-system"},
             "spec": {"valuesContent": yaml.safe_dump(config.values, sort_keys=True)}})  # fmt: skip
     return documents
+
+
+def secret_files(profile: Profile, node: Host) -> dict[str, Secret]:
+    """The role's optional files that may hold credentials: registries.yaml and (servers) the etcd S3 drop-in."""
+    settings = settings_for(profile, node)
+    files = {}
+    if (registry_file := registries(profile, settings)) is not None:
+        files[REGISTRIES] = registry_file
+    if is_server(node) and settings.etcd_s3:
+        files[S3_DROP_IN] = etcd_s3_drop_in(profile)
+    return files
+
+
+def read_at_start(path: str) -> bool:
+    """Whether RKE2 reads `path` only when it starts, so a change to it needs a restart (manifests are
+    applied while it runs; the kernel parameters are applied by the role)."""
+    return path in (CONFIG, REGISTRIES) or path.startswith(f"{DROP_INS}/")
 
 
 def rendered_files(profile: Profile, node: Host) -> dict[str, str]:

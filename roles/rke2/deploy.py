@@ -3,7 +3,9 @@ and a bounded wait until the node is ready."""
 
 from __future__ import annotations
 
+import shlex
 from io import StringIO
+from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import deploy
@@ -12,6 +14,7 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from gpuaas.context import current_node, current_profile
+from gpuaas.inventory import pyinfra_name
 from gpuaas.operations import secret_file
 from gpuaas.profile import Host, Profile
 from roles.rke2.checks import api_ready, node_ready, wait
@@ -19,21 +22,24 @@ from roles.rke2.config import (
     CIS_SYSCTL,
     CONFIG,
     IMAGES,
+    MANIFESTS,
     PREFIX,
     PROGRAM,
-    REGISTRIES,
-    S3_DROP_IN,
-    etcd_s3_drop_in,
+    TOKEN_FILE,
+    first_server,
     is_server,
+    join_credentials,
     kind,
     manifests,
-    registries,
+    read_at_start,
     rendered_files,
+    secret_files,
     settings_for,
     token_files,
 )
-from roles.rke2.facts import Rke2Version
-from roles.rke2.release import verified_release
+from roles.rke2.facts import OptionalFiles, Rke2Version
+from roles.rke2.operations import join_token_file, manifest_withdrawn
+from roles.rke2.release import release_version, verified_release
 from roles.rke2.settings import Rke2Settings
 
 STAGING = "/var/lib/gpuaas/rke2"
@@ -44,7 +50,7 @@ def rke2() -> None:
     profile, node = current_profile(), current_node()
     settings = settings_for(profile, node)
     release = verified_release(profile, settings)
-    version = profile.artifacts[settings.artifact].version
+    version = release_version(profile, settings)
     rendered = rendered_files(profile, node)
     if settings.cis:
         _cis_host(node, rendered[CIS_SYSCTL])
@@ -65,41 +71,54 @@ def _cis_host(node: Host, sysctl_text: str) -> None:
                     shell="/sbin/nologin", create_home=False)  # fmt: skip
 
 
-def _install(settings: Rke2Settings, node: Host, release: dict, version: str):
-    """The pinned version under /usr/local (tarball) or through the install script; returns the install op."""
+def _staged(local: Path, directory: str, what: str, mode: str = "600") -> str:
+    """Upload a verified release file into the host's staging directory; returns its path there."""
+    path = f"{directory}/{local.name}"
+    files.put(name=f"Ensure {what} is on the host", src=str(local), dest=path, mode=mode, create_remote_dir=True)
+    return path
+
+
+def _install(settings: Rke2Settings, node: Host, release: dict[str, Path], version: str):
+    """The pinned version under /usr/local, unpacked by the role (tarball) or by the pinned install script
+    from the same verified files, with nothing downloaded on the host (script); returns the install op."""
     wanted = lambda: host.get_fact(Rke2Version, program=PROGRAM) != version  # noqa: E731
-    if settings.install_method == "script":
-        return server.shell(
-            name=f"Ensure RKE2 {version} is installed (install script)",
-            commands=[f"curl -sfL {settings.script_url} | INSTALL_RKE2_VERSION={version} "
-                      f"INSTALL_RKE2_TYPE={kind(node)} sh -"],
-            _if=wanted,
-        )  # fmt: skip
-    tarball = release["artifact"]
-    staged = f"{STAGING}/{version}/{tarball.name}"
-    files.put(name=f"Ensure the RKE2 {version} tarball is on the host", src=str(tarball), dest=staged,
-              mode="600", create_remote_dir=True)  # fmt: skip
+    directory = f"{STAGING}/{version}"
+    tarball = _staged(release["artifact"], directory, f"the RKE2 {version} tarball")
     if "images_artifact" in release:
         images = release["images_artifact"]
         files.put(name=f"Ensure {images.name} is where RKE2 imports images", src=str(images),
                   dest=f"{IMAGES}/{images.name}", mode="600", create_remote_dir=True)  # fmt: skip
+    if settings.install_method == "script":
+        _staged(release["checksums_artifact"], directory, f"the RKE2 {version} checksum file")
+        script = _staged(release["script_artifact"], directory, "the pinned RKE2 install script", mode="700")
+        # INSTALL_RKE2_ARTIFACT_PATH: the script takes the verified tarball and checksum file from there
+        # and downloads nothing.
+        environment = {"INSTALL_RKE2_ARTIFACT_PATH": directory, "INSTALL_RKE2_VERSION": version,
+                       "INSTALL_RKE2_TYPE": kind(node), "INSTALL_RKE2_METHOD": "tar",
+                       "INSTALL_RKE2_TAR_PREFIX": PREFIX}  # fmt: skip
+        assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in environment.items())
+        return server.shell(name=f"Ensure RKE2 {version} is installed (pinned install script)",
+                            commands=[f"env {assignments} sh {shlex.quote(script)}"], _if=wanted)  # fmt: skip
     return server.shell(
         name=f"Ensure RKE2 {version} is installed under {PREFIX}",
-        commands=[f"tar xzf {staged} -C {PREFIX} && systemctl daemon-reload"],
+        commands=[f"tar xzf {shlex.quote(tarball)} -C {PREFIX} && systemctl daemon-reload"],
         _if=wanted,
     )
 
 
 def _configuration(profile: Profile, node: Host, settings: Rke2Settings, rendered: dict[str, str]) -> list:
-    """Tokens, registries, the S3 drop-in, config.yaml and (servers) manifests; returns what restarts RKE2."""
+    """Tokens, registries, the S3 drop-in, config.yaml and (servers) manifests, and the removal of what the
+    role wrote before and is no longer asked to; returns what restarts RKE2."""
     changed = [secret_file(name=f"Ensure {path} holds the join token", path=path, secret=value)
                for path, value in token_files(profile, node).items()]  # fmt: skip
-    registry_file = registries(profile, settings)
-    if registry_file is not None:
-        changed.append(secret_file(name=f"Ensure {REGISTRIES} is current", path=REGISTRIES, secret=registry_file))
-    if is_server(node) and settings.etcd_s3:
-        changed.append(secret_file(name="Ensure etcd snapshots also go to the backup target", path=S3_DROP_IN,
-                                   secret=etcd_s3_drop_in(profile)))  # fmt: skip
+    if (credentials := join_credentials(profile, node)) is not None:
+        user, secret = credentials
+        changed.append(join_token_file(name=f"Ensure {TOKEN_FILE} holds the secure token that verifies the server",
+                                       path=TOKEN_FILE, ca_host=pyinfra_name(profile, first_server(profile)),
+                                       user=user, secret=secret))  # fmt: skip
+    private = secret_files(profile, node)
+    for path, value in private.items():
+        changed.append(secret_file(name=f"Ensure {path} is current", path=path, secret=value))
     changed.append(files.put(name=f"Ensure {CONFIG} is rendered", src=StringIO(rendered[CONFIG]), dest=CONFIG,
                              mode="600", create_remote_dir=True))  # fmt: skip
     if is_server(node):
@@ -107,7 +126,24 @@ def _configuration(profile: Profile, node: Host, settings: Rke2Settings, rendere
         for path in manifests(settings):
             files.put(name=f"Ensure manifest {path.rsplit('/', 1)[1]} is in place", src=StringIO(rendered[path]),
                       dest=path, mode="600", create_remote_dir=True)  # fmt: skip
-    return changed
+    return changed + _withdrawn(set(rendered) | set(private))
+
+
+def _withdrawn(wanted: set[str]) -> list:
+    """Remove each file the role wrote (its header) that the settings no longer ask for; returns the
+    removals RKE2 must restart for."""
+    restart_for = []
+    for path in host.get_fact(OptionalFiles):
+        if path in wanted:
+            continue
+        if path.startswith(f"{MANIFESTS}/"):
+            manifest_withdrawn(name=f"Ensure manifest {path.rsplit('/', 1)[1]} and what it created are gone",
+                               path=path)  # fmt: skip
+            continue
+        removed = files.file(name=f"Ensure {path} is gone (no longer configured)", path=path, present=False)
+        if read_at_start(path):
+            restart_for.append(removed)
+    return restart_for
 
 
 def _running(node: Host, settings: Rke2Settings, changed: list) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 from pyinfra.api import FactBase
+
+from roles.rke2.config import HEADER, OPTIONAL_FILES
 
 
 class Rke2Version(FactBase):
@@ -50,3 +53,19 @@ class Nodes(FactBase):
                 "version": item.get("status", {}).get("nodeInfo", {}).get("kubeletVersion"),
             }
         return nodes
+
+
+class OptionalFiles(FactBase):
+    """The files of roles/rke2.config.OPTIONAL_FILES the role wrote (their first line is its header), as
+    a sorted list of paths; an operator's own files in the same places are not listed."""
+
+    default = list
+
+    def command(self) -> str:
+        header = shlex.quote(HEADER.strip())
+        # The patterns are the role's own constants: left unquoted so that the shell expands them.
+        return (f"for f in {' '.join(OPTIONAL_FILES)}; do "
+                f'[ -f "$f" ] && [ "$(head -n 1 "$f")" = {header} ] && printf \'%s\\n\' "$f"; done; true')  # fmt: skip
+
+    def process(self, output: list[str]) -> list[str]:
+        return sorted(line.strip() for line in output if line.strip())

@@ -4,6 +4,7 @@ and its node-password secret) and the host side (RKE2's own uninstall script).""
 from __future__ import annotations
 
 import os
+import shlex
 
 from pyinfra import host
 from pyinfra.api.exceptions import DeployError
@@ -53,8 +54,8 @@ def remove_from_api(names: list[str], settings: Rke2Settings) -> None:
         server.shell(
             name=f"Delete node {name} and its node-password secret",
             commands=[
-                kubectl(f"delete node {name}"),
-                kubectl(f"-n kube-system delete secret {secret} --ignore-not-found"),
+                kubectl(f"delete node {shlex.quote(name)}"),
+                kubectl(f"-n kube-system delete secret {shlex.quote(secret)} --ignore-not-found"),
             ],
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import dataclass
 
 from pyinfra import state
@@ -93,7 +94,8 @@ def rollout_plan(profile: Profile, target: str | None, allow_downgrade: bool) ->
 def snapshot(target: str) -> None:
     """An etcd snapshot on the first server before anything changes."""
     name = "pre-upgrade-" + re.sub(r"[^a-z0-9-]", "-", target.lower())
-    server.shell(name=f"Take etcd snapshot {name}", commands=[f"{PROGRAM} etcd-snapshot save --name {name}"])
+    server.shell(name=f"Take etcd snapshot {name}",
+                 commands=[f"{PROGRAM} etcd-snapshot save --name {shlex.quote(name)}"])  # fmt: skip
 
 
 def drain(batch: Batch, settings: Rke2Settings) -> None:
@@ -101,11 +103,12 @@ def drain(batch: Batch, settings: Rke2Settings) -> None:
     (PodDisruptionBudgets) stops the rollout, or with `drain_fallback: continue` is reported and the
     node stays cordoned."""
     for node in batch.nodes:
-        drain_command = kubectl(f"drain {node} --ignore-daemonsets --delete-emptydir-data "
-                                f"--timeout={settings.drain_timeout}s")  # fmt: skip
-        fallback = (f"echo 'drain of {node} did not finish in {settings.drain_timeout}s; upgrading it cordoned' >&2"
-                    if settings.drain_fallback == "continue" else "exit 1")  # fmt: skip
-        cordon = kubectl(f"cordon {node}")
+        name = shlex.quote(node)
+        drain_command = kubectl(f"drain {name} --ignore-daemonsets --delete-emptydir-data "
+                                f"--timeout={int(settings.drain_timeout)}s")  # fmt: skip
+        report = f"drain of {node} did not finish in {settings.drain_timeout}s; upgrading it cordoned"
+        fallback = f"echo {shlex.quote(report)} >&2" if settings.drain_fallback == "continue" else "exit 1"
+        cordon = kubectl(f"cordon {name}")
         server.shell(
             name=f"Cordon and drain {node}", commands=[f"{cordon} && {{ {drain_command} || {{ {fallback} ; }} ; }}"]
         )
@@ -119,7 +122,7 @@ def readmit(batch: Batch, target: str, settings: Rke2Settings, everyone: list[st
         failure = f"{node} not Ready at {target} after {seconds}s: the rollout stops here"
         server.shell(
             name=f"Wait for {node} to be Ready at {target}, then uncordon it",
-            commands=[wait(node_ready(node, target), seconds, failure), kubectl(f"uncordon {node}")],
+            commands=[wait(node_ready(node, target), seconds, failure), kubectl(f"uncordon {shlex.quote(node)}")],
         )
     server.shell(
         name=f"Health gate after {batch.label}: every node Ready",

@@ -58,3 +58,10 @@ def test_tokens_stay_out_of_config_and_private():
     assert "token:" not in SERVER.file("/etc/rancher/rke2/config.yaml").content_string
     token = AGENT.file("/etc/rancher/rke2/gpuaas-token")
     assert token.mode == 0o600 and token.user == "root"
+
+
+def test_the_agent_joins_with_the_secure_token_that_names_the_servers_ca():
+    ca_sha256 = SERVER.check_output("sha256sum /var/lib/rancher/rke2/server/tls/server-ca.crt").split()[0]
+    prefix = f"K10{ca_sha256}::node:"
+    # Only the prefix is read back, so that a failure never prints the secret.
+    assert AGENT.check_output(f"head -c {len(prefix)} /etc/rancher/rke2/gpuaas-token") == prefix

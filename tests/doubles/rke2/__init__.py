@@ -1,8 +1,10 @@
 """Build the RKE2 double's release, laid out like the official one: rke2.linux-amd64.tar.gz (bin/rke2,
-the scripts, the systemd units, share/rke2), sha256sum-amd64.txt and an images archive."""
+the scripts, the systemd units, share/rke2), sha256sum-amd64.txt and an images archive; and a double of
+RKE2's install.sh."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import tarfile
@@ -44,7 +46,9 @@ rm -f /usr/local/bin/rke2-uninstall.sh
 
 
 def _tarball(path: Path, members: dict[str, tuple[bytes, int]]) -> Path:
-    with tarfile.open(path, "w:gz") as archive:
+    """The same bytes for the same members, so a release built again keeps its pin."""
+    with path.open("wb") as file, gzip.GzipFile(filename="", mode="wb", fileobj=file, mtime=0) as packed, \
+            tarfile.open(fileobj=packed, mode="w") as archive:  # fmt: skip
         for name, (body, mode) in members.items():
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(body), mode, 1767225600
@@ -53,7 +57,8 @@ def _tarball(path: Path, members: dict[str, tuple[bytes, int]]) -> Path:
 
 
 def build_release(directory: Path, version: str) -> dict[str, Path]:
-    """The three release files of `version` in directory/VERSION/: tarball, checksum file, images."""
+    """The three release files of `version` in directory/VERSION/ (tarball, checksum file, images) and
+    the install script double."""
     target = directory / version
     target.mkdir(parents=True, exist_ok=True)
     program = (HERE / "rke2_double.py").read_text().replace("@VERSION@", version).encode()
@@ -76,11 +81,16 @@ def build_release(directory: Path, version: str) -> dict[str, Path]:
     checksums.write_text(
         "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n" for p in (tarball, images))
     )
-    return {"artifact": tarball, "checksums_artifact": checksums, "images_artifact": images}
+    script = target / "install.sh"
+    script.write_bytes((HERE / "install.sh").read_bytes())
+    return {"artifact": tarball, "checksums_artifact": checksums, "images_artifact": images, "script_artifact": script}
 
 
 RELEASES = "https://github.com/rancher/rke2/releases/download"
-ARTIFACTS = {"artifact": "rke2", "checksums_artifact": "rke2-checksums", "images_artifact": "rke2-images"}
+ARTIFACTS = {"artifact": "rke2", "checksums_artifact": "rke2-checksums", "images_artifact": "rke2-images",
+             "script_artifact": "rke2-install-script"}  # fmt: skip
+#: Where RKE2's install.sh of a release is published (its tag), so that its pin names one file.
+SCRIPTS = "https://raw.githubusercontent.com/rancher/rke2"
 #: The cluster settings the local lane's tests use: the API name does not resolve from the controller.
 SETTINGS = {
     "kubeconfig_via_address": True,
@@ -91,11 +101,14 @@ SETTINGS = {
 }  # fmt: skip
 
 
-def release_inventory(directory: Path, version: str) -> Path:
-    """The local profile with the double's release `version` pinned, and its pyinfra inventory."""
+def release_inventory(directory: Path, version: str, settings: dict | None = None) -> Path:
+    """The local profile with the double's release `version` pinned (and `settings` over the lane's
+    RKE2 settings), and its pyinfra inventory."""
     from tests.local_variant import inventory, pin
 
     files = build_release(directory, version)
-    pins = {ARTIFACTS[setting]: pin(ARTIFACTS[setting], path, version, f"{RELEASES}/{version}/{path.name}")
+    urls = {setting: f"{RELEASES}/{version}/{path.name}" for setting, path in files.items()}
+    urls["script_artifact"] = f"{SCRIPTS}/{version}/install.sh"
+    pins = {ARTIFACTS[setting]: pin(ARTIFACTS[setting], path, version, urls[setting])
             for setting, path in files.items()}  # fmt: skip
-    return inventory(directory, pins, {}, {"rke2": SETTINGS})
+    return inventory(directory, pins, {}, {"rke2": SETTINGS | (settings or {})})

@@ -7,6 +7,8 @@ kubectl --kubeconfig F get node NAME -o jsonpath='<Ready status>'
 kubectl --kubeconfig F cordon|uncordon NAME
 kubectl --kubeconfig F drain NAME [flags]
 kubectl --kubeconfig F delete node NAME
+kubectl --kubeconfig F delete -f FILE --ignore-not-found    (logged as delete-manifest FILE-NAME)
+kubectl --kubeconfig F -n kube-system delete addons.k3s.cattle.io NAME --ignore-not-found
 """
 
 import json
@@ -62,6 +64,14 @@ def main() -> None:
     elif words[:2] == ["delete", "secret"]:
         call("/double/nodes", {"action": "delete-secret", "node": words[2]})
         print(f'secret "{words[2]}" deleted')
+    elif words[:2] == ["delete", "-f"]:
+        manifest = words[2]
+        open(manifest).close()  # kubectl reads the file: a missing one is an error
+        call("/double/nodes", {"action": "delete-manifest", "node": manifest.rsplit("/", 1)[-1]})
+        print(f"resources of {manifest} deleted")
+    elif words[:2] == ["delete", "addons.k3s.cattle.io"]:
+        call("/double/nodes", {"action": "delete-addon", "node": words[2]})
+        print(f'addon.k3s.cattle.io "{words[2]}" deleted')
     elif words[:2] == ["delete", "node"]:
         call("/double/nodes", {"action": "delete", "node": words[2]})
         print(f'node "{words[2]}" deleted')

@@ -3,12 +3,19 @@
 
     rke2 --version                  `rke2 version VERSION (double)`
     rke2 server                     reads /etc/rancher/rke2/config.yaml; the first server (no `server:`)
-                                    writes the node token and /etc/rancher/rke2/rke2.yaml, installs kubectl
-                                    under /var/lib/rancher/rke2/bin, answers the supervisor on 9345 and
-                                    /readyz and the node API on 6443 (HTTPS); a joining server registers
-                                    with `server:` like an agent
+                                    makes the cluster CA (server/tls/server-ca.crt) and a serving
+                                    certificate it signs, writes the secure tokens RKE2 writes
+                                    (server/token and node-token `K10<sha256 of the CA>::server:SECRET`,
+                                    server/agent-token `K10<...>::node:SECRET`, 0600) and
+                                    /etc/rancher/rke2/rke2.yaml, installs kubectl under
+                                    /var/lib/rancher/rke2/bin, answers the supervisor on 9345 (/cacerts,
+                                    the join) and /readyz and the node API on 6443 (HTTPS); a joining
+                                    server registers with `server:` like an agent
     rke2 etcd-snapshot save --name N  writes a snapshot file and logs it
-    rke2 agent                      joins `server:` over the network with the token of `token-file` and
+    rke2 agent                      joins `server:` over the network with the token of `token-file`: a
+                                    secure token (K10...) makes it fetch /cacerts, REFUSE a CA whose
+                                    sha256 is not the token's, and verify the server's certificate with
+                                    that CA; a short token trusts the server unverified, as RKE2 does. It
                                     FAILS on a wrong token or an unreachable server; serves the kubelet's
                                     /healthz on 127.0.0.1:10248
 Both tell systemd they are ready (Type=notify) and log what they do to the server's double.log.
@@ -102,8 +109,10 @@ def https_server(port: int, handler, certificate: Path, key: Path) -> ThreadingH
 
 
 class Handler(BaseHTTPRequestHandler):
-    tokens: set = set()
+    #: `server:SECRET` and `node:SECRET`: what a joining node may present (a short token is its SECRET).
+    credentials: set = set()
     admin: str = ""
+    ca: bytes = b""
 
     def log_message(self, *args) -> None:
         pass
@@ -124,9 +133,16 @@ class Handler(BaseHTTPRequestHandler):
             return False
         return True
 
+    def accepted(self, presented: str) -> bool:
+        user, _, secret = presented.rpartition(":")
+        candidates = {f"{u}:{secret}" for u in (("server", "node") if not user else (user,))}
+        return bool(candidates & self.credentials)
+
     def do_GET(self) -> None:  # noqa: N802
         if self.path == "/readyz":
             return self.reply(200, "ok")
+        if self.path == "/cacerts":
+            return self.reply(200, self.ca.decode())
         if not self.admin_only():
             return None
         nodes = load_nodes()
@@ -140,7 +156,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         request = self.body()
         if self.path == "/v1-rke2/join":
-            if request.get("token") not in self.tokens:
+            if not self.accepted(request.get("credentials", "")):
                 log(f"join-refused {request.get('record', {}).get('name')}")
                 return self.reply(401, {"message": "invalid token"})
             record = request["record"]
@@ -154,8 +170,8 @@ class Handler(BaseHTTPRequestHandler):
             return None
         # Node actions of the kubectl double: cordon, uncordon, drain, delete.
         action, name = request.get("action"), request.get("node")
-        if action == "delete-secret":
-            threading.Thread(target=log, args=(f"delete-secret {name}",)).start()
+        if action in ("delete-secret", "delete-manifest", "delete-addon"):
+            threading.Thread(target=log, args=(f"{action} {name}",)).start()
             return self.reply(200, {action: name})
         with LOCK:
             nodes = load_nodes()
@@ -172,38 +188,63 @@ class Handler(BaseHTTPRequestHandler):
         return self.reply(200, {action: name})
 
 
-def tokens_from(options: dict) -> set:
-    found = set()
-    for key in ("token-file", "agent-token-file"):
-        if key in options:
-            found.add(Path(options[key]).read_text().strip())
-    return found
+def accepted_credentials(options: dict) -> set:
+    """`server:CLUSTER-TOKEN` and `node:AGENT-TOKEN` (the agent token is the cluster token when unset)."""
+    cluster = Path(options["token-file"]).read_text().strip()
+    agent = Path(options["agent-token-file"]).read_text().strip() if "agent-token-file" in options else cluster
+    return {f"server:{cluster}", f"node:{agent}"}
+
+
+def openssl(*arguments: str) -> None:
+    subprocess.run(["openssl", *arguments], check=True, capture_output=True)
+
+
+def certificates(tls: Path, names: list) -> tuple:
+    """The cluster CA (made once, like RKE2's) and a serving certificate for `names` that it signs."""
+    ca, ca_key = tls / "server-ca.crt", tls / "server-ca.key"
+    curve = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    made = not ca.exists()
+    if made:
+        openssl("req", "-x509", *curve, "-keyout", str(ca_key), "-out", str(ca), "-days", "3650",
+                "-subj", "/CN=rke2-server-ca@double")  # fmt: skip
+    certificate, key, request, extensions = (tls / n for n in ("serving.crt", "serving.key", "serving.csr", "san.ext"))
+    if made or not certificate.exists():
+        sans = ["IP:127.0.0.1", *(("IP:" if n[0].isdigit() else "DNS:") + n for n in names)]
+        extensions.write_text(f"subjectAltName={','.join(sans)}\n")
+        openssl("req", "-new", *curve, "-keyout", str(key), "-out", str(request), "-subj", "/CN=rke2-double")
+        openssl("x509", "-req", "-in", str(request), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+                "-days", "365", "-extfile", str(extensions), "-out", str(certificate))  # fmt: skip
+    return ca, certificate, key
+
+
+def private(path: Path, text: str) -> None:
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text)
 
 
 def serve_first_server(options: dict) -> None:
     SERVER_DIR.mkdir(parents=True, exist_ok=True)
     tls = SERVER_DIR / "tls"
-    tls.mkdir(exist_ok=True)
-    certificate, key = tls / "serving.crt", tls / "serving.key"
-    if not certificate.exists():
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                        "-nodes", "-keyout", str(key), "-out", str(certificate), "-days", "365", "-subj",
-                        "/CN=rke2-double", "-addext", "subjectAltName=IP:127.0.0.1," + ",".join(
-                            ("IP:" if n[0].isdigit() else "DNS:") + n for n in options.get("tls-san", []))],
-                       check=True, capture_output=True)  # fmt: skip
+    tls.mkdir(mode=0o700, exist_ok=True)
+    ca, certificate, key = certificates(tls, options.get("tls-san", []))
+    ca_hash = hashlib.sha256(ca.read_bytes()).hexdigest()
     cluster_token = Path(options["token-file"]).read_text().strip()
-    (SERVER_DIR / "token").write_text(cluster_token + "\n")
-    ca_hash = hashlib.sha256(certificate.read_bytes()).hexdigest()
-    (SERVER_DIR / "node-token").write_text(f"K10{ca_hash}::server:{cluster_token}\n")
+    for name in ("token", "node-token"):
+        private(SERVER_DIR / name, f"K10{ca_hash}::server:{cluster_token}\n")
+    if "agent-token-file" in options:
+        agent_token = Path(options["agent-token-file"]).read_text().strip()
+        private(SERVER_DIR / "agent-token", f"K10{ca_hash}::node:{agent_token}\n")
     admin_file = SERVER_DIR / "double-admin-token"
     if not admin_file.exists():
         admin_file.write_text(secrets.token_hex(16))
-    Handler.tokens, Handler.admin = tokens_from(options), admin_file.read_text()
+    Handler.credentials, Handler.admin = accepted_credentials(options), admin_file.read_text()
+    Handler.ca = ca.read_bytes()
     import base64
 
     kubeconfig = {"apiVersion": "v1", "kind": "Config",
                   "clusters": [{"name": "default", "cluster": {"server": "https://127.0.0.1:6443",
-                                "certificate-authority-data": base64.b64encode(certificate.read_bytes()).decode()}}],
+                                "certificate-authority-data": base64.b64encode(ca.read_bytes()).decode()}}],
                   "users": [{"name": "default", "user": {"token": Handler.admin}}],
                   "contexts": [{"name": "default", "context": {"cluster": "default", "user": "default"}}],
                   "current-context": "default"}  # fmt: skip
@@ -222,21 +263,40 @@ def serve_first_server(options: dict) -> None:
     https_server(6443, Handler, certificate, key)
 
 
+def verified_context(url: str, token: str) -> ssl.SSLContext:
+    """A secure token's CA check, as RKE2's agent makes it: the CA the server offers on /cacerts must have
+    the token's sha256, and then the server's certificate must be signed by it. A short token trusts
+    whatever answers."""
+    if not token.startswith("K10"):
+        return ssl._create_unverified_context()
+    expected = token[3:].split("::", 1)[0]
+    offered = urllib.request.urlopen(f"{url}/cacerts", timeout=5, context=ssl._create_unverified_context()).read()
+    actual = hashlib.sha256(offered).hexdigest()
+    if actual != expected:
+        sys.exit(f"failed to join {url}: token CA hash does not match the Cluster CA certificate hash: "
+                 f"{expected} != {actual}")  # fmt: skip
+    return ssl.create_default_context(cadata=offered.decode())
+
+
 def join(options: dict, role: str) -> None:
-    """Register with `server:` using the token; exit 1 on a refused token or an unreachable server."""
+    """Register with `server:` using the token; exit 1 on a CA that is not the token's, a refused token
+    or an unreachable server."""
     url = options.get("server", "")
     token = Path(options["token-file"]).read_text().strip()
-    payload = json.dumps({"token": token, "record": node_record(options, role)}).encode()
-    context = ssl._create_unverified_context()  # the double's CA is not distributed to joining nodes
+    presented = token.split("::", 1)[1] if token.startswith("K10") else token
+    payload = json.dumps({"credentials": presented, "record": node_record(options, role)}).encode()
     deadline = time.time() + 60
     while True:
         try:
+            context = verified_context(url, token)
             urllib.request.urlopen(urllib.request.Request(f"{url}/v1-rke2/join", payload, method="POST"),
                                    timeout=5, context=context)  # fmt: skip
             return
         except urllib.error.HTTPError as refused:
             sys.exit(f"failed to join {url}: {refused.code} {refused.reason}: token is not valid")
         except (urllib.error.URLError, OSError) as unreachable:
+            if isinstance(getattr(unreachable, "reason", None), ssl.SSLCertVerificationError):
+                sys.exit(f"failed to join {url}: its certificate is not signed by the token's CA: {unreachable}")
             if time.time() > deadline:
                 sys.exit(f"failed to join {url}: {unreachable}")
             time.sleep(1)
