@@ -5,8 +5,10 @@
 Fills a `bench` database of at least --size-gb GiB (pg_database_size) on local-server, reused by the
 next run when its size still fits (--fresh rebuilds it, --drop removes it and its role at the end).
 Times pg_dump -Fc to the host's disk (A), a plain upload_file of that dump with the backup's S3
-client and TransferConfig (B), then the engine's end-to-end backup of `bench` alone and its restore,
-each in its own process so that its peak memory is measured. Writes bench/results/backup.json and
+client and TransferConfig (B), then the engine's end-to-end backup of `bench` alone and two restores
+of that set, each in its own process so that its peak memory is measured: first in place, as the role
+restored before it kept the live copy (drop, create, pg_restore; C), then the role's restore beside
+the live database, checked, then swapped in. Writes bench/results/backup.json and
 bench/results/backup.md. Needs the local lane, up and converged.
 """
 
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +46,7 @@ GIB = 1 << 30
 MIB = 1 << 20
 #: Targets the figures are set next to (reported, never asserted).
 RATIO_TARGET = 1.5
+RESTORE_RATIO_TARGET = 1.2
 MEMORY_TARGET_MIB = 300
 #: Generation stops a little past the target: a restored copy packs slightly tighter than the original.
 OVERSHOOT = 1.03
@@ -168,10 +172,35 @@ def bench_profile() -> Profile:
     return profile.model_copy(update={"services": services.model_copy(update={"postgres": postgres})})
 
 
+def restore_in_place(job) -> None:
+    """C: how roles/postgres restored before it kept the live copy: each database dropped, created again
+    and filled by pg_restore in one transaction (the engine counts its rows afterwards)."""
+    from gpuaas.backup.transport import copy_stream
+    from roles.postgres.config import settings_for
+
+    port = settings_for(job.profile).port
+    for name in job.names:
+        quoted = shlex.quote(name.removesuffix(".dump"))
+        job.shell.run(f"runuser -u postgres -- dropdb -p {port} --if-exists --force {quoted} && "
+                      f"runuser -u postgres -- createdb -p {port} -O {quoted} {quoted}",
+                      f"recreating {quoted}")  # fmt: skip
+        command = f"runuser -u postgres -- pg_restore -p {port} --exit-on-error --single-transaction --no-owner " \
+                  f"--role={quoted} -d {quoted}"  # fmt: skip
+        with job.open(name) as archive, job.shell.writer(command, f"pg_restore of {quoted}") as target:
+            copy_stream(archive, target)
+
+
 def step(name: str, argument: str) -> dict:
     """Run in a child process: one step, its own wall time (after imports) and peak memory."""
     from gpuaas.backup import engine
     from roles.postgres import backup as postgres_backup
+
+    if name == "restore_in_place":
+        kept = ("SERVICE", "DEPENDANTS", "applies", "back_up", "figures", "drill")
+        in_place = types.SimpleNamespace(
+            restore=restore_in_place, **{key: getattr(postgres_backup, key) for key in kept}
+        )
+        engine.SERVICES = (in_place,)
 
     profile = bench_profile()
     out: dict = {}
@@ -191,7 +220,7 @@ def step(name: str, argument: str) -> dict:
             manifest = engine.back_up(profile, log=log, services=(postgres_backup,))
             out["set_id"] = manifest.set_id
             out["objects"] = {entry.key: entry.size for entry in manifest.objects}
-        elif name == "restore":
+        elif name in ("restore", "restore_in_place"):
             manifest = engine.choose_set(profile, argument)
             start = time.perf_counter()
             plan = engine.plan_restore(profile, manifest)
@@ -299,6 +328,7 @@ def main() -> None:
         if steps["backup"].get("set_id"):
             set_ids.add(steps["backup"]["set_id"])
         if "error" not in steps["backup"]:
+            steps["restore_in_place"] = run_step("restore_in_place", steps["backup"]["set_id"])
             steps["restore"] = run_step("restore", steps["backup"]["set_id"])
         failed = {name: out["error"] for name, out in steps.items() if "error" in out}
         if failed:
@@ -310,9 +340,10 @@ def main() -> None:
 
     baseline = steps["pg_dump"]["seconds"] + steps["upload"]["seconds"]
     ratio = steps["backup"]["seconds"] / baseline
+    restore_ratio = steps["restore"]["seconds"] / steps["restore_in_place"]["seconds"]
     peak = max(steps["backup"]["peak_mib"], steps["restore"]["peak_mib"])
     differences = steps["restore"]["differences"]
-    matched = not any(differences.values())
+    matched = not any(differences.values()) and not any(steps["restore_in_place"]["differences"].values())
     engine_object = next(iter(steps["backup"]["objects"].values()))
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -331,6 +362,7 @@ def main() -> None:
         },
         "steps": {name: figures(out, size) for name, out in steps.items()},
         "ratio": {"backup_over_dump_plus_upload": round(ratio, 2), "target": RATIO_TARGET},
+        "restore_ratio": {"beside_over_in_place": round(restore_ratio, 2), "target": RESTORE_RATIO_TARGET},
         "peak_memory": {"mib": round(peak, 1), "target_mib": MEMORY_TARGET_MIB},
         "restore_figures_match": matched,
         "restore_differences": differences,
@@ -349,9 +381,11 @@ def main() -> None:
         row("B: plain `upload_file` of that dump", "upload"),
         f"| A + B | {round(baseline, 2)} | {rate(size, baseline)} | - |",
         row("end-to-end backup (engine, streamed)", "backup"),
-        row("end-to-end restore (engine, verify + pg_restore)", "restore"),
+        row("C: end-to-end restore in place (engine, verify + drop + pg_restore)", "restore_in_place"),
+        row("end-to-end restore (engine, verify + pg_restore beside + check + swap)", "restore"),
         f"| **backup / (A + B)** | **{round(ratio, 2)}** (target {RATIO_TARGET}) | | "
         f"**{round(peak, 1)}** (target {MEMORY_TARGET_MIB}) |",
+        f"| **restore / C** | **{round(restore_ratio, 2)}** (target {RESTORE_RATIO_TARGET}) | | |",
     ]
     notes = [
         "",

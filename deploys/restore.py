@@ -4,7 +4,8 @@ pyinfra inventories/ENV.py deploys/restore.py --dry                  # the plan:
 GPUAAS_CONFIRM='restore ENV' pyinfra -y inventories/ENV.py deploys/restore.py
   GPUAAS_BACKUP_SET=ID              a set other than the newest complete one
   GPUAAS_RESTORE_SERVICES=a,b       only these services (postgres, redis, nats, openbao, temporal)
-  GPUAAS_RESTORE_FROM=OTHER_ENV     a set of another environment (refused otherwise)
+  GPUAAS_RESTORE_FROM=OTHER_ENV     a set of another environment (refused otherwise), verified with
+                                    backup.trusted_manifest_keys.OTHER_ENV
 """
 
 from gpuaas.context import host_in

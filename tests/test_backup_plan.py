@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 
 import pytest
@@ -131,3 +132,36 @@ def test_a_set_names_the_newest_etcd_snapshots_when_rke2_sends_them(staging):
     with_etcd = manifest("staging", node=staging.group("data")[0].name)
     with_etcd.etcd_snapshots = found
     assert "the newest RKE2 snapshot of that time is etcd/scheduled-2" in plan_restore(staging, with_etcd).lines()[-1]
+
+
+def test_hosts_services_and_objects_the_profile_does_not_have_are_refused(staging):
+    data_host = staging.group("data")[0].name
+    base = f"staging/20261124T010203000000Z-abcdef/{data_host}"
+    stranger = manifest("staging", node="stg-intruder")
+    with pytest.raises(DeployError, match=f"host 'stg-intruder' is not a data host of staging \\({data_host}\\)"):
+        plan_restore(staging, stranger)
+    temporal = manifest("staging", node=data_host)
+    temporal.services[f"{data_host}/temporal"] = {"version": "1", "figures": {}}
+    with pytest.raises(DeployError, match="service 'temporal' is not one staging backs up "
+                       r"\(postgres, redis, nats, openbao\); nothing was changed"):  # fmt: skip
+        plan_restore(staging, temporal)
+    # Restoring only the services the profile has leaves that one out.
+    assert list(plan_restore(staging, temporal, only=("redis",)).steps) == [(data_host, "redis")]
+    escaping = manifest("staging", node=data_host)
+    escaping.objects.append(ObjectEntry(f"{base}/postgres/../../etc/passwd", 1, "z"))
+    with pytest.raises(DeployError, match=f"object '{base}/postgres/../../etc/passwd' is not a file of a service"):
+        plan_restore(staging, escaping)
+
+
+def test_trusted_manifest_keys_name_other_environments_only(raw):
+    raw["backup"]["trusted_manifest_keys"] = {"staging": "secret:backup_manifest_key"}
+    with pytest.raises(ProfileError) as error:
+        parse_profile(raw, "staging.yml")
+    assert "backup.trusted_manifest_keys.staging: staging's own sets verify with backup.manifest_key" in \
+        error.value.report()  # fmt: skip
+    raw["backup"]["trusted_manifest_keys"] = {"prod": "secret:backup_prod_manifest_key"}
+    with pytest.raises(ProfileError) as error:
+        parse_profile(raw, "staging.yml")
+    assert re.search(r"backup.trusted_manifest_keys.prod: refers to .*not defined under secrets", error.value.report())
+    raw["secrets"]["backup_prod_manifest_key"] = {"file": "/etc/gpuaas/prod/backup-manifest-key"}
+    assert parse_profile(raw, "staging.yml").backup.trusted_manifest_keys == {"prod": "secret:backup_prod_manifest_key"}

@@ -1,6 +1,13 @@
 """Backing up an environment's stateful services into one backup set, restoring a set, expiring old
 sets. The deploys in deploys/ call these from the controller; each service's own part lives in its
-role's `backup.py` (see gpuaas.backup.service)."""
+role's `backup.py` (see gpuaas.backup.service).
+
+Each run holds the environment's lease in the bucket (gpuaas.backup.lease) while it writes, reads or
+removes anything, and clears restore markers left by killed runs when it starts. A restore or drill
+reads only a set whose manifest verifies with the environment's manifest key (gpuaas.backup.sets),
+or, for another environment's set (GPUAAS_RESTORE_FROM), with that environment's key as the profile
+names it under `backup.trusted_manifest_keys`: keys are never shared between environments, so a
+holder of a lower environment's key cannot make a set another environment accepts."""
 
 from __future__ import annotations
 
@@ -14,11 +21,13 @@ from typing import IO
 from pyinfra.api.exceptions import DeployError
 
 from gpuaas.backup import crypt, store
-from gpuaas.backup.service import BackupJob, RestoreJob, ServiceBackup, differences
+from gpuaas.backup.lease import Lease, clear_stale_markers, live_lease
+from gpuaas.backup.service import BackupJob, RestoreJob, RestoreRefused, ServiceBackup, differences
 from gpuaas.backup.sets import Hashing, Manifest, complete_sets, expired, list_sets, prefix
 from gpuaas.backup.transport import HostShell
 from gpuaas.backup.writer import (
     BackupSetError,
+    ManifestKey,
     SetWriter,
     mark_in_use,
     read_manifest,
@@ -26,7 +35,8 @@ from gpuaas.backup.writer import (
     utc_now,
     verify,
 )
-from gpuaas.profile import Host, Profile
+from gpuaas.profile import HOSTNAME, Host, Profile
+from gpuaas.safetext import SAFE_FILE_NAME
 from gpuaas.secrets import resolve
 from gpuaas.source import source_sha
 from roles.nats import backup as nats_backup
@@ -43,8 +53,42 @@ DATA_GROUP = "data"
 Log = Callable[[str], None]
 
 
+class ObjectChanged(BackupSetError, RestoreRefused):
+    """An object read back for a restore differs from the manifest's sha256 (changed in the bucket)."""
+
+
 def _service(name: str) -> ServiceBackup:
     return next(module for module in SERVICES if module.SERVICE == name)
+
+
+def manifest_key(profile: Profile, environment: str | None = None) -> ManifestKey:
+    """The key that signs ENVIRONMENT's manifests as this profile knows it: its own `backup.manifest_key`,
+    or another environment's under `backup.trusted_manifest_keys` (refused when the profile names none)."""
+    environment = environment or profile.name
+    if environment == profile.name:
+        return ManifestKey(resolve(profile, profile.backup.manifest_key), "backup.manifest_key")
+    reference = profile.backup.trusted_manifest_keys.get(environment)
+    if reference is None:
+        raise DeployError(f"{profile.source}: backup.trusted_manifest_keys.{environment}: not set; a set of "
+                          f"{environment} is restored only when its manifest verifies with {environment}'s manifest "
+                          "key, which this field names (a secret reference); nothing was changed")  # fmt: skip
+    return ManifestKey(resolve(profile, reference), f"backup.trusted_manifest_keys.{environment}", f"{environment}'s")
+
+
+@contextmanager
+def exclusive(s3, profile: Profile, operation: str, log: Log) -> Iterator[Lease]:
+    """The environment's lease held for the block (waiting up to `backup.lease_wait` for another run),
+    with the restore markers that killed runs left behind cleared and reported first."""
+    lease = Lease(s3, profile.backup.bucket, profile.name, operation, profile.backup.lease_ttl,
+                  profile.backup.lease_wait, log)  # fmt: skip
+    with store.reaching(profile, "taking the backup lease"):
+        lease.acquire()
+    try:
+        with store.reaching(profile, "clearing stale restore markers"):
+            clear_stale_markers(s3, profile.backup.bucket, profile.name, log)
+        yield lease
+    finally:
+        lease.release()
 
 
 def _upload(writer: SetWriter, profile: Profile, key_prefix: str, name: str, stream: IO[bytes]):
@@ -59,8 +103,15 @@ def back_up(profile: Profile, log: Log = print, services: tuple[ServiceBackup, .
     """One backup set of every service the profile runs on its data hosts; the manifest, written last.
     Any failure leaves the set without a manifest (never offered for a restore) and raises."""
     s3 = store.client(profile)
-    writer = SetWriter(s3, profile.backup.bucket, profile.name, source_sha(), store.transfer_config(profile))
+    with exclusive(s3, profile, "backup", log) as lease:
+        return _back_up(s3, profile, lease, log, services)
+
+
+def _back_up(s3, profile: Profile, lease: Lease, log: Log, services: tuple[ServiceBackup, ...]) -> Manifest:
+    writer = SetWriter(s3, profile.backup.bucket, profile.name, source_sha(), manifest_key(profile),
+                       store.transfer_config(profile))  # fmt: skip
     writer.manifest.encryption = "age" if profile.backup.encryption else ""
+    lease.note(writer.manifest.set_id)
     log(f"backup set {writer.prefix} started")
     try:
         for node in profile.group(DATA_GROUP):
@@ -68,6 +119,7 @@ def back_up(profile: Profile, log: Log = print, services: tuple[ServiceBackup, .
             for module in services:
                 if not module.applies(profile):
                     continue
+                lease.check()
                 key_prefix = f"{node.name}/{module.SERVICE}/"
                 job = BackupJob(profile, node, shell, upload=partial(_upload, writer, profile, key_prefix))
                 module.back_up(job)
@@ -78,6 +130,7 @@ def back_up(profile: Profile, log: Log = print, services: tuple[ServiceBackup, .
                 log(f"{node.name} {module.SERVICE} {job.version}: {len(stored)} objects, "
                     f"{sum(entry.size for entry in stored)} bytes")  # fmt: skip
         writer.manifest.etcd_snapshots = etcd_snapshots(s3, profile)
+        lease.check()
         manifest = writer.finish()
     except BackupSetError:
         raise
@@ -104,15 +157,30 @@ def etcd_snapshots(s3, profile: Profile, newest: int = 3) -> list[dict]:
 
 
 def expire(profile: Profile, log: Log = print, now: datetime.datetime | None = None) -> list[str]:
-    """Remove the sets retention no longer keeps; the ids removed."""
+    """Remove the sets retention no longer keeps, holding the environment's lease: no other run of the
+    environment is live, so every incomplete set is one whose run died and goes too. The ids removed."""
+    s3 = store.client(profile)
+    with exclusive(s3, profile, "retention", log) as lease, store.reaching(profile, "removing expired sets"):
+        sets = list_sets(s3, profile.backup.bucket, profile.name)
+        moment = now or datetime.datetime.now(datetime.timezone.utc)
+        doomed = expired(sets, profile.backup.keep_last, profile.backup.keep_days, moment)
+        lease.check()
+        if doomed:
+            remove_sets(s3, profile.backup.bucket, {set_id: sets[set_id]["keys"] for set_id in doomed})
+            log(f"retention removed {len(doomed)} set(s): {', '.join(doomed)}")
+        return doomed
+
+
+def expiring(profile: Profile, now: datetime.datetime | None = None) -> list[str]:
+    """The sets retention would remove now, read without the lease (for a plan): while another run is
+    live, no incomplete set and not the set that run names."""
     s3 = store.client(profile)
     sets = list_sets(s3, profile.backup.bucket, profile.name)
+    running = live_lease(s3, profile.backup.bucket, profile.name)
     moment = now or datetime.datetime.now(datetime.timezone.utc)
-    doomed = expired(sets, profile.backup.keep_last, profile.backup.keep_days, moment)
-    if doomed:
-        remove_sets(s3, profile.backup.bucket, {set_id: sets[set_id]["keys"] for set_id in doomed})
-        log(f"retention removed {len(doomed)} set(s): {', '.join(doomed)}")
-    return doomed
+    busy = {running.set_id} if running is not None else set()
+    return expired(sets, profile.backup.keep_last, profile.backup.keep_days, moment,
+                   another_run_live=running is not None, busy=busy)  # fmt: skip
 
 
 @dataclass
@@ -142,15 +210,16 @@ class RestorePlan:
 
 def choose_set(profile: Profile, set_id: str, source_environment: str | None = None) -> Manifest:
     """The manifest of SET_ID (or of the newest complete set for `latest`) of `source_environment`
-    (default: the profile's own environment)."""
+    (default: the profile's own environment), once it verifies with that environment's manifest key."""
     s3 = store.client(profile)
     environment = source_environment or profile.name
+    key = manifest_key(profile, environment)
     if set_id == "latest":
         complete = complete_sets(s3, profile.backup.bucket, environment)
         if not complete:
             raise BackupSetError(f"{environment} has no complete backup set in {profile.backup.bucket}")
         set_id = complete[-1]
-    return read_manifest(s3, profile.backup.bucket, environment, set_id)
+    return read_manifest(s3, profile.backup.bucket, environment, set_id, key)
 
 
 def plan_restore(profile: Profile, manifest: Manifest, allow_other_environment: bool = False,
@@ -164,6 +233,7 @@ def plan_restore(profile: Profile, manifest: Manifest, allow_other_environment: 
     if manifest.encryption and profile.backup.encryption is None:
         raise DeployError(f"backup set {manifest.set_id} is encrypted ({manifest.encryption}) and "
                           f"{profile.name}'s backup.encryption names no identity to decrypt it")  # fmt: skip
+    _refuse_unknown_names(profile, manifest, only)
     targets = profile.group(DATA_GROUP)
     sources = list(dict.fromkeys(name.split("/")[0] for name in manifest.services))
     by_name = {node.name: node for node in targets}
@@ -184,6 +254,34 @@ def plan_restore(profile: Profile, manifest: Manifest, allow_other_environment: 
     return plan
 
 
+def _refuse_unknown_names(profile: Profile, manifest: Manifest, only: tuple[str, ...] = ()) -> None:
+    """DeployError unless every host, service and object the restore would take from the manifest is
+    one the profile has: a data host of the profile (for its own sets; another environment's sets land
+    by position), a service the profile backs up, a plain file name under its service's folder. The
+    roles check the database and stream names inside."""
+    own = manifest.environment == profile.name
+    data_hosts = [node.name for node in profile.group(DATA_GROUP)]
+    services = [module.SERVICE for module in SERVICES if module.applies(profile)]
+    selected = [name for name in manifest.services if not only or name.partition("/")[2] in only]
+    problems = []
+    for name in selected:
+        node, _, service = name.partition("/")
+        if own and node not in data_hosts:
+            problems.append(f"host '{node}' is not a data host of {profile.name} ({', '.join(data_hosts)})")
+        elif not HOSTNAME.match(node):
+            problems.append(f"host '{node}' is not a host name")
+        if service not in services:
+            problems.append(f"service '{service}' is not one {profile.name} backs up ({', '.join(services)})")
+    base = prefix(manifest.environment, manifest.set_id)
+    for entry in manifest.objects:
+        folder, _, name = entry.key.removeprefix(base).rpartition("/")
+        if not entry.key.startswith(base) or folder not in manifest.services or not SAFE_FILE_NAME.fullmatch(name):
+            problems.append(f"object '{entry.key}' is not a file of a service of this set")
+    if problems:
+        raise DeployError(f"backup set {manifest.environment}/{manifest.set_id}: its manifest names what "
+                          f"{profile.source} does not have: {'; '.join(problems)}; nothing was changed")  # fmt: skip
+
+
 @contextmanager
 def _opened(s3, profile: Profile, manifest: Manifest, key: str, sha256: str) -> Iterator[IO[bytes]]:
     """One object streamed back (decrypted when the set is), checked again against its sha256 as it
@@ -196,7 +294,8 @@ def _opened(s3, profile: Profile, manifest: Manifest, key: str, sha256: str) -> 
             stream = stack.enter_context(crypt.decrypting(body, identity, key))
         yield stream
     if body.digest.hexdigest() != sha256:
-        raise BackupSetError(f"{key} changed in the bucket while it was being restored")
+        raise ObjectChanged(f"{key} changed in the bucket while it was being restored (what was received has "
+                            f"sha256 {body.digest.hexdigest()}, the manifest says {sha256})")  # fmt: skip
 
 
 def _stop_dependants(shell: HostShell, units: set[str]) -> list[str]:
@@ -230,16 +329,21 @@ def _jobs(s3, profile: Profile, plan: RestorePlan) -> Iterator[tuple[str, Servic
 
 
 @contextmanager
-def _verified(s3, profile: Profile, manifest: Manifest, log: Log) -> Iterator[None]:
-    """The set marked as being read (retention leaves it alone) and every object checked against the
-    manifest, before the block runs; the mark is removed afterwards."""
-    mark_in_use(s3, profile.backup.bucket, manifest, True)
-    try:
-        verify(s3, profile.backup.bucket, manifest)
-        log(f"set {manifest.set_id}: every object matches its sha256")
-        yield
-    finally:
-        mark_in_use(s3, profile.backup.bucket, manifest, False)
+def _verified(s3, profile: Profile, manifest: Manifest, operation: str, log: Log) -> Iterator[Lease]:
+    """The environment's lease held, the set marked as being read by this run (retention leaves it
+    alone while the lease lives) and every object checked against the manifest, before the block runs;
+    the mark and the lease are removed afterwards."""
+    with exclusive(s3, profile, operation, log) as lease:
+        lease.note(manifest.set_id)
+        with store.reaching(profile, f"marking backup set {manifest.set_id} as being read"):
+            mark_in_use(s3, profile.backup.bucket, manifest, lease.marker())
+        try:
+            verify(s3, profile.backup.bucket, manifest)
+            log(f"set {manifest.set_id}: every object matches its sha256")
+            yield lease
+        finally:
+            with store.reaching(profile, f"removing the mark of backup set {manifest.set_id}"):
+                mark_in_use(s3, profile.backup.bucket, manifest, None)
 
 
 def _verdict(lines: list[str]) -> str:
@@ -249,10 +353,13 @@ def _verdict(lines: list[str]) -> str:
 def restore(profile: Profile, plan: RestorePlan, log: Log = print) -> dict[str, list[str]]:
     """Verify every object of the set, then restore each planned service and compare its figures
     with the manifest's. Returns service -> differences (empty lists when all match); raises before
-    any service is touched when an object is missing or altered."""
+    any service is touched when an object is missing or altered. When a service refuses what it staged
+    (RestoreRefused: its live data kept), the services after it are left alone, the dependants are
+    started again and RestoreRefused names each."""
     s3 = store.client(profile)
-    with _verified(s3, profile, plan.manifest, log):
+    with _verified(s3, profile, plan.manifest, "restore", log) as lease:
         results: dict[str, list[str]] = {}
+        refused: list[str] = []
         hosts = {target.name: target for target, _ in plan.steps.values()}
         stopped = {
             name: _stop_dependants(
@@ -264,12 +371,26 @@ def restore(profile: Profile, plan: RestorePlan, log: Log = print) -> dict[str, 
         }  # fmt: skip
         try:
             for key, module, job in _jobs(s3, profile, plan):
-                found = module.restore(job)
+                if refused:
+                    refused.append(f"{module.SERVICE} on {job.node.name} was not restored (stopped after the "
+                                   "refusal above)")  # fmt: skip
+                    continue
+                lease.check()
+                try:
+                    found = module.restore(job)
+                except RestoreRefused as error:
+                    refused.append(f"restore of {module.SERVICE} on {job.node.name} refused before the swap: "
+                                   f"{error}; the live data was kept")  # fmt: skip
+                    log(refused[-1])
+                    continue
                 results[key] = differences(job.figures, found if found is not None else module.figures(job))
                 log(f"{module.SERVICE} restored onto {job.node.name}: {_verdict(results[key])}")
         finally:
             for name, units in stopped.items():
                 _start(HostShell(profile, hosts[name]), units)
+        if refused:
+            raise RestoreRefused(f"restore of backup set {plan.manifest.environment}/{plan.manifest.set_id} "
+                                 f"failed: {'; '.join(refused)}")  # fmt: skip
         return results
 
 
@@ -281,10 +402,15 @@ def drill(profile: Profile, plan: RestorePlan, log: Log = print) -> dict:
     manifest = plan.manifest
     report = {"environment": profile.name, "set": f"{manifest.environment}/{manifest.set_id}",
               "source_sha": manifest.source_sha, "started": utc_now(), "services": {}}  # fmt: skip
-    with _verified(s3, profile, manifest, log):
+    with _verified(s3, profile, manifest, "drill", log) as lease:
         for key, module, job in _jobs(s3, profile, plan):
-            found = module.drill(job)
-            lines = differences(job.figures, found)
+            lease.check()
+            try:
+                found = module.drill(job)
+            except RestoreRefused as error:
+                found, lines = {}, [f"the restored copy was refused: {error}"]
+            else:
+                lines = differences(job.figures, found)
             report["services"][key] = {"expected": job.figures, "found": found, "differences": lines}
             log(f"drill {key}: {_verdict(lines)}")
     report["ended"] = utc_now()

@@ -12,6 +12,11 @@ A role's backup module defines:
                                       service resumed its work (else figures() is read afterwards)
     drill(job: RestoreJob) -> dict    restore beside the live service (scratch database or server,
                                       removed afterwards) and return the figures found there
+
+A restore stages what it receives beside the live data and swaps only once the staged copy is proven.
+`job.open(name)` raises RestoreRefused when its block ends if what was read differs from the manifest
+(sha256), so a role swaps after that block; a role that finds its staged copy's figures differ raises
+RestoreRefused itself, before the swap. The engine then reports that the live data was kept.
 """
 
 from __future__ import annotations
@@ -21,9 +26,16 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
+from pyinfra.api.exceptions import DeployError
+
 from gpuaas.backup.sets import ObjectEntry
 from gpuaas.backup.transport import HostShell
 from gpuaas.profile import Host, Profile
+
+
+class RestoreRefused(DeployError):
+    """A service's restore stopped before its swap: the staged copy does not match the manifest (the
+    sha256 of what was received, or the figures); the message says why. The live data is untouched."""
 
 
 @dataclass

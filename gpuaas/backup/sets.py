@@ -1,17 +1,32 @@
 """Backup sets: one run's objects under `<env>/<set id>/`, complete only once its manifest (written
-last) is there. Listing, choosing and expiring sets."""
+last) is there. Listing, choosing and expiring sets.
+
+A manifest is signed: its `signature` entry holds an HMAC-SHA256, with the environment's manifest key
+(`backup.manifest_key`), of the manifest's canonical bytes (the JSON of every other entry, keys
+sorted, no spaces, ASCII), and the key's id (an HMAC of a fixed text with the same key, so that a
+refusal can tell "another key" from "altered" without showing anything of the key). Anyone who can
+write to the bucket can write a manifest; only a holder of the key can write one a restore accepts."""
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+import hmac
 import json
+import re
 import secrets
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 MANIFEST = "manifest.json"
 #: A restore that reads a set marks it with this object, so retention leaves the set alone meanwhile.
 IN_USE = "restore-in-progress"
+#: The run that holds this object in `<env>/` is the only backup, restore, drill or retention run of the
+#: environment (gpuaas.backup.lease).
+LEASE = "lease.json"
+SIGNATURE_ALGORITHM = "HMAC-SHA256"
+_KEY_ID_TEXT = b"gpuaas backup manifest key id"
 #: Microseconds included: sets started within the same second still sort in the order they started.
 ID_FORMAT = "%Y%m%dT%H%M%S%fZ"
 
@@ -59,6 +74,68 @@ class Manifest:
         return cls(**data)
 
 
+class SigningKey(Protocol):
+    """A secret (gpuaas.secrets.Secret): its value is read only to compute a MAC."""
+
+    def reveal(self) -> str: ...
+
+
+def canonical(data: dict) -> bytes:
+    """The bytes a manifest's signature covers: its entries, keys sorted, no spaces, ASCII."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _mac(key: SigningKey, message: bytes) -> str:
+    return hmac.new(key.reveal().encode(), message, hashlib.sha256).hexdigest()
+
+
+def key_id(key: SigningKey) -> str:
+    """A short id of the key that says which key signed, and reveals nothing of it."""
+    return _mac(key, _KEY_ID_TEXT)[:16]
+
+
+def signed_json(manifest: Manifest, key: SigningKey) -> str:
+    """The manifest as stored: its entries and a `signature` over their canonical bytes."""
+    data = asdict(manifest)
+    signature = {"algorithm": SIGNATURE_ALGORITHM, "key_id": key_id(key), "mac": _mac(key, canonical(data))}
+    return json.dumps({**data, "signature": signature}, indent=2, sort_keys=True) + "\n"
+
+
+class SignatureProblem(ValueError):
+    """Why a manifest's signature does not verify (`unsigned`, `other key`, `altered`), in words."""
+
+    def __init__(self, kind: str, text: str):
+        super().__init__(text)
+        self.kind = kind
+
+
+def verified_manifest(body: bytes, key: SigningKey) -> Manifest:
+    """The manifest in `body` once its signature verifies with `key`; SignatureProblem otherwise.
+    Nothing of the manifest is interpreted before its signature has been checked."""
+    try:
+        data = json.loads(body.decode())
+    except ValueError:
+        raise SignatureProblem("unsigned", "it is not JSON") from None
+    signature = data.pop("signature", None) if isinstance(data, dict) else None
+    if not isinstance(signature, dict) or not isinstance(signature.get("mac"), str):
+        raise SignatureProblem("unsigned", "it carries no signature")
+    if signature.get("algorithm") != SIGNATURE_ALGORITHM:
+        raise SignatureProblem("unsigned", f"its signature is not {SIGNATURE_ALGORITHM}")
+    if not hmac.compare_digest(signature["mac"].encode(), _mac(key, canonical(data)).encode()):
+        claimed = signature.get("key_id")
+        if claimed != key_id(key):
+            # The id comes from the bucket: shown only when it has the form of one.
+            shown = claimed if isinstance(claimed, str) and re.fullmatch(r"[0-9a-f]{16}", claimed) else "unknown"
+            raise SignatureProblem("other key", f"it was signed with another key (id {shown}; this key's id is "
+                                   f"{key_id(key)})")  # fmt: skip
+        raise SignatureProblem("altered", "its content was changed after it was signed")
+    try:
+        return Manifest.from_json(json.dumps(data))
+    except (TypeError, KeyError, ValueError):
+        # Signed by a holder of the key, yet not a manifest this version reads.
+        raise SignatureProblem("unreadable", "it verifies but is not a manifest this version can read") from None
+
+
 class Hashing:
     """A file-like reader that counts and hashes what passes through it (for streaming uploads)."""
 
@@ -96,16 +173,18 @@ def complete_sets(s3, bucket: str, environment: str) -> list[str]:
     return sorted(set_id for set_id, entry in list_sets(s3, bucket, environment).items() if entry["complete"])
 
 
-def expired(sets: dict[str, dict], keep_last: int, keep_days: int | None, now: datetime.datetime) -> list[str]:
+def expired(sets: dict[str, dict], keep_last: int, keep_days: int | None, now: datetime.datetime,
+            another_run_live: bool = False, busy: Collection[str] = ()) -> list[str]:  # fmt: skip
     """The sets retention removes: complete sets beyond the newest `keep_last` and older than `keep_days`
-    (when given), and incomplete sets older than the newest complete one. Never the newest complete
-    set, never a set a restore is reading."""
+    (when given), and the incomplete sets when no other run is live (retention holds the environment's
+    lease: every incomplete set is then a run that died). Never the newest complete set, never a set a
+    restore is reading, never one a live run names (`busy`)."""
     complete = sorted((s for s, e in sets.items() if e["complete"]), reverse=True)
     kept = set(complete[:keep_last])
     if keep_days is not None:
         kept |= {s for s in complete if now - set_time(s) < datetime.timedelta(days=keep_days)}
     newest = complete[0] if complete else None
     doomed = [s for s in complete if s not in kept and s != newest]
-    # An incomplete set older than the newest complete one is a run that failed; a newer one may still run.
-    doomed += [s for s, e in sets.items() if not e["complete"] and newest is not None and s < newest]
-    return sorted(s for s in doomed if not sets[s]["in_use"])
+    if not another_run_live:
+        doomed += [s for s, e in sets.items() if not e["complete"]]
+    return sorted(s for s in doomed if not sets[s]["in_use"] and s not in busy)

@@ -47,6 +47,18 @@ class HostShell:
             raise self._error(what, done.returncode, done.stderr)
         return done.stdout.decode()
 
+    def run_detached(self, unit: str, script: str, what: str) -> str:
+        """Run the shell `script` on the host as the transient systemd unit `unit`, waiting for it: a
+        controller that stops half-way does not stop it half-way (a service it stops is not left stopped
+        by a lost connection). The script travels on stdin into a root-only file the unit runs (and
+        removes first): on a unit's command line systemd would expand `${...}` itself."""
+        return self.run(
+            f"script=$(mktemp /run/{unit}.XXXXXX) && cat > \"$script\" || exit 1; "
+            f"systemctl reset-failed {unit} 2>/dev/null; systemd-run --unit {unit} --quiet --wait --pipe "
+            "--collect /bin/sh \"$script\"; status=$?; rm -f \"$script\"; exit $status",
+            what, input=f"rm -f \"$0\"\n{script}\n".encode(),
+        )  # fmt: skip
+
     @contextmanager
     def _started(self, command: str, what: str, stdout: int = subprocess.PIPE) -> Iterator[subprocess.Popen]:
         """The command running with its standard input (and output) piped. Leaving the block waits for

@@ -5,14 +5,39 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+from dataclasses import dataclass
 
 from pyinfra.api.exceptions import DeployError
 
-from gpuaas.backup.sets import IN_USE, MANIFEST, Hashing, Manifest, ObjectEntry, new_set_id, prefix
+from gpuaas.backup.sets import (
+    IN_USE,
+    MANIFEST,
+    Hashing,
+    Manifest,
+    ObjectEntry,
+    SignatureProblem,
+    SigningKey,
+    new_set_id,
+    prefix,
+    signed_json,
+    verified_manifest,
+)
 
 
 class BackupSetError(DeployError):
     """A set that cannot be written or trusted; the message names the set and the object."""
+
+
+@dataclass(frozen=True)
+class ManifestKey:
+    """The key manifests of one environment are signed with, and the profile field that names it (for
+    messages: the value is never shown)."""
+
+    secret: SigningKey
+    #: `backup.manifest_key`, or `backup.trusted_manifest_keys.prod` for another environment's sets.
+    field: str
+    #: Whose key it is, as a refusal says it: "this environment's", "prod's".
+    owner: str = "this environment's"
 
 
 def utc_now() -> str:
@@ -22,8 +47,8 @@ def utc_now() -> str:
 class SetWriter:
     """One backup set being written. Nothing is restorable until `finish` writes the manifest."""
 
-    def __init__(self, s3, bucket: str, environment: str, source_sha: str, transfer=None):
-        self.s3, self.bucket, self.transfer = s3, bucket, transfer
+    def __init__(self, s3, bucket: str, environment: str, source_sha: str, key: ManifestKey, transfer=None):
+        self.s3, self.bucket, self.transfer, self.key = s3, bucket, transfer, key
         self.manifest = Manifest(environment=environment, set_id=new_set_id(), source_sha=source_sha, started=utc_now())
 
     @property
@@ -49,20 +74,37 @@ class SetWriter:
         self.manifest.services[service] = {"version": version, "figures": figures}
 
     def finish(self) -> Manifest:
-        """Write the manifest, last: from now on the set is complete."""
+        """Write the manifest, signed with the environment's manifest key, last: from now on the set is
+        complete."""
         self.manifest.ended = utc_now()
-        self.s3.put_object(Bucket=self.bucket, Key=self.prefix + MANIFEST, Body=self.manifest.to_json().encode())
+        body = signed_json(self.manifest, self.key.secret).encode()
+        self.s3.put_object(Bucket=self.bucket, Key=self.prefix + MANIFEST, Body=body)
         return self.manifest
 
 
-def read_manifest(s3, bucket: str, environment: str, set_id: str) -> Manifest:
+def read_manifest(s3, bucket: str, environment: str, set_id: str, key: ManifestKey) -> Manifest:
+    """The manifest of ENVIRONMENT/SET_ID once its signature verifies with `key` and it names the set it
+    lies in; BackupSetError saying why not (nothing of an unverified manifest is used)."""
     try:
         body = s3.get_object(Bucket=bucket, Key=prefix(environment, set_id) + MANIFEST)["Body"].read()
     except s3.exceptions.NoSuchKey:
         raise BackupSetError(f"backup set {environment}/{set_id} has no manifest: it is incomplete") from None
     except Exception as error:  # connection, credentials, a store that is not ready
         raise BackupSetError(f"the manifest of backup set {environment}/{set_id} cannot be read: {error}") from None
-    return Manifest.from_json(body.decode())
+    where = f"backup set {environment}/{set_id}"
+    try:
+        manifest = verified_manifest(body, key.secret)
+    except SignatureProblem as problem:
+        if problem.kind == "unsigned":
+            raise BackupSetError(f"{where}: its manifest is unsigned ({problem}): it was written before manifests "
+                                 f"were signed, or not by a backup run; a restore trusts only manifests signed with "
+                                 f"{key.owner} manifest key ({key.field}); nothing was changed") from None  # fmt: skip
+        raise BackupSetError(f"{where}: its manifest is not signed with {key.owner} manifest key ({key.field}): "
+                             f"{problem}; nothing was changed") from None  # fmt: skip
+    if (manifest.environment, manifest.set_id) != (environment, set_id):
+        raise BackupSetError(f"{where}: its manifest is signed but describes set {manifest.environment}/"
+                             f"{manifest.set_id}, copied here from elsewhere; nothing was changed")  # fmt: skip
+    return manifest
 
 
 def verify(s3, bucket: str, manifest: Manifest) -> None:
@@ -85,11 +127,12 @@ def verify(s3, bucket: str, manifest: Manifest) -> None:
                                  "nothing was restored")  # fmt: skip
 
 
-def mark_in_use(s3, bucket: str, manifest: Manifest, in_use: bool) -> None:
-    """While a restore reads a set, a marker keeps retention away from it."""
+def mark_in_use(s3, bucket: str, manifest: Manifest, marker: bytes | None) -> None:
+    """While a restore reads a set, a marker keeps retention away from it; `marker` (the body naming the
+    run's lease, gpuaas.backup.lease) puts it there, None removes it."""
     key = prefix(manifest.environment, manifest.set_id) + IN_USE
-    if in_use:
-        s3.put_object(Bucket=bucket, Key=key, Body=b"")
+    if marker is not None:
+        s3.put_object(Bucket=bucket, Key=key, Body=marker)
     else:
         s3.delete_object(Bucket=bucket, Key=key)
 

@@ -3,7 +3,6 @@ Each plans while the deploy is prepared (so --dry shows it) and acts while it ex
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 
@@ -12,7 +11,6 @@ from pyinfra.api import FunctionCommand, deploy, operation
 from pyinfra.api.exceptions import DeployError
 
 from gpuaas.backup import engine, store
-from gpuaas.backup.sets import expired, list_sets
 from gpuaas.context import current_profile
 from gpuaas.errors import SecretError
 from gpuaas.profile import REPO_ROOT, Profile
@@ -80,19 +78,19 @@ def backup_set(profile: Profile):
 @operation(is_idempotent=False)
 def retention(profile: Profile):
     """
-    Remove the sets retention no longer keeps (never the newest complete set, never one being restored).
+    Remove the sets retention no longer keeps (never the newest complete set, never one being restored),
+    holding the environment's backup lease; incomplete sets go only when no other run is live.
 
     + profile: the environment's profile
     """
     # pyinfra runs this body when the operation executes: the set this run wrote is already listed.
     try:
-        sets = list_sets(store.client(profile), profile.backup.bucket, profile.name)
+        doomed = engine.expiring(profile)
     except Exception as error:  # botocore's connection, credential and API errors alike
         raise DeployError(f"{profile.name}: the backup bucket {profile.backup.bucket} at {profile.backup.endpoint} "
                           f"cannot be read ({error}); retention removed nothing") from None  # fmt: skip
-    now = datetime.datetime.now(datetime.timezone.utc)
-    if not expired(sets, profile.backup.keep_last, profile.backup.keep_days, now):
-        host.noop(f"{sum(entry['complete'] for entry in sets.values())} complete sets, none to remove")
+    if not doomed:
+        host.noop("no backup set to remove")
         return
     yield FunctionCommand(_reported, (engine.expire, profile), {})
 

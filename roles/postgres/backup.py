@@ -2,14 +2,25 @@
 
 The row counts recorded for a database are taken inside the very snapshot the dump reads (the
 snapshot is exported by a session held open for the dump's duration), so a busy database still
-yields figures that its restore must match exactly."""
+yields figures that its restore must match exactly.
+
+A restore never drops a live database to make room. Each archive is restored into a copy beside its
+live database (`NAME__restoring`, owned, granted and configured like the live one), and only once
+every copy's stream matched its sha256 and its row counts match the set's does each copy take the
+live name: in one transaction, the live database renamed `NAME__previous`, which is dropped once that
+committed. A run stopped anywhere before leaves the live databases as they were; the copies it left
+are dropped, with a warning, by the next restore. The restore drill stages the same way
+(`NAME__drill`) and drops its copies without swapping."""
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import subprocess
 
-from gpuaas.backup.service import BackupJob, RestoreJob, ServiceHost
+from pyinfra import logger
+
+from gpuaas.backup.service import BackupJob, RestoreJob, RestoreRefused, ServiceHost, differences
 from gpuaas.backup.transport import HostCommandError, HostShell, copy_stream
 from gpuaas.profile import Profile
 from roles.postgres.config import settings_for
@@ -26,6 +37,16 @@ ROW_COUNTS = (
     "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
     "AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1;"
 )
+ARCHIVE = ".dump"
+#: Suffixes of the copies kept beside a live database while it is restored or drilled.
+STAGING, PREVIOUS, DRILL = "__restoring", "__previous", "__drill"
+#: PostgreSQL's longest name (NAMEDATALEN - 1 bytes); a longer one is silently cut, so copies are kept within it.
+MAX_NAME = 63
+#: How long the swap waits for each session of the live database to end once told to, in milliseconds.
+SESSION_END_WAIT_MS = 10_000
+#: Settings whose stored value is already a quoted list (pg_dump writes these unquoted as well).
+LIST_SETTINGS = ("search_path", "temp_tablespaces", "local_preload_libraries", "session_preload_libraries",
+                 "shared_preload_libraries", "unix_socket_directories")  # fmt: skip
 
 
 def applies(profile: Profile) -> bool:
@@ -107,40 +128,244 @@ def back_up(job: BackupJob) -> None:
     job.record(version(job), counted)
 
 
-def restore(job: RestoreJob) -> None:
-    """Each database in the set is dropped (its sessions ended), created again owned by its role
-    and filled from its archive in one transaction."""
-    port = settings_for(job.profile).port
+def beside(database: str, suffix: str) -> str:
+    """The name of a copy of `database` kept beside it: NAME + suffix, or, when that passes PostgreSQL's
+    63 bytes, NAME cut short with 8 hex digits of its sha256, so that two long names never share a copy."""
+    name = database + suffix
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(database.encode()).hexdigest()[:8]
+    kept = MAX_NAME - len(suffix) - len(digest) - 1
+    return f"{database[:kept]}_{digest}{suffix}"
+
+
+def _copies(database: str) -> list[str]:
+    return [beside(database, suffix) for suffix in (STAGING, PREVIOUS, DRILL)]
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql(target: ServiceHost, sql: str, what: str, database: str = "postgres") -> str:
+    """Run SQL as postgres, given on standard input (names never reach the shell); its output."""
+    return target.shell.run(_psql(settings_for(target.profile).port, database), what, input=sql.encode())
+
+
+def _archives(job: RestoreJob) -> dict[str, str]:
+    """{database: archive name} of the set's archives. An archive of a database the profile does not list
+    is refused before anything on the host changes: a set never chooses which databases a restore replaces."""
+    listed = [database.name for database in settings_for(job.profile).databases]
+    clashing = sorted({copy for database in listed for copy in _copies(database)} & set(listed))
+    if clashing:
+        raise RestoreRefused(f"{job.node.name}: postgres: {job.profile.source}: services.postgres.databases lists "
+                             f"{', '.join(clashing)}, the name a restore gives its copy of another database; "
+                             "rename it to restore; no database was touched")  # fmt: skip
+    chosen, unknown = {}, []
     for name in job.names:
-        database = name.removesuffix(".dump")
-        quoted = shlex.quote(database)
-        job.shell.run(f"runuser -u postgres -- dropdb -p {int(port)} --if-exists --force {quoted} && "
-                      f"runuser -u postgres -- createdb -p {int(port)} -O {quoted} {quoted}",
-                      f"recreating database {database}")  # fmt: skip
-        command = f"runuser -u postgres -- pg_restore -p {int(port)} --exit-on-error --single-transaction " \
-                  f"--no-owner --role={quoted} -d {quoted}"  # fmt: skip
-        with job.open(name) as archive, job.shell.writer(command, f"pg_restore of {database}") as target:
-            copy_stream(archive, target)
+        database = name.removesuffix(ARCHIVE)
+        if name.endswith(ARCHIVE) and database in listed:
+            chosen[database] = name
+        else:
+            unknown.append(repr(name[:80]))
+    if unknown:
+        raise RestoreRefused(f"{job.node.name}: postgres: the set holds {', '.join(unknown)}, not an archive of a "
+                             f"database that {job.profile.source} lists in services.postgres.databases "
+                             f"({', '.join(listed)}); a restore replaces only the profile's databases; "
+                             "no database was touched")  # fmt: skip
+    return chosen
+
+
+def _existing(target: ServiceHost, names: list[str]) -> set[str]:
+    """Which of `names` are databases on the host."""
+    wanted = ", ".join(_literal(name) for name in names)
+    listed = _sql(target, f"SELECT datname FROM pg_database WHERE datname IN ({wanted});", "listing the databases")
+    return set(listed.split())
+
+
+def _drop(target: ServiceHost, database: str) -> None:
+    """Drop `database` when it exists, ending its sessions."""
+    _sql(target, f"DROP DATABASE IF EXISTS {_ident(database)} WITH (FORCE);", f"dropping {database}")
+
+
+def _drop_quietly(target: ServiceHost, databases: list[str]) -> None:
+    """Drop copies on the way out of a failed run; one that cannot be dropped now is the next run's to clear."""
+    for database in databases:
+        try:
+            _drop(target, database)
+        except HostCommandError:
+            pass
+
+
+def _clear_leftovers(target: ServiceHost, suffixes: tuple[str, ...]) -> None:
+    """Drop the copies a run that was stopped left beside the profiled databases, each with a warning. A
+    `__previous` copy goes only while its live database exists: then its swap committed and the live one
+    holds the restored data; without it, it is the only copy and the restore stops naming it."""
+    live = [database.name for database in settings_for(target.profile).databases]
+    copies = {beside(database, suffix): database for database in live for suffix in suffixes}
+    found = _existing(target, [*copies, *live])
+    left = sorted(found & set(copies))
+    for copy in left:
+        database = copies[copy]
+        if copy == beside(database, PREVIOUS) and database not in found:
+            raise RestoreRefused(f"{target.node.name}: postgres: {copy} is there but {database} is not; it may be "
+                                 f"the only copy of {database}'s data, so nothing was restored (rename it back to "
+                                 f"{database}, or drop it, then restore again)")  # fmt: skip
+    for copy in left:
+        database = copies[copy]
+        _drop(target, copy)
+        logger.warning(f"{target.node.name}: postgres: dropped {copy}, left beside {database} by an earlier "
+                       "restore or drill that did not finish")  # fmt: skip
+
+
+def _create_beside_sql(database: str, copy: str) -> str:
+    """psql input that creates `copy` with the live database's owner, encoding, locale, tablespace,
+    connection limit, grants, settings and comment (as converge makes a database when there is no live
+    one), then prints the copy's owner."""
+    live, new = _literal(database), _literal(copy)
+    lists = ", ".join(_literal(name) for name in LIST_SETTINGS)
+    no_live = f"NOT EXISTS (SELECT FROM pg_database WHERE datname = {live})"
+    return f"""
+SELECT format('CREATE DATABASE %I OWNER %I TEMPLATE template0 ENCODING %L LC_COLLATE %L LC_CTYPE %L TABLESPACE %I '
+              'CONNECTION LIMIT %s', {new}, pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate,
+              d.datctype, t.spcname, d.datconnlimit)
+       || CASE WHEN d.datlocprovider = 'i' THEN format(' LOCALE_PROVIDER icu ICU_LOCALE %L', d.daticulocale) ELSE '' END
+  FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace WHERE d.datname = {live}
+UNION ALL
+SELECT format('CREATE DATABASE %I OWNER %I', {new}, {live}) WHERE {no_live}
+\\gexec
+SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC, %I', {new}, pg_get_userbyid(datdba))
+  FROM pg_database WHERE datname = {live} AND datacl IS NOT NULL
+UNION ALL
+SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', {new}) WHERE {no_live}
+\\gexec
+SELECT format('GRANT %s ON DATABASE %I TO %s%s', a.privilege_type, {new},
+              CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+              CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+  FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = {live}
+\\gexec
+SELECT CASE WHEN s.setrole = 0 THEN format('ALTER DATABASE %I SET %I = ', {new}, name)
+            ELSE format('ALTER ROLE %I IN DATABASE %I SET %I = ', pg_get_userbyid(s.setrole), {new}, name) END
+       || CASE WHEN name IN ({lists}) THEN value ELSE quote_literal(value) END
+  FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) AS c,
+       LATERAL (SELECT split_part(c, '=', 1) AS name, substr(c, strpos(c, '=') + 1) AS value) AS setting
+ WHERE d.datname = {live}
+\\gexec
+SELECT format('COMMENT ON DATABASE %I IS %L', {new}, c.description)
+  FROM pg_shdescription c JOIN pg_database d ON d.oid = c.objoid AND c.classoid = 'pg_database'::regclass
+ WHERE d.datname = {live}
+\\gexec
+SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = {new};
+"""
+
+
+def stage(job: RestoreJob, database: str, archive: str, copy: str) -> dict[str, int]:
+    """Create `copy` beside `database` and fill it from the set's `archive` in one transaction; the row
+    counts found in it. The archive's stream is closed, and so checked against the manifest's sha256,
+    before the rows are counted: what the counts describe is exactly what was verified."""
+    port = settings_for(job.profile).port
+    owner = _sql(job, _create_beside_sql(database, copy), f"creating {copy} beside {database}").split()[-1]
+    command = f"runuser -u postgres -- pg_restore -p {int(port)} --exit-on-error --single-transaction " \
+              f"--no-owner --role={shlex.quote(owner)} -d {shlex.quote(copy)}"  # fmt: skip
+    with job.open(archive) as stream, job.shell.writer(command, f"pg_restore into {copy}") as target:
+        copy_stream(stream, target)
+    return _counts(_sql(job, ROW_COUNTS, f"counting the rows of {copy}", database=copy).splitlines())
+
+
+def _swap_sql(database: str, copy: str, previous: str) -> str:
+    """One server-side block: the live database closed to new sessions and its sessions ended, then, in
+    one transaction, live renamed `previous` and `copy` renamed live (opened as the live one was). On any
+    failure the renames roll back and the live database is opened again before the error is raised. It
+    runs inside the server, so a controller or connection lost meanwhile cannot leave it half done."""
+    return f"""
+DO $swap$
+DECLARE
+    live text := {_literal(database)};
+    staged text := {_literal(copy)};
+    previous text := {_literal(previous)};
+    allowed boolean;
+    failure text;
+BEGIN
+    SELECT datallowconn INTO allowed FROM pg_database WHERE datname = live;
+    IF allowed IS NULL THEN
+        EXECUTE format('ALTER DATABASE %I RENAME TO %I', staged, live);
+        RETURN;
+    END IF;
+    -- Committed at once: a rename needs the database without sessions, and new ones must stay out.
+    EXECUTE format('ALTER DATABASE %I ALLOW_CONNECTIONS false', live);
+    COMMIT;
+    PERFORM pg_terminate_backend(pid, {SESSION_END_WAIT_MS}) FROM pg_stat_activity
+      WHERE datname = live AND pid <> pg_backend_pid();
+    BEGIN
+        EXECUTE format('ALTER DATABASE %I RENAME TO %I', live, previous);
+        EXECUTE format('ALTER DATABASE %I RENAME TO %I', staged, live);
+        EXECUTE format('ALTER DATABASE %I ALLOW_CONNECTIONS %s', live, allowed::text);
+    EXCEPTION WHEN OTHERS THEN
+        failure := SQLERRM;
+        EXECUTE format('ALTER DATABASE %I ALLOW_CONNECTIONS %s', live, allowed::text);
+    END;
+    COMMIT;
+    IF failure IS NOT NULL THEN
+        RAISE EXCEPTION 'the swap of % was rolled back: %', live, failure;
+    END IF;
+END
+$swap$;
+"""
+
+
+def restore(job: RestoreJob) -> dict:
+    """Each database of the set restored into a copy beside the live one and checked (its archive's
+    sha256, its row counts against the set's), then swapped in; the previous databases are dropped last.
+    No live database changes before every copy is proven. Returns the row counts found in the copies."""
+    archives = _archives(job)
+    _clear_leftovers(job, (STAGING, PREVIOUS))
+    staged = [beside(database, STAGING) for database in archives]
+    found: dict[str, dict[str, int]] = {}
+    try:
+        for database, archive in archives.items():
+            found[database] = stage(job, database, archive, beside(database, STAGING))
+            wrong = differences(job.figures.get(database, {}), found[database], database)
+            if wrong:
+                raise RestoreRefused(f"{job.node.name}: postgres: the copy of {database} restored from the "
+                                     f"set does not match the manifest ({'; '.join(wrong)}); "
+                                     "no database was replaced")  # fmt: skip
+    except BaseException:
+        _drop_quietly(job, staged)
+        raise
+    swapped: list[str] = []
+    for database in archives:
+        try:
+            _sql(job, _swap_sql(database, beside(database, STAGING), beside(database, PREVIOUS)),
+                 f"swapping the restored copy of {database} in")  # fmt: skip
+        except BaseException as error:
+            _drop_quietly(job, staged[len(swapped) :])
+            if not swapped:
+                raise
+            raise HostCommandError(f"{error}; already replaced: {', '.join(swapped)}; left as they were: "
+                                 f"{', '.join(list(archives)[len(swapped):])}") from None  # fmt: skip
+        swapped.append(database)
+    for database in swapped:
+        try:
+            _drop(job, beside(database, PREVIOUS))
+        except HostCommandError as error:
+            logger.warning(f"{error}; the next restore drops it")
+    return found
 
 
 def drill(job: RestoreJob) -> dict:
-    """Restore each archive into a scratch database (`drill_NAME`) beside the live one, count its
-    rows, drop it: the live databases are never touched."""
-    port = settings_for(job.profile).port
+    """Each archive restored into a copy beside its live database (`NAME__drill`) the way a restore
+    stages it, counted and dropped: the live databases are never touched."""
+    archives = _archives(job)
+    _clear_leftovers(job, (DRILL,))
     found = {}
-    for name in job.names:
-        database = name.removesuffix(".dump")
-        scratch = shlex.quote(f"drill_{database}"[:63])
-        job.shell.run(f"runuser -u postgres -- dropdb -p {int(port)} --if-exists --force {scratch} && "
-                      f"runuser -u postgres -- createdb -p {int(port)} {scratch}", f"creating {scratch}")  # fmt: skip
+    for database, archive in archives.items():
+        copy = beside(database, DRILL)
         try:
-            command = f"runuser -u postgres -- pg_restore -p {int(port)} --exit-on-error --single-transaction " \
-                      f"--no-owner -d {scratch}"  # fmt: skip
-            with job.open(name) as archive, job.shell.writer(command, f"pg_restore into {scratch}") as target:
-                copy_stream(archive, target)
-            rows = job.shell.run(_psql(port, f"drill_{database}"[:63]), "counting rows", input=ROW_COUNTS.encode())
-            found[database] = _counts(rows.splitlines())
+            found[database] = stage(job, database, archive, copy)
         finally:
-            job.shell.run(f"runuser -u postgres -- dropdb -p {int(port)} --if-exists --force {scratch}",
-                          f"dropping {scratch}")  # fmt: skip
+            _drop_quietly(job, [copy])
     return found

@@ -4,9 +4,12 @@ the restore, that RDB becomes the data set Redis loads at start, also under appe
 
 from __future__ import annotations
 
+import re
 import shlex
 
-from gpuaas.backup.service import BackupJob, RestoreJob, ServiceHost
+from pyinfra import logger
+
+from gpuaas.backup.service import BackupJob, RestoreJob, RestoreRefused, ServiceHost, differences
 from gpuaas.backup.transport import HostCommandError, copy_stream
 from gpuaas.profile import Profile
 from gpuaas.secrets import Secret, resolve
@@ -18,6 +21,13 @@ UNIT = "redis-server"
 ARTIFACT = "dump.rdb"
 #: The AOF base file name Redis 7 gives the first generation of `appendfilename`.
 AOF_BASE = "{name}.1.base.rdb"
+#: Where a restore or drill stages the RDB, inside Redis' own directory: one file system, so the
+#: swap is renames. Also the journal of a swap under way (`swapping`, the old files kept aside).
+STAGING = ".gpuaas-restore"
+SWAP_UNIT = "gpuaas-redis-swap"
+#: What Redis' persistence settings may hold: they reach shell commands on the host.
+SAFE_PATH = re.compile(r"/[A-Za-z0-9._+/-]+")
+SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def applies(profile: Profile) -> bool:
@@ -61,6 +71,11 @@ def _settings(target: ServiceHost) -> dict[str, str]:
         port = settings_for(target.profile).port
         raise HostCommandError(f"{target.node.name}: Redis on port {port} did not answer CONFIG GET "
                                f"({' '.join(lines)[:200] or 'no answer'}); is redis-server running?")  # fmt: skip
+    unsafe = [key for key in ("dir", "dbfilename", "appenddirname", "appendfilename")
+              if not (SAFE_PATH if key == "dir" else SAFE_NAME).fullmatch(found[key]) or found[key] in (".", "..")]
+    if unsafe:
+        raise HostCommandError(f"{target.node.name}: Redis' {', '.join(unsafe)} is not a plain path (letters, digits, "
+                               "`.`, `_`, `-`); refused before anything was changed")  # fmt: skip
     return found
 
 
@@ -85,49 +100,168 @@ def back_up(job: BackupJob) -> None:
     job.record(version, counted)
 
 
-def restore(job: RestoreJob) -> None:
-    """Stop Redis, install the RDB (and, with appendonly, a new AOF whose base is that RDB), start it."""
-    settings = _settings(job)
+def _refuse_unknown(job: RestoreJob) -> None:
+    """The set must hold exactly this role's artifact and figures of logical databases (`db0` ...)."""
+    odd = [name for name in job.names if name != ARTIFACT] + [
+        str(key) for key in job.figures if not re.fullmatch(r"db[0-9]{1,5}", str(key))
+    ]
+    if odd or ARTIFACT not in job.names:
+        raise RestoreRefused(f"{job.node.name}: Redis restore refused (nothing was changed): the set holds "
+                             f"{', '.join(odd) or f'no {ARTIFACT}'}; this role restores {ARTIFACT} into "
+                             "databases db0, db1, ...")  # fmt: skip
+
+
+def _paths(settings: dict[str, str]) -> dict[str, str]:
+    """The shell-quoted paths of a restore (the settings are checked to be plain names)."""
     directory = settings["dir"]
-    staged = shlex.quote(f"{directory}/.restore.rdb")
-    with job.open(ARTIFACT) as rdb, job.shell.writer(f"umask 007 && cat > {staged}", "staging the RDB") as target:
+    staging = f"{directory}/{STAGING}"
+    return {name: shlex.quote(path) for name, path in {
+        "dir": directory, "staging": staging, "rdb": f"{directory}/{settings['dbfilename']}",
+        "aof": f"{directory}/{settings['appenddirname']}", "new": f"{staging}/new.rdb",
+    }.items()}  # fmt: skip
+
+
+def _stop_scratch(staging: str) -> str:
+    """A command stopping the scratch server a staging directory's pid file names (if that process
+    is still a redis-server: a pid left by a run cut short may have been reused since)."""
+    return (f"if [ -s {staging}/scratch.pid ]; then pid=$(cat {staging}/scratch.pid); "
+            "if grep -q redis-server /proc/$pid/cmdline 2>/dev/null; then kill $pid; fi; fi")  # fmt: skip
+
+
+def _clear_staging(settings: dict[str, str]) -> str:
+    """A command removing the staging directory and stopping its scratch server, unless a swap's
+    journal is there (then the rollback owns it)."""
+    staging = _paths(settings)["staging"]
+    return f"[ -e {staging}/swapping ] || {{ {_stop_scratch(staging)}; rm -rf {staging}; }}"
+
+
+def _staged(job: RestoreJob, settings: dict[str, str]) -> dict:
+    """The set's RDB written beside the live one (its sha256 checked once it is all read) and loaded into
+    a scratch redis-server on a unix socket of the staging directory (no TCP port, no persistence):
+    the key counts it holds. The live data is not touched; the staged RDB is kept for the swap."""
+    paths = _paths(settings)
+    leftover = job.shell.run(
+        f"if [ -e {paths['staging']}/swapping ]; then echo swapping; exit 0; fi; "
+        f"if [ -e {paths['staging']} ]; then echo leftover; {_clear_staging(settings)}; fi; "
+        f"install -d -m 700 -o redis -g redis {paths['staging']}", "preparing the Redis staging directory",
+    )  # fmt: skip
+    if "swapping" in leftover:
+        raise HostCommandError(f"{job.node.name}: an unfinished Redis restore waits in {settings['dir']}/{STAGING}; "
+                               "run the restore again (it puts the live data back first)")  # fmt: skip
+    if "leftover" in leftover:
+        logger.warning(f"{job.node.name}: Redis: removed the staged files an earlier restore or drill left")
+    with job.open(ARTIFACT) as rdb, job.shell.writer(f"umask 077 && cat > {paths['new']}.part",
+                                                     "staging the RDB") as target:  # fmt: skip
         copy_stream(rdb, target)
-    steps = [f"systemctl stop {UNIT}", f"cd {shlex.quote(directory)}"]
+    socket = shlex.quote(f"{settings['dir']}/{STAGING}/scratch.sock")
+    cli = f"redis-cli -s {socket}"
+    script = (
+        f"set -e; cd {paths['staging']}; mv new.rdb.part new.rdb; chown redis:redis new.rdb; "
+        f"runuser -u redis -- redis-server --port 0 --unixsocket {socket} --dir {paths['staging']} "
+        "--dbfilename new.rdb --appendonly no --save '' --daemonize yes --pidfile scratch.pid "
+        "--logfile scratch.log; "
+        f"up=no; for i in $(seq 120); do {cli} ping 2>/dev/null | grep -q PONG && up=yes && break; sleep 0.5; done; "
+        f"if [ $up = no ]; then {cli} shutdown nosave >/dev/null 2>&1 || true; tail -n 3 scratch.log >&2; exit 1; fi; "
+        f"{cli} info keyspace; {cli} shutdown nosave >/dev/null 2>&1 || true; rm -f scratch.pid scratch.log"
+    )
+    return _key_counts(job.shell.run(script, "loading the staged RDB into a scratch Redis"))
+
+
+def _rollback_script(settings: dict[str, str]) -> str:
+    """Put back the live files an unfinished swap moved aside, stop a scratch server a run cut short
+    left, and remove the staging directory; prints what it put back (nothing when no swap was under
+    way)."""
+    paths = _paths(settings)
+    staging = paths["staging"]
+    return (f"{_stop_scratch(staging)}; if [ -e {staging}/swapping ]; then systemctl stop {UNIT}; "
+            f"if [ -d {staging}/old-aof ]; then rm -rf {paths['aof']}; mv {staging}/old-aof {paths['aof']}; "
+            f"echo 'put back the append-only files'; elif [ -e {staging}/no-old-aof ]; then rm -rf {paths['aof']}; "
+            "echo 'removed the restored append-only files'; fi; "
+            f"if [ -e {staging}/old.rdb ]; then if [ {staging}/old.rdb -ef {paths['rdb']} ]; then "
+            f"rm -f {staging}/old.rdb; else mv {staging}/old.rdb {paths['rdb']}; fi; echo 'put back the RDB'; fi; "
+            f"if [ -e {staging}/no-old.rdb ]; then rm -f {paths['rdb']}; echo 'removed the restored RDB'; fi; "
+            f"rm -rf {staging}; systemctl start {UNIT}; fi; rm -rf {staging}")  # fmt: skip
+
+
+def _swap_script(settings: dict[str, str]) -> str:
+    """With Redis stopped: the live RDB (and AOF directory) kept aside, the staged ones renamed into
+    place, Redis started. Any failure puts the live files back before it ends."""
+    paths = _paths(settings)
+    staging = paths["staging"]
+    steps = [f"touch {staging}/swapping", f"systemctl stop {UNIT}"]
     if settings["appendonly"] == "yes":
-        aof_dir, base = settings["appenddirname"], AOF_BASE.format(name=settings["appendfilename"])
+        # Redis loads the AOF instead of the RDB: a fresh multi-part AOF whose base is the staged RDB.
+        base = AOF_BASE.format(name=settings["appendfilename"])
+        manifest = shlex.quote(settings["appendfilename"] + ".manifest")
         steps += [
-            f"rm -rf {shlex.quote(aof_dir)}",
-            f"install -d -m 750 -o redis -g redis {shlex.quote(aof_dir)}",
-            f"cp {staged} {shlex.quote(aof_dir + '/' + base)}",
-            f"printf 'file %s seq 1 type b\\n' {shlex.quote(base)} > {shlex.quote(aof_dir)}/"
-            f"{shlex.quote(settings['appendfilename'] + '.manifest')}",
-            f"chown -R redis:redis {shlex.quote(aof_dir)}",
+            f"install -d -m 750 -o redis -g redis {staging}/new-aof",
+            f"cp {paths['new']} {staging}/new-aof/{shlex.quote(base)}",
+            f"printf 'file %s seq 1 type b\\n' {shlex.quote(base)} > {staging}/new-aof/{manifest}",
+            f"chown -R redis:redis {staging}/new-aof",
+            f"if [ -d {paths['aof']} ]; then mv {paths['aof']} {staging}/old-aof; else touch {staging}/no-old-aof; fi",
+            f"mv {staging}/new-aof {paths['aof']}",
         ]
     steps += [
-        f"chown redis:redis {staged} && mv {staged} {shlex.quote(settings['dbfilename'])}",
+        # Without a live RDB to keep, the journal says so: a rollback then removes the restored one.
+        f"if [ -e {paths['rdb']} ]; then ln -f {paths['rdb']} {staging}/old.rdb; else touch {staging}/no-old.rdb; fi",
+        f"mv {paths['new']} {paths['rdb']}",
         f"systemctl start {UNIT}",
-        # Loading a large data set takes a while; PING answers LOADING until it is done.
-        "for i in $(seq 120); do $cli ping 2>/dev/null | grep -q PONG && exit 0; sleep 0.5; done; exit 1",
     ]
-    _ask(job, " && ".join(steps), "restoring the Redis data set")
+    rollback = shlex.quote("set +e; " + _rollback_script(settings))
+    return f"trap {rollback} EXIT; set -e; " + "; ".join(steps) + "; trap - EXIT"
+
+
+def _wait_ready(job: RestoreJob) -> None:
+    # Loading a large data set takes a while; PING answers LOADING until it is done.
+    _ask(job, "for i in $(seq 120); do $cli ping 2>/dev/null | grep -q PONG && exit 0; sleep 0.5; done; exit 1",
+         "waiting for Redis to load its data set")  # fmt: skip
+
+
+def restore(job: RestoreJob) -> dict:
+    """The RDB staged beside the live one and proven in a scratch Redis (sha256, key counts), then
+    swapped in by renames with Redis stopped (under appendonly as the base of a fresh AOF); the
+    live files are kept aside until Redis shows the manifest's key counts, and put back otherwise.
+    What an earlier run cut short is rolled back first. The key counts found."""
+    _refuse_unknown(job)
+    settings = _settings(job)
+    rolled_back = job.shell.run_detached(
+        SWAP_UNIT, _rollback_script(settings), "rolling back an unfinished Redis restore"
+    )
+    if rolled_back.strip():
+        logger.warning(f"{job.node.name}: Redis: an unfinished restore was rolled back "
+                       f"({'; '.join(rolled_back.strip().splitlines())})")  # fmt: skip
+    try:
+        wrong = differences(job.figures, _staged(job, settings))
+        if wrong:
+            raise RestoreRefused(f"{job.node.name}: the staged Redis RDB differs from the manifest "
+                                 f"({'; '.join(wrong)}); the live data was not touched")  # fmt: skip
+        try:
+            job.shell.run_detached(SWAP_UNIT, _swap_script(settings), "swapping in the restored Redis data set")
+            _wait_ready(job)
+            found = figures(job)
+            wrong = differences(job.figures, found)
+            if wrong:
+                raise HostCommandError(f"{job.node.name}: after the swap Redis showed other key counts than the "
+                                       f"manifest ({'; '.join(wrong)}); the live data was put back")  # fmt: skip
+        except Exception:
+            job.shell.run_detached(SWAP_UNIT, _rollback_script(settings), "putting the live Redis data back")
+            _wait_ready(job)
+            raise
+        # Proven: the commit is one removal (the journal), then the old files go.
+        staging = _paths(settings)["staging"]
+        job.shell.run(f"rm -f {staging}/swapping && rm -rf {staging}", "removing the Redis data the restore replaced")
+        return found
+    finally:
+        job.shell.run(_clear_staging(settings), "removing the Redis staging directory")
 
 
 def drill(job: RestoreJob) -> dict:
-    """Load the RDB into a scratch redis-server (a unix socket in a directory of its own, no TCP
-    port, no persistence), count its keys, stop it."""
-    scratch = "/var/tmp/gpuaas-redis-drill"
-    socket = f"{scratch}/redis.sock"
-    with job.open(ARTIFACT) as rdb, job.shell.writer(
-        f"rm -rf {scratch} && install -d -m 700 -o redis -g redis {scratch} && cat > {scratch}/dump.rdb",
-        "staging the RDB for the drill",
-    ) as target:  # fmt: skip
-        copy_stream(rdb, target)
-    cli = f"redis-cli -s {socket}"
-    script = (
-        f"chown redis:redis {scratch}/dump.rdb && "
-        f"runuser -u redis -- redis-server --port 0 --unixsocket {socket} --dir {scratch} --dbfilename dump.rdb "
-        f"--appendonly no --save '' --daemonize yes --pidfile {scratch}/redis.pid --logfile {scratch}/redis.log && "
-        f"for i in $(seq 120); do {cli} ping 2>/dev/null | grep -q PONG && break; sleep 0.5; done; "
-        f"{cli} info keyspace; {cli} shutdown nosave >/dev/null 2>&1; rm -rf {scratch}"
-    )
-    return _key_counts(job.shell.run(script, "loading the RDB into a scratch Redis"))
+    """The RDB staged where a restore stages it and loaded into a scratch redis-server (a unix socket,
+    no TCP port, no persistence): its key counts. The live Redis is not touched; the staged files are
+    removed afterwards."""
+    _refuse_unknown(job)
+    settings = _settings(job)
+    try:
+        return _staged(job, settings)
+    finally:
+        job.shell.run(_clear_staging(settings), "removing the Redis staging directory")
