@@ -15,7 +15,7 @@ def test_config_binds_the_profile_address_and_keeps_credentials_out():
     staging = load_profile("staging")
     files = rendered_files(staging, staging.host("stg-server-1"))
     conf = files[CONFIG]
-    assert 'listen: "10.20.0.10:4222"' in conf and 'http: "10.20.0.10:8222"' in conf
+    assert 'listen: "10.20.0.10:4222"' in conf and 'http: "127.0.0.1:8222"' in conf
     assert 'store_dir: "/var/lib/nats/jetstream"' in conf and "include ./auth.conf" in conf
     assert "password" not in conf
     assert "ExecStart=/usr/local/bin/nats-server -c /etc/nats/nats.conf" in files[UNIT]

@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from gpuaas.profile import REPO_ROOT, load_profile
+from roles.nats.config import MONITOR_ADDRESS
 from roles.openbao.config import client
 from roles.redis.config import AUTH as REDIS_AUTH
 from tests.local_variant import fact
@@ -32,7 +33,7 @@ def test_each_service_reports_its_version_and_readiness(converged):
     assert postgres.startswith(f"PostgreSQL {services.postgres.version}.")
     redis = fact("roles.redis.facts.RedisInfo", port=services.redis.port, auth_file=REDIS_AUTH)
     assert redis["redis_version"].startswith("7.")
-    nats = fact("roles.nats.facts.NatsVarz", address=address, monitor_port=services.nats.monitor_port)
+    nats = fact("roles.nats.facts.NatsVarz", address=MONITOR_ADDRESS, monitor_port=services.nats.monitor_port)
     assert nats == {"version": pins["nats-server"].version, "jetstream": True, "healthy": True}
     temporal = fact("roles.temporal.facts.TemporalCluster", program="temporal",
                     address=f"{address}:{services.temporal.port}")  # fmt: skip

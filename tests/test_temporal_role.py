@@ -12,10 +12,15 @@ from roles.temporal.config import CONFIG, UNIT, rendered_files, sql_tool
 from roles.temporal.facts import TemporalCluster, TemporalNamespaces, TemporalSchema
 
 
-def test_dev_unit_serves_the_ui_on_the_profile_address_and_persists_in_sqlite():
+def test_dev_unit_listens_on_loopback_with_the_frontend_forwarded_and_persists_in_sqlite():
     local = load_profile("local")
-    unit = rendered_files(local, local.host("local-server"))[UNIT]
-    assert "server start-dev --ip 0.0.0.0 --port 7233" in unit and "--ui-ip 172.30.77.10" in unit
+    files = rendered_files(local, local.host("local-server"))
+    unit = files[UNIT]
+    assert "server start-dev --ip 127.0.0.1 --port 7233" in unit and "--ui-ip 127.0.0.1" in unit
+    assert "172.30.77.10" not in unit
+    for name, port in (("temporal-frontend", 7233), ("temporal-http", 7243)):
+        assert f"ListenStream=172.30.77.10:{port}\n" in files[f"/etc/systemd/system/{name}.socket"]
+        assert f"systemd-socket-proxyd 127.0.0.1:{port}\n" in files[f"/etc/systemd/system/{name}.service"]
     assert "--db-filename /var/lib/temporal/temporal.db --namespace platform" in unit
     assert "--ui-disable-news-fetch" in unit and "ReadWritePaths=/var/lib/temporal" in unit
 
@@ -68,9 +73,9 @@ def test_schema_tool_takes_the_password_from_the_environment_file(server_mode):
     ("change", "path", "message"),
     [
         (lambda raw: raw["artifacts"].pop("temporal-sql-tool"), "services.temporal.sql_tool_artifact",
-         "no artifact 'temporal-sql-tool' is pinned"),
+         "names an artifact that is not pinned"),
         (lambda raw: raw["services"]["temporal"].update(visibility_database="tv"),
-         "services.temporal.visibility_database", "'tv' is not in services.postgres.databases"),
+         "services.temporal.visibility_database", "names no database of services.postgres.databases"),
         (lambda raw: raw["services"]["temporal"].update(history_port=6933),
          "services.temporal.frontend_membership_port", "port 6933 is already used by services.temporal.history_port"),
     ],

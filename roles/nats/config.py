@@ -21,9 +21,18 @@ def settings_for(profile: Profile) -> NatsSettings:
     return profile.services.nats
 
 
+#: Where the monitoring port listens: it answers anyone, so only the host itself reaches it.
+MONITOR_ADDRESS = "127.0.0.1"
+
+
 def context(profile: Profile, node: Host) -> dict:
     return {"settings": settings_for(profile), "server_name": node.name, "address": str(node.address),
-            "program": PROGRAM_LINK}  # fmt: skip
+            "monitor_address": MONITOR_ADDRESS, "program": PROGRAM_LINK}  # fmt: skip
+
+
+def monitor_url(settings: NatsSettings, path: str) -> str:
+    """A URL of the monitoring port (/varz, /healthz), as the host itself reaches it."""
+    return f"http://{MONITOR_ADDRESS}:{settings.monitor_port}{path}"
 
 
 def templates() -> dict[str, str]:

@@ -9,7 +9,17 @@ from filters.jinja import jinja_env_kwargs
 from gpuaas.context import current_node, current_profile
 from gpuaas.operations import install_pinned, secret_file, service_account, service_running
 from gpuaas.probe import in_place
-from roles.nats.config import AUTH, CONFIG, PROGRAM_LINK, UNIT, context, profile_auth_file, settings_for, templates
+from roles.nats.config import (
+    AUTH,
+    CONFIG,
+    PROGRAM_LINK,
+    UNIT,
+    context,
+    monitor_url,
+    profile_auth_file,
+    settings_for,
+    templates,  # fmt: skip
+)
 from roles.nats.state import probes
 
 
@@ -32,6 +42,6 @@ def nats() -> None:
     unit = files.template(name=f"Ensure {UNIT} is rendered", src=paths[UNIT], dest=UNIT, mode="644",
                           jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
 
-    healthz = f"http://{node.address}:{settings.monitor_port}/healthz"
+    healthz = monitor_url(settings, "/healthz")
     service_running("nats", changed=[config, auth, unit, linked], unit=unit,
                     ready=f"curl -fsS --max-time 2 {healthz} >/dev/null")  # fmt: skip

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from gpuaas.fieldtypes import Port
+from gpuaas.safetext import AbsolutePath
+
+#: The offset of each SeaweedFS server's gRPC port from its HTTP port (SeaweedFS's own convention).
+GRPC_OFFSET = 10000
+#: A port whose gRPC twin (+ GRPC_OFFSET) is a port too.
+InternalPort = Annotated[int, Field(ge=1, le=65535 - GRPC_OFFSET)]
 
 
 class ObjectStoreSettings(BaseModel):
@@ -14,10 +21,14 @@ class ObjectStoreSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = Field(default=False, description="Run SeaweedFS on the data host as the backup target.")
-    s3_port: Port = Field(default=8333, description="S3 API port (its gRPC port is this + 10000).")
-    master_port: Port = Field(default=9333, description="Master port (gRPC: + 10000).")
-    volume_port: Port = Field(default=8080, description="Volume server port (gRPC: + 10000).")
-    filer_port: Port = Field(default=8888, description="Filer port (gRPC: + 10000).")
-    data_dir: str = Field(default="/var/lib/seaweedfs", pattern=r"^/", description="Where the data lives.")
+    s3_port: InternalPort = Field(
+        default=8333,
+        description="S3 API port on the host's profile address (signed requests of the backup identity only); "
+        "the gateway itself, and its gRPC port (+ 10000), are on loopback.",
+    )
+    master_port: InternalPort = Field(default=9333, description="Master port, on loopback (gRPC: + 10000).")
+    volume_port: InternalPort = Field(default=8080, description="Volume server port, on loopback (gRPC: + 10000).")
+    filer_port: InternalPort = Field(default=8888, description="Filer port, on loopback (gRPC: + 10000).")
+    data_dir: AbsolutePath = Field(default="/var/lib/seaweedfs", description="Where the data lives.")
     volume_size_limit_mb: int = Field(default=1024, ge=64, description="Size of one volume before a new one.")
     artifact: str = Field(default="seaweedfs", description="The profile's artifact that ships `weed`.")

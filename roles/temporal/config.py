@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import posixpath
+import shlex
 from pathlib import Path
 
 from gpuaas import secrets
+from gpuaas.forwarding import LOOPBACK, Forward, forward_units
 from gpuaas.profile import Host, Profile
 from gpuaas.secrets import Secret
 from gpuaas.templating import render_template
@@ -54,7 +56,8 @@ def stores(settings: TemporalSettings) -> dict[str, str]:
 
 def context(profile: Profile, node: Host) -> dict:
     settings = settings_for(profile)
-    return {"settings": settings, "address": str(node.address), "program": PROGRAM_LINK, "server": SERVER_LINK,
+    return {"settings": settings, "address": str(node.address), "loopback": LOOPBACK, "program": PROGRAM_LINK,
+            "server": SERVER_LINK,
             "data_dir": data_dir(settings), "config_root": CONFIG_ROOT, "env_file": ENV_FILE,
             "postgres_port": profile.services.postgres.port, "plugin": SQL_PLUGIN}  # fmt: skip
 
@@ -66,12 +69,26 @@ def templates(settings: TemporalSettings) -> dict[str, str]:
     return {CONFIG: str(TEMPLATES / "production.yaml.j2"), UNIT: str(TEMPLATES / "temporal-server.service.j2")}
 
 
+def forwards(profile: Profile, node: Host) -> list[Forward]:
+    """Dev mode's frontend ports on the host's profile address (the embedded server listens on loopback
+    only); none in server mode, whose frontend binds the profile address itself."""
+    settings = settings_for(profile)
+    if settings.mode != "dev":
+        return []
+    address, what = str(node.address), "Temporal frontend ({}): Temporal asks clients for no credentials.".format
+    ports = (("temporal-frontend", settings.port, "gRPC"), ("temporal-http", settings.http_port, "HTTP API"))
+    return [Forward(name, address, port, "temporal.service", what(kind), "temporal") for name, port, kind in ports]
+
+
 def rendered_files(profile: Profile, node: Host) -> dict[str, str]:
     settings = settings_for(profile)
     if not settings.enabled:
         return {}
     data = context(profile, node)
-    return {path: render_template(template, data) for path, template in templates(settings).items()}
+    rendered = {path: render_template(template, data) for path, template in templates(settings).items()}
+    for forward in forwards(profile, node):
+        rendered |= forward_units(forward)
+    return rendered
 
 
 def environment_file(main: Secret, visibility: Secret) -> Secret:
@@ -88,8 +105,8 @@ def sql_tool(profile: Profile, node: Host, store: str, command: str) -> str:
     database = stores(settings)[store]
     variable = "TEMPORAL_DB_PASSWORD" if store == "temporal" else "TEMPORAL_VISIBILITY_DB_PASSWORD"
     return (f"set -a && . {ENV_FILE} && set +a && SQL_PASSWORD=\"${variable}\" {SQL_TOOL_LINK} "
-            f"--plugin {SQL_PLUGIN} --ep {node.address} -p {profile.services.postgres.port} -u {database} "
-            f"--db {database} {command}")  # fmt: skip
+            f"--plugin {SQL_PLUGIN} --ep {node.address} -p {profile.services.postgres.port} -u {shlex.quote(database)} "
+            f"--db {shlex.quote(database)} {command}")  # fmt: skip
 
 
 def health_command(settings: TemporalSettings, address: str) -> str:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import Directory
@@ -11,6 +13,7 @@ from pyinfra.operations import files, server
 from filters.jinja import jinja_env_kwargs
 from gpuaas import artifacts
 from gpuaas.context import current_node, current_profile
+from gpuaas.forwarding import LOOPBACK, forwarded
 from gpuaas.operations import install_pinned, secret_file, service_account, service_running
 from gpuaas.probe import in_place
 from gpuaas.profile import Host, Profile
@@ -24,6 +27,7 @@ from roles.temporal.config import (
     context,
     data_dir,
     environment_file,
+    forwards,
     health_command,
     password_ref,
     schema_dir,
@@ -59,9 +63,13 @@ def temporal() -> None:
                                         group="temporal", mode="640" if path.endswith(".yaml") else "644",
                                         jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
     unit = rendered.pop("/etc/systemd/system/temporal.service")
-    ready = f"{health_command(settings, str(node.address))} 2>/dev/null | grep -q SERVING"
+    # Dev mode's server answers on loopback; its forwarders listen once it no longer holds every address.
+    health_address = LOOPBACK if settings.mode == "dev" else str(node.address)
+    ready = f"{health_command(settings, health_address)} 2>/dev/null | grep -q SERVING"
     service_running("temporal", changed=[*changed, *rendered.values(), unit], unit=unit, ready=ready,
                     seconds=120 if settings.mode == "server" else 60)  # fmt: skip
+    for forward in forwards(profile, node):
+        forwarded(forward)
     if settings.mode == "server":
         _namespaces(settings, str(node.address))
 
@@ -74,13 +82,14 @@ def _server_configuration(profile: Profile, node: Host, settings: TemporalSettin
                                 resolve(profile, password_ref(profile, settings.visibility_database))),
     )  # fmt: skip
     archive = artifacts.verified(settings.schema_artifact, profile.artifacts[settings.schema_artifact])
-    target = schema_dir(profile)
+    target, source = schema_dir(profile), f"{SCHEMA_ROOT}/{archive.name}"
     files.put(name=f"Ensure the Temporal schema source {archive.name} is on the host", src=str(archive),
-              dest=f"{SCHEMA_ROOT}/{archive.name}", mode="644", create_remote_dir=True)  # fmt: skip
+              dest=source, mode="644", create_remote_dir=True)  # fmt: skip
+    q_target, q_new, q_source = shlex.quote(target), shlex.quote(f"{target}.new"), shlex.quote(source)
     server.shell(
         name=f"Ensure the Temporal schema is unpacked in {target}",
-        commands=[f"mkdir -p {target}.new && tar -xzf {SCHEMA_ROOT}/{archive.name} -C {target}.new "
-                  f"--strip-components=1 && rm -rf {target} && mv {target}.new {target}"],
+        commands=[f"mkdir -p {q_new} && tar -xzf {q_source} -C {q_new} --strip-components=1 && rm -rf {q_target} "
+                  f"&& mv {q_new} {q_target}"],
         _if=lambda: not host.get_fact(Directory, path=versioned_dir(profile, "temporal")),
     )  # fmt: skip
     for store, database in stores(settings).items():
@@ -88,7 +97,7 @@ def _server_configuration(profile: Profile, node: Host, settings: TemporalSettin
         server.shell(
             name=f"Ensure the {database} database schema is current (temporal-sql-tool)",
             commands=[f"{{ {sql_tool(profile, node, store, 'setup-schema -v 0.0')} ; }} 2>/dev/null; "
-                      f"{sql_tool(profile, node, store, f'update-schema -d {directory}')}"],
+                      f"{sql_tool(profile, node, store, f'update-schema -d {shlex.quote(directory)}')}"],
             _if=lambda database=database, directory=directory: _schema_behind(database, directory),
         )  # fmt: skip
     return credentials
@@ -105,7 +114,8 @@ def _namespaces(settings: TemporalSettings, address: str) -> None:
     for namespace in settings.namespaces:
         server.shell(
             name=f"Ensure namespace {namespace} is registered",
-            commands=[f"{PROGRAM_LINK} operator namespace create --namespace {namespace} --address {endpoint}"],
+            commands=[f"{PROGRAM_LINK} operator namespace create --namespace {shlex.quote(namespace)} "
+                      f"--address {shlex.quote(endpoint)}"],
             _if=lambda namespace=namespace: (
                 namespace not in host.get_fact(TemporalNamespaces, program=PROGRAM_LINK, address=endpoint)
             ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 from pyinfra.api import FactBase
 
@@ -57,9 +58,11 @@ class TemporalSchema(FactBase):
     the version temporal-sql-tool recorded in it, and the newest in the versioned schema directory."""
 
     def command(self, database: str, versioned_dir: str) -> str:
-        query = f"SELECT curr_version FROM schema_version WHERE db_name = '{database}'"
-        return (f"echo current=$(runuser -u postgres -- psql -XAtq -d {database} -c \"{query}\" 2>/dev/null); "
-                f"echo available=$(ls {versioned_dir} 2>/dev/null | tr '\\n' ' ')")  # fmt: skip
+        # `database` is an identifier (a-z, 0-9, '_'): it is inert inside the SQL string literal too.
+        query = shlex.quote(f"SELECT curr_version FROM schema_version WHERE db_name = '{database}'")
+        return (f"echo current=$(runuser -u postgres -- psql -XAtq -d {shlex.quote(database)} -c {query} "
+                f"2>/dev/null); echo available=$(ls {shlex.quote(versioned_dir)} 2>/dev/null "
+                "| tr '\\n' ' ')")  # fmt: skip
 
     def process(self, output: list[str]) -> dict:
         values = dict(line.split("=", 1) for line in output if "=" in line)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from gpuaas.fieldtypes import Port
+from gpuaas.safetext import AbsolutePath, ArtifactName, safe_text
 
-Namespace = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{1,62}$")]
-Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+Namespace = Annotated[str, safe_text(r"[a-z0-9][a-z0-9._-]{1,62}", "a namespace of 2 to 63 of a-z, 0-9, '.', '_' "
+                                     "and '-', starting with a letter or digit")]  # fmt: skip
+Identifier = Annotated[str, safe_text(r"[a-z_][a-z0-9_]{0,62}", "an identifier of 1 to 63 of a-z, 0-9 and '_', "
+                                      "not starting with a digit")]  # fmt: skip
 
 
 class TemporalSettings(BaseModel):
@@ -28,14 +31,18 @@ class TemporalSettings(BaseModel):
     http_port: Port = Field(default=7243, description="Frontend HTTP API port.")
     metrics_port: Port = Field(default=7244, description="Prometheus /metrics port.")
     namespaces: list[Namespace] = Field(default=["platform"], description="Namespaces the deploy keeps registered.")
-    db_file: str = Field(default="/var/lib/temporal/temporal.db", pattern=r"^/", description="SQLite file (dev).")
-    artifact: str = Field(default="temporal", description="The profile's artifact that ships the temporal CLI.")
+    db_file: AbsolutePath = Field(default="/var/lib/temporal/temporal.db", description="SQLite file (dev).")
+    artifact: ArtifactName = Field(
+        default="temporal", description="The profile's artifact that ships the temporal CLI."
+    )
     # server mode
-    server_artifact: str = Field(
+    server_artifact: ArtifactName = Field(
         default="temporal-server", description="Artifact with `temporal-server` (the release tarball; server)."
     )
-    sql_tool_artifact: str = Field(default="temporal-sql-tool", description="Artifact with `temporal-sql-tool`.")
-    schema_artifact: str = Field(
+    sql_tool_artifact: ArtifactName = Field(
+        default="temporal-sql-tool", description="Artifact with `temporal-sql-tool`."
+    )
+    schema_artifact: ArtifactName = Field(
         default="temporal-schema", description="The release's source tarball, for its schema/ directory (server)."
     )
     database: Identifier = Field(default="temporal", description="`services.postgres.databases` entry (server).")

@@ -10,6 +10,7 @@ import pytest
 
 from gpuaas.profile import load_profile
 from gpuaas.secrets import resolve
+from roles.nats.config import monitor_url
 from tests.lane import lane_host
 
 PROFILE = load_profile("local")
@@ -27,10 +28,10 @@ def test_service_runs_as_its_own_account():
 
 
 def test_running_version_is_the_pin_and_healthy():
-    varz = json.loads(HOST.check_output(f"curl -fsS http://{DATA.address}:{SETTINGS.monitor_port}/varz"))
+    varz = json.loads(HOST.check_output(f"curl -fsS {monitor_url(SETTINGS, '/varz')}"))
     assert varz["version"] == PROFILE.artifacts[SETTINGS.artifact].version
     assert varz["jetstream"]["config"]["store_dir"].startswith(SETTINGS.store_dir)
-    health = HOST.check_output(f"curl -fsS http://{DATA.address}:{SETTINGS.monitor_port}/healthz")
+    health = HOST.check_output(f"curl -fsS {monitor_url(SETTINGS, '/healthz')}")
     assert json.loads(health)["status"] == "ok"
 
 
