@@ -27,7 +27,7 @@ from gpuaas.errors import ProfileError
 from gpuaas.lane import LaneError, machine, shapes
 from gpuaas.lane import hosts as lane_hosts
 from gpuaas.profile import INVENTORY_DIR, REPO_ROOT, display_path, load_profile, resolve_profile_path
-from gpuaas.render import render
+from gpuaas.render import RenderError, render
 from gpuaas.secrets import generate_missing, unresolvable
 
 ENVIRONMENTS = ("local", "dev", "demo", "staging", "prod")
@@ -57,8 +57,17 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _render(args: argparse.Namespace) -> int:
     profile = load_profile(args.env)
-    out = Path(args.out) if args.out else REPO_ROOT / "build" / profile.name
-    files = render(profile, out)
+    build = REPO_ROOT / "build" / profile.name
+    out = Path(args.out) if args.out else build
+    try:
+        # build/ENV also keeps other commands' plans and evidence: render leaves them alone there.
+        files = render(profile, out, shared=out.resolve() == build.resolve())
+    except RenderError as exc:
+        print(f"render: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"render: cannot write into {out}: {exc.strerror}", file=sys.stderr)
+        return 2
     print(f"rendered {len(files)} files for {profile.name} into {display_path(out)}")
     return 0
 
@@ -136,7 +145,7 @@ def parser() -> argparse.ArgumentParser:
     validate.set_defaults(run=_validate)
     render_cmd = commands.add_parser("render", help="write the effective per-host configuration")
     render_cmd.add_argument("env")
-    render_cmd.add_argument("--out", help="output directory (default: build/ENV)")
+    render_cmd.add_argument("--out", help="output directory: new, empty, or an earlier render's (default: build/ENV)")
     render_cmd.set_defaults(run=_render)
     local = commands.add_parser("local", help="the local lane's systemd containers")
     local.add_argument("action", choices=("up", "list", "down", "setup"))

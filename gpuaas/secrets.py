@@ -100,11 +100,21 @@ def _from_env(name: str, source: SecretSource, **_) -> str:
         raise SecretError(f"environment variable {source.env} is not set") from None
 
 
-def _from_file(name: str, source: SecretSource, **_) -> str:
+def _read_secret_file(path: Path) -> str:
+    """The stripped text of a secret's file; SecretError naming the file (never its content) when it is
+    a directory, cannot be read, or is not UTF-8 text."""
+    if path.is_dir():
+        raise SecretError(f"{path} is a directory; a secret's file is a regular file")
     try:
-        return Path(source.file).read_text(encoding="utf-8").strip()
+        return path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise SecretError(f"cannot read {source.file}: {exc.strerror}") from None
+        raise SecretError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SecretError(f"{path} is not UTF-8 text (value not shown)") from None
+
+
+def _from_file(name: str, source: SecretSource, **_) -> str:
+    return _read_secret_file(Path(source.file))
 
 
 def _from_age(name: str, source: SecretSource, repo_root: Path, **_) -> str:
@@ -119,7 +129,11 @@ def _from_age(name: str, source: SecretSource, repo_root: Path, **_) -> str:
     )
     if result.returncode != 0:
         raise SecretError(f"age could not decrypt {source.age}: {result.stderr.strip()}")
-    data = yaml.safe_load(result.stdout) or {}
+    try:
+        data = yaml.safe_load(result.stdout) or {}
+    except yaml.YAMLError:
+        # PyYAML's message quotes the offending line, which here is decrypted secret text.
+        raise SecretError(f"the decrypted content of {source.age} is not a YAML mapping (value not shown)") from None
     if not isinstance(data, dict) or source.key not in data:
         raise SecretError(f"key '{source.key}' is not in {source.age}")
     return str(data[source.key])
@@ -132,14 +146,14 @@ def _generated(name: str, source: SecretSource, profile: Profile, generated_dir:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(random_source.token_urlsafe(source.generate)[: source.generate])
-    return path.read_text(encoding="utf-8").strip()
+    return _read_secret_file(path)
 
 
 def _stored(name: str, source: SecretSource, profile: Profile, generated_dir: Path, **_) -> str:
     path = generated_dir / profile.secret_scope / name
     if not path.exists():
         raise SecretError(f"not stored yet in {path}: the deploy that creates it writes it there")
-    return path.read_text(encoding="utf-8").strip()
+    return _read_secret_file(path)
 
 
 def writable_path(profile: Profile, reference: str, generated_dir: Path = GENERATED_DIR) -> Path:
@@ -164,9 +178,15 @@ def store(profile: Profile, reference: str, value: str, generated_dir: Path = GE
     """Write a secret created by a deploy to its file (0600, directory 0700). A different value already
     there is kept beside it as NAME.replaced-<UTC time>, never overwritten. Returns the path."""
     path = writable_path(profile, reference, generated_dir)
+    if path.is_dir():
+        raise SecretError(f"{path} is a directory; a secret's file is a regular file (nothing was written)")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if path.exists():
-        if path.read_text(encoding="utf-8").strip() == value.strip():
+        try:
+            current = _read_secret_file(path)
+        except SecretError:
+            current = None  # unreadable as text: kept aside below like any other value
+        if current == value.strip():
             return path
         path.rename(path.with_name(f"{path.name}.replaced-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"))
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

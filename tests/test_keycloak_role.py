@@ -65,11 +65,11 @@ def test_environment_file_carries_the_secrets_only_as_a_secret():
 @pytest.mark.parametrize(
     ("change", "path", "message"),
     [
-        (lambda raw: raw["artifacts"].pop("keycloak"), "services.keycloak.artifact", "no artifact 'keycloak'"),
+        (lambda raw: raw["artifacts"].pop("keycloak"), "services.keycloak.artifact", "artifact that is not pinned"),
         (lambda raw: raw["services"]["keycloak"].update(database="idp"), "services.keycloak.database",
-         "'idp' is not in services.postgres.databases"),
-        (lambda raw: raw["services"]["keycloak"].update(http_port=8080), "services.object_store.volume_port",
-         "port 8080 is already used by services.keycloak.http_port"),
+         "names no database of services.postgres.databases"),
+        (lambda raw: raw["services"]["keycloak"].update(http_port=6379), "services.keycloak.http_port",
+         "port 6379 is already used by services.redis.port"),
         (lambda raw: raw["services"]["keycloak"].update(admin_password="hunter2"), "services.keycloak.admin_password",
          "expected a secret reference"),
     ],

@@ -37,7 +37,7 @@ def test_no_openbao_files_on_hosts_outside_the_data_group():
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"key_shares": 2, "key_threshold": 3}, "key_threshold 3 is more than key_shares 2"),
+        ({"key_shares": 2, "key_threshold": 3}, "key_threshold must not be more than key_shares"),
         ({"tls_cert": "secret:openbao_cert"}, "give tls_cert and tls_key together"),
         ({"key_shares": 0}, "greater than or equal to 1"),
         ({"port": 5432}, "port 5432 is already used by services.postgres.port"),

@@ -11,7 +11,7 @@ import pytest
 from gpuaas.errors import SecretError
 from gpuaas.profile import REPO_ROOT, load_profile, parse_profile
 from gpuaas.render import render
-from gpuaas.secrets import AGE_IDENTITY_ENV, Secret, generate_missing, json_secret, resolve, unresolvable
+from gpuaas.secrets import AGE_IDENTITY_ENV, Secret, generate_missing, json_secret, resolve, store, unresolvable
 
 
 def test_secret_repr_never_shows_the_value():
@@ -131,3 +131,58 @@ def test_validate_secrets_lists_every_secret_it_cannot_read_and_spares_what_a_de
                             check=False, env={k: v for k, v in os.environ.items() if not k.startswith("GPUAAS_")})
     assert result.returncode == 2
     assert "inventories/staging.yml: secrets.nats_password: environment variable" in result.stderr
+
+
+def _file_sourced(raw, tmp_path):
+    """staging with its backup access key read from a file under tmp_path; returns (profile, that path)."""
+    path = tmp_path / "access-key"
+    path.write_text("placeholder\n")
+    raw["secrets"]["backup_access_key_id"] = {"file": str(path)}
+    return parse_profile(raw, "staging.yml"), path
+
+
+def test_a_file_source_that_became_a_directory_is_named_not_read(tmp_path, raw):
+    profile, path = _file_sourced(raw, tmp_path)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(SecretError, match=r"secrets.backup_access_key_id: .*access-key is a directory"):
+        resolve(profile, "secret:backup_access_key_id")
+    with pytest.raises(SecretError, match="is a directory"):
+        store(profile, "secret:backup_access_key_id", "new-value")
+    assert path.is_dir() and list(path.iterdir()) == []
+
+
+def test_a_secret_file_that_is_not_utf8_never_shows_its_bytes(tmp_path, raw):
+    profile, path = _file_sourced(raw, tmp_path)
+    path.write_bytes(b"AKIA-secret-bytes-zz\xff\xfe\n")
+    with pytest.raises(SecretError) as error:
+        resolve(profile, "secret:backup_access_key_id")
+    message = str(error.value)
+    assert "is not UTF-8 text (value not shown)" in message
+    assert "secret-bytes-zz" not in message and "xff" not in message
+
+
+def test_an_age_file_whose_content_is_not_yaml_never_shows_the_content(tmp_path, raw, monkeypatch):
+    identity = tmp_path / "operator.key"
+    subprocess.run(["age-keygen", "-o", str(identity)], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", str(identity)], check=True, capture_output=True,
+                               text=True).stdout.strip()  # fmt: skip
+    encrypted = tmp_path / "staging.secrets.age"
+    subprocess.run(["age", "-r", recipient, "-o", str(encrypted)], input=b"rke2_token: [decrypted-secret-zz\n",
+                   check=True)  # fmt: skip
+    raw["secrets"]["rke2_token"] = {"age": encrypted.name, "key": "rke2_token"}
+    profile = parse_profile(raw, "staging.yml", repo_root=tmp_path)
+    monkeypatch.setenv(AGE_IDENTITY_ENV, str(identity))
+    with pytest.raises(SecretError) as error:
+        resolve(profile, "secret:rke2_token", repo_root=tmp_path)
+    assert "is not a YAML mapping (value not shown)" in str(error.value)
+    assert "decrypted-secret-zz" not in str(error.value)
+
+
+def test_store_keeps_an_unreadable_old_value_aside(tmp_path, raw):
+    profile, path = _file_sourced(raw, tmp_path)
+    path.write_bytes(b"\xff\xfeold")
+    store(profile, "secret:backup_access_key_id", "new-value")
+    assert path.read_text() == "new-value"
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("access-key.replaced-")]
+    assert len(kept) == 1 and kept[0].read_bytes() == b"\xff\xfeold"

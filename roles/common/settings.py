@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
-ModuleName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+$")]
-SysctlKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+(\.[a-z0-9_-]+)+$")]
-UnixName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
+from gpuaas.safetext import AbsolutePath, HostAddress, PackageName, safe_text
+
+ModuleName = Annotated[str, safe_text(r"[a-z0-9_]+", "a kernel module name of a-z, 0-9 and '_'")]
+SysctlKey = Annotated[str, safe_text(r"[a-z0-9_]+(\.[a-z0-9_-]+)+", "a kernel parameter name: dot-separated "
+                                     "parts of a-z, 0-9, '_' (and '-' after the first part)")]  # fmt: skip
+SysctlValue = Annotated[str, safe_text(r"[A-Za-z0-9._:/,-]+( [A-Za-z0-9._:/,-]+)*", "a kernel parameter value: "
+                                       "words of letters, digits, '.', '_', ':', '/', ',' and '-' separated by "
+                                       "single spaces")]  # fmt: skip
+KconfigSymbol = Annotated[str, safe_text(r"CONFIG_[A-Z0-9_]+", "a kernel config symbol (CONFIG_ and A-Z, 0-9, '_')")]
+UnixName = Annotated[str, safe_text(r"[a-z_][a-z0-9_-]{0,31}", "a user name: up to 32 of a-z, 0-9, '_' and '-', "
+                                    "not starting with a digit or '-'")]  # fmt: skip
+Size = Annotated[str, safe_text(r"[0-9]+[KMGT]?", "a size: digits, optionally followed by K, M, G or T")]
+Duration = Annotated[str, safe_text(r"[0-9]+(s|min|h|day|week|month|year)",
+                                    "a duration: digits followed by s, min, h, day, week, month or year")]  # fmt: skip
 
 
 class _Settings(BaseModel):
@@ -19,7 +30,7 @@ class KernelModule(_Settings):
     """A kernel module RKE2 needs, and the kernel option that builds it in."""
 
     name: ModuleName = Field(description="Module name as modprobe knows it.")
-    kconfig: str | None = Field(
+    kconfig: KconfigSymbol | None = Field(
         default=None,
         description="Kernel config symbol; when the running kernel has it `=y` the module is built in "
         "and nothing is loaded.",
@@ -29,7 +40,7 @@ class KernelModule(_Settings):
 class TimeSync(_Settings):
     """chrony, the NTP client every node runs."""
 
-    servers: list[str] = Field(
+    servers: list[HostAddress] = Field(
         default=["0.debian.pool.ntp.org", "1.debian.pool.ntp.org", "2.debian.pool.ntp.org"],
         description="NTP servers chrony polls (`server NAME iburst`).",
     )
@@ -43,24 +54,22 @@ class TimeSync(_Settings):
 class Journald(_Settings):
     """Limits for systemd-journald's persistent storage."""
 
-    system_max_use: str = Field(default="1G", pattern=r"^[0-9]+[KMGT]?$", description="SystemMaxUse=.")
-    system_keep_free: str = Field(default="2G", pattern=r"^[0-9]+[KMGT]?$", description="SystemKeepFree=.")
-    max_retention: str = Field(
-        default="14day", pattern=r"^[0-9]+(s|min|h|day|week|month|year)$", description="MaxRetentionSec=."
-    )
+    system_max_use: Size = Field(default="1G", description="SystemMaxUse=.")
+    system_keep_free: Size = Field(default="2G", description="SystemKeepFree=.")
+    max_retention: Duration = Field(default="14day", description="MaxRetentionSec=.")
 
 
 class ServiceAccount(_Settings):
     """The unprivileged system account that owns the platform's files."""
 
     name: UnixName = Field(default="gpuaas", description="User and group name.")
-    home: str = Field(default="/var/lib/gpuaas", pattern=r"^/", description="Home and state directory.")
+    home: AbsolutePath = Field(default="/var/lib/gpuaas", description="Home and state directory.")
 
 
 class CommonSettings(_Settings):
     """Settings of roles/common, the baseline every host gets."""
 
-    packages: list[str] = Field(
+    packages: list[PackageName] = Field(
         default=["ca-certificates", "curl", "chrony", "conntrack", "iptables", "socat", "ethtool", "kmod", "jq"],
         description="Debian packages installed on every host.",
     )
@@ -78,7 +87,7 @@ class CommonSettings(_Settings):
         ],
         description="Modules loaded now and at boot (/etc/modules-load.d/gpuaas.conf).",
     )
-    sysctls: dict[SysctlKey, str] = Field(
+    sysctls: dict[SysctlKey, SysctlValue] = Field(
         default={
             "net.bridge.bridge-nf-call-ip6tables": "1",
             "net.bridge.bridge-nf-call-iptables": "1",

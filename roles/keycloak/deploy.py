@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shlex
 from io import StringIO
 
 from pyinfra import host
@@ -41,6 +42,7 @@ def keycloak() -> None:
     # Verified on the controller before any operation is queued: a mismatch stops the deploy here.
     archive = artifacts.verified(settings.artifact, profile.artifacts[settings.artifact])
     where, data = paths(profile), context(profile, node)
+    quoted = {key: shlex.quote(path) for key, path in where.items()}
     environment = environment_file(settings, resolve(profile, database_password_ref(profile)),
                                    resolve(profile, settings.admin_password))  # fmt: skip
     stamp = build_stamp(render_template(str(TEMPLATES / "keycloak.conf.j2"), data))
@@ -54,8 +56,8 @@ def keycloak() -> None:
     unpacked = server.shell(
         name=f"Ensure the distribution is unpacked in {where['dist']}",
         commands=[
-            f"unzip -q -o {where['archive']} -d {INSTALL_ROOT} && chown -R keycloak:keycloak {where['dist']} "
-            f"&& chmod 700 {where['dist']}/data"
+            f"unzip -q -o {quoted['archive']} -d {INSTALL_ROOT} && chown -R keycloak:keycloak {quoted['dist']} "
+            f"&& chmod 700 {shlex.quote(where['dist'] + '/data')}"
         ],
         _if=lambda: host.get_fact(File, path=where["kc"]) is None,
     )
@@ -69,7 +71,7 @@ def keycloak() -> None:
 
     build = server.shell(
         name="Ensure the distribution is built for its build options (kc.sh build)",
-        commands=[f"runuser -u keycloak -- {where['kc']} build && echo {stamp.strip()} > {where['build_stamp']}"],
+        commands=[f"runuser -u keycloak -- {quoted['kc']} build && echo {stamp.strip()} > {quoted['build_stamp']}"],
         _if=lambda: host.get_fact(Sha256File, path=where["build_stamp"]) != hashlib.sha256(stamp.encode()).hexdigest(),
     )  # fmt: skip
     link = files.link(name=f"Ensure {HOME_LINK} is this version", path=HOME_LINK, target=where["dist"])

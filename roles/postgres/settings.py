@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from gpuaas.fieldtypes import Port, SecretRef
+from gpuaas.safetext import safe_text
 
-Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+Identifier = Annotated[str, safe_text(r"[a-z_][a-z0-9_]{0,62}", "an identifier of 1 to 63 of a-z, 0-9 and '_', "
+                                      "not starting with a digit")]  # fmt: skip
 
 
 class Database(BaseModel):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gpuaas.fieldtypes import Port, SecretRef
+from gpuaas.safetext import safe_text
+
+Memory = Annotated[str, safe_text(r"[0-9]+[kKmMgG]?[bB]?", "a memory size: digits, optionally followed by k, m or "
+                                  "g and b")]  # fmt: skip
 
 
 class RedisSettings(BaseModel):
@@ -18,7 +22,7 @@ class RedisSettings(BaseModel):
     password: SecretRef = Field(default="secret:redis_password", description="Reference to the `requirepass` password.")
     appendonly: bool = Field(default=True, description="AOF persistence (RDB snapshots stay on as Debian sets them).")
     appendfsync: Literal["always", "everysec", "no"] = Field(default="everysec", description="AOF fsync policy.")
-    maxmemory: str = Field(default="0", pattern=r"^[0-9]+[kKmMgG]?[bB]?$", description="Memory limit; 0 is none.")
+    maxmemory: Memory = Field(default="0", description="Memory limit; 0 is none.")
     maxmemory_policy: Literal[
         "noeviction", "allkeys-lru", "volatile-lru", "allkeys-lfu", "volatile-lfu", "allkeys-random",
         "volatile-random", "volatile-ttl",
