@@ -7,7 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from io import StringIO
 
-from pyinfra.operations import files, systemd
+from pyinfra import host
+from pyinfra.facts.files import File
+from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 #: Where the services that are forwarded to listen.
@@ -69,6 +71,19 @@ def forwarded(forward: Forward) -> None:
                     running=True, restarted=True, _if=changed)  # fmt: skip
     systemd.service(name=f"Ensure {forward.name}.socket is listening and enabled", service=f"{forward.name}.socket",
                     running=True, enabled=True)  # fmt: skip
+
+
+def unforwarded(name: str) -> None:
+    """Stop, disable and remove the socket and forwarder units `name` that `forwarded` wrote, so that
+    the port is free again (for a service that now binds it itself); nothing when they are not there."""
+    paths = (f"{UNIT_DIR}/{name}.socket", f"{UNIT_DIR}/{name}.service")
+    if not any(host.get_fact(File, path=path) for path in paths):
+        return
+    server.shell(name=f"Ensure {name}.socket and its forwarder are stopped and disabled",
+                 commands=[f"systemctl disable --now {name}.socket {name}.service 2>/dev/null || true"])  # fmt: skip
+    for path in paths:
+        files.file(name=f"Ensure {path} is removed", path=path, present=False)
+    systemd.daemon_reload(name=f"Ensure systemd has forgotten the units of {name}")
 
 
 def forward_sockets(forwards: list[Forward]) -> list[str]:

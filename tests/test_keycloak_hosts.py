@@ -62,10 +62,18 @@ def assert_keycloak_serves_the_platform(inventory_path: Path) -> None:
     assert converge(inventory_path)["success"] == 0
 
 
-def test_keycloak_double_distribution_converges_and_serves(local_hosts, tmp_path):
+@pytest.fixture
+def keycloak_stopped_afterwards(local_hosts):
+    """The local profile runs no Keycloak: once the test is done its server is stopped and disabled, so
+    that the lane's hosts listen only where the local profile says (tests/test_listeners_hosts.py)."""
+    yield
+    on_server("systemctl disable --now keycloak.service 2>/dev/null; true")
+
+
+def test_keycloak_double_distribution_converges_and_serves(keycloak_stopped_afterwards, tmp_path):
     assert_keycloak_serves_the_platform(inventory_pinning(build_zip(tmp_path), tmp_path))
 
 
 @pytest.mark.skipif(not DIST, reason="KEYCLOAK_DIST is not set: point it at the official keycloak-X.Y.Z.zip")
-def test_official_keycloak_distribution_converges_and_serves(local_hosts, tmp_path):
+def test_official_keycloak_distribution_converges_and_serves(keycloak_stopped_afterwards, tmp_path):
     assert_keycloak_serves_the_platform(inventory_pinning(Path(DIST), tmp_path))

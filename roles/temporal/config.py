@@ -69,6 +69,10 @@ def templates(settings: TemporalSettings) -> dict[str, str]:
     return {CONFIG: str(TEMPLATES / "production.yaml.j2"), UNIT: str(TEMPLATES / "temporal-server.service.j2")}
 
 
+#: Dev mode's forwarders of the frontend's gRPC and HTTP ports (server mode binds those ports itself).
+FORWARD_NAMES = ("temporal-frontend", "temporal-http")
+
+
 def forwards(profile: Profile, node: Host) -> list[Forward]:
     """Dev mode's frontend ports on the host's profile address (the embedded server listens on loopback
     only); none in server mode, whose frontend binds the profile address itself."""
@@ -76,7 +80,7 @@ def forwards(profile: Profile, node: Host) -> list[Forward]:
     if settings.mode != "dev":
         return []
     address, what = str(node.address), "Temporal frontend ({}): Temporal asks clients for no credentials.".format
-    ports = (("temporal-frontend", settings.port, "gRPC"), ("temporal-http", settings.http_port, "HTTP API"))
+    ports = ((FORWARD_NAMES[0], settings.port, "gRPC"), (FORWARD_NAMES[1], settings.http_port, "HTTP API"))
     return [Forward(name, address, port, "temporal.service", what(kind), "temporal") for name, port, kind in ports]
 
 

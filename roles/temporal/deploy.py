@@ -13,13 +13,14 @@ from pyinfra.operations import files, server
 from filters.jinja import jinja_env_kwargs
 from gpuaas import artifacts
 from gpuaas.context import current_node, current_profile
-from gpuaas.forwarding import LOOPBACK, forwarded
+from gpuaas.forwarding import LOOPBACK, forwarded, unforwarded
 from gpuaas.operations import install_pinned, secret_file, service_account, service_running
 from gpuaas.probe import in_place
 from gpuaas.profile import Host, Profile
 from gpuaas.secrets import resolve
 from roles.temporal.config import (
     ENV_FILE,
+    FORWARD_NAMES,
     PROGRAM_LINK,
     SCHEMA_ROOT,
     SERVER_LINK,
@@ -63,6 +64,10 @@ def temporal() -> None:
                                         group="temporal", mode="640" if path.endswith(".yaml") else "644",
                                         jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
     unit = rendered.pop("/etc/systemd/system/temporal.service")
+    wanted = {forward.name for forward in forwards(profile, node)}
+    for name in FORWARD_NAMES:
+        if name not in wanted:  # dev mode's, left from before server mode: the server binds the ports itself
+            unforwarded(name)
     # Dev mode's server answers on loopback; its forwarders listen once it no longer holds every address.
     health_address = LOOPBACK if settings.mode == "dev" else str(node.address)
     ready = f"{health_command(settings, health_address)} 2>/dev/null | grep -q SERVING"
