@@ -302,11 +302,17 @@ def converge_operations() -> dict:
 # Temporal (dev mode: one SQLite file)
 
 
+#: Files SQLite itself makes and removes beside its database while Temporal writes.
+SQLITE_OWN = ("-journal", "-wal", "-shm")
+
+
 def temporal_file(profile) -> dict:
-    """Inode, owner, mode of the live SQLite file, and the files beside it."""
+    """Inode, owner, mode of the live SQLite file, and the files beside it (but SQLite's own, which come
+    and go while Temporal runs)."""
     path = temporal_backup.settings_for(profile).db_file
-    found = shell(profile).run(f"stat -c '%i %U:%G %a' {path}; ls {path}*", "reading Temporal's file").split("\n")
-    return {"stat": found[0], "files": sorted(line for line in found[1:] if line)}
+    found = shell(profile).run(f"stat -c '%i %U:%G %a' {path}; for name in {path}*; do echo \"$name\"; done",
+                               "reading Temporal's file").split("\n")  # fmt: skip
+    return {"stat": found[0], "files": sorted(line for line in found[1:] if line and not line.endswith(SQLITE_OWN))}
 
 
 @pytest.fixture(scope="module")
