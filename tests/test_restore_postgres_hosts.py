@@ -31,6 +31,7 @@ from gpuaas.profile import REPO_ROOT, load_profile
 from roles.postgres import backup as postgres_backup
 from roles.temporal import backup as temporal_backup
 from tests.local_variant import converge
+from tests.streams import BreakingStream
 
 pytestmark = pytest.mark.hosts
 
@@ -98,33 +99,13 @@ class Archives:
             data = self.data[name] + (b"\0" * 64 if name == appended else b"")
             stream = io.BytesIO(data)
             if name == breaks:
-                stream = Breaking(data)
+                stream = BreakingStream(data)
             yield stream
             if hashlib.sha256(data).hexdigest() != self.sha256[name]:
                 raise RestoreRefused(f"{name} changed in the bucket while it was being restored")
 
         return RestoreJob(self.profile, self.node, shell(self.profile), names=names or list(self.data), open=opened,
                           figures=copy.deepcopy(self.figures))  # fmt: skip
-
-
-class Breaking(io.RawIOBase):
-    """A stream that fails half-way, as a bucket connection that drops."""
-
-    def __init__(self, data: bytes):
-        super().__init__()
-        self.data, self.position = data, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        half = len(self.data) // 2
-        if self.position >= half:
-            raise ConnectionResetError("the bucket connection dropped")
-        size = min(len(buffer), half - self.position)
-        buffer[:size] = self.data[self.position : self.position + size]
-        self.position += size
-        return size
 
 
 def restore_with_engine(profile, set_id: str, service: str, manifest=None) -> dict:

@@ -35,6 +35,7 @@ from roles.nats import backup as nats_backup
 from roles.openbao import backup as openbao_backup
 from roles.redis import backup as redis_backup
 from tests.local_variant import converge, on_server
+from tests.streams import BreakingStream
 
 pytestmark = pytest.mark.hosts
 
@@ -45,25 +46,6 @@ MODULES = {"nats": nats_backup, "redis": redis_backup, "openbao": openbao_backup
 
 def secret(profile, name: str) -> str:
     return resolve(profile, f"secret:{name}").reveal()
-
-
-class _Breaking(io.RawIOBase):
-    """A stream that fails half-way, as a bucket connection that drops."""
-
-    def __init__(self, data: bytes):
-        super().__init__()
-        self.data, self.position = data, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        if self.position >= len(self.data) // 2:
-            raise ConnectionResetError("the bucket connection dropped")
-        size = min(len(buffer), len(self.data) // 2 - self.position, 4096)
-        buffer[:size] = self.data[self.position:self.position + size]
-        self.position += size
-        return size
 
 
 class Artifacts:
@@ -91,7 +73,7 @@ class Artifacts:
             data = self.data[name]
             if name == altered:
                 data = data[:-1] + bytes([data[-1] ^ 1])
-            yield _Breaking(data) if name == breaks else io.BytesIO(data)
+            yield BreakingStream(data) if name == breaks else io.BytesIO(data)
             if hashlib.sha256(data).hexdigest() != self.sha256[name]:
                 raise RestoreRefused(f"{name} changed in the bucket while it was being restored")
 
