@@ -28,6 +28,7 @@ local: $(VENV)/.installed  ## bring up the local environment (two systemd contai
 
 test: $(VENV)/.installed  ## the whole test suite: lint, pytest (unit, host and every profile's shape), molecule
 	ruff check .
+	ruff format --check .
 	gpuaas local up --replace
 	GPUAAS_HOST_TESTS=required pytest
 	molecule test -s default

@@ -63,11 +63,14 @@ RESULT_TAG = "RESULT "
 
 def host(command: str, input: str = "") -> str:
     """`sh -c COMMAND` as root on local-server; its standard output."""
-    done = subprocess.run(["docker", "exec", "-i", HOST, "sh", "-c", command], input=input, capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["docker", "exec", "-i", HOST, "sh", "-c", command], input=input, capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
-        raise SystemExit(f"docker exec {HOST} sh -c {shlex.quote(command)} failed ({done.returncode}):\n"
-                         f"{done.stderr.strip()[-3000:]}")  # fmt: skip
+        raise SystemExit(
+            f"docker exec {HOST} sh -c {shlex.quote(command)} failed ({done.returncode}):\n"
+            f"{done.stderr.strip()[-3000:]}"
+        )
     return done.stdout
 
 
@@ -138,8 +141,10 @@ def generate(target: int, fresh: bool) -> dict:
         return {"reused": True, "seconds": 0.0, "batches": 0}
     # restore() recreates the database owned by a role of its own name, as converge makes for each
     # profiled database; the benchmark's is a role without login.
-    psql(f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{DATABASE}') THEN "
-         f"CREATE ROLE {DATABASE} NOLOGIN; END IF; END $$;")  # fmt: skip
+    psql(
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{DATABASE}') THEN "
+        f"CREATE ROLE {DATABASE} NOLOGIN; END IF; END $$;"
+    )
     if size is None:
         psql(f"CREATE DATABASE {DATABASE} OWNER postgres;")
         psql(SCHEMA, DATABASE)
@@ -181,11 +186,15 @@ def restore_in_place(job) -> None:
     port = settings_for(job.profile).port
     for name in job.names:
         quoted = shlex.quote(name.removesuffix(".dump"))
-        job.shell.run(f"runuser -u postgres -- dropdb -p {port} --if-exists --force {quoted} && "
-                      f"runuser -u postgres -- createdb -p {port} -O {quoted} {quoted}",
-                      f"recreating {quoted}")  # fmt: skip
-        command = f"runuser -u postgres -- pg_restore -p {port} --exit-on-error --single-transaction --no-owner " \
-                  f"--role={quoted} -d {quoted}"  # fmt: skip
+        job.shell.run(
+            f"runuser -u postgres -- dropdb -p {port} --if-exists --force {quoted} && "
+            f"runuser -u postgres -- createdb -p {port} -O {quoted} {quoted}",
+            f"recreating {quoted}",
+        )
+        command = (
+            f"runuser -u postgres -- pg_restore -p {port} --exit-on-error --single-transaction --no-owner "
+            f"--role={quoted} -d {quoted}"
+        )
         with job.open(name) as archive, job.shell.writer(command, f"pg_restore of {quoted}") as target:
             copy_stream(archive, target)
 
@@ -246,8 +255,9 @@ def run_step(name: str, argument: str = "") -> dict:
     """A step in a fresh Python process; its result, with the peak RSS that process reached
     (VmHWM, polled, and getrusage in the child) and the wall time including start-up."""
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, __file__, "--step", name, "--argument", argument], cwd=REPO,
-                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--step", name, "--argument", argument], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     polled = 0
     while process.poll() is None:
         polled = max(polled, high_water_kib(process.pid))

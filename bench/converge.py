@@ -38,8 +38,9 @@ TARGET_NOOP_S, TARGET_FANOUT_RATIO = 2.0, 2.5
 def converge(inventory: Path, deploy: str = "deploys/site.py") -> tuple[float, dict]:
     """One `pyinfra --json` run of a deploy; returns wall seconds and pyinfra's totals."""
     start = time.perf_counter()
-    result = subprocess.run(["pyinfra", "-y", "--json", str(inventory), deploy], cwd=REPO, capture_output=True,
-                            text=True, check=False)  # fmt: skip
+    result = subprocess.run(
+        ["pyinfra", "-y", "--json", str(inventory), deploy], cwd=REPO, capture_output=True, text=True, check=False
+    )
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"converge of {inventory} failed:\n{result.stderr[-3000:]}")
@@ -56,8 +57,10 @@ def variant(directory: Path, transport: str, size: int | None = None) -> Path:
         raw["topology"] = "two-node" if size == 2 else "multi-node"
         raw["network"]["node_cidr"] = f"{FANOUT_SUBNET}.0/24"
         raw["hosts"] = [{"name": "bench-00", "address": f"{FANOUT_SUBNET}.10", "groups": ["rke2_servers", "data"]}]
-        raw["hosts"] += [{"name": f"bench-{i:02d}", "address": f"{FANOUT_SUBNET}.{10 + i}", "groups": ["rke2_agents"],
-                          "ring": i % 5} for i in range(1, size)]  # fmt: skip
+        raw["hosts"] += [
+            {"name": f"bench-{i:02d}", "address": f"{FANOUT_SUBNET}.{10 + i}", "groups": ["rke2_agents"], "ring": i % 5}
+            for i in range(1, size)
+        ]
         raw["dns"]["records"] = [{**r, "target": "bench-00"} for r in raw["dns"]["records"]]
         raw["backup"]["endpoint"] = f"http://{FANOUT_SUBNET}.10:8333"
     target = directory / transport
@@ -143,8 +146,9 @@ def lane(directory: Path, repeats: int) -> list[dict]:
         profile, boot = fresh(inventory)
         cold = converge(inventory)
         settle()
-        rows.append(row("local lane (deploys/site.py)", transport, len(profile.hosts), boot, cold,
-                        noops(inventory, repeats)))  # fmt: skip
+        rows.append(
+            row("local lane (deploys/site.py)", transport, len(profile.hosts), boot, cold, noops(inventory, repeats))
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -157,8 +161,16 @@ def fanout(directory: Path, size: int, repeats: int) -> list[dict]:
     settle()
     rows = []
     for transport, inventory in inventories.items():
-        rows.append(row("fan-out (deploys/site.py)", transport, size, boot if transport == "ssh" else None,
-                        cold if transport == "ssh" else None, noops(inventory, repeats)))  # fmt: skip
+        rows.append(
+            row(
+                "fan-out (deploys/site.py)",
+                transport,
+                size,
+                boot if transport == "ssh" else None,
+                cold if transport == "ssh" else None,
+                noops(inventory, repeats),
+            )
+        )
         print(rows[-1], flush=True)
     lane_hosts.down(profile)
     return rows
@@ -170,8 +182,15 @@ def table(results: dict) -> str:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for entry in results["rows"]:
-        cells = [entry["run"], TRANSPORTS[entry["transport"]], entry["hosts"], entry["boot_s"], entry["cold_s"],
-                 entry["cold_changed"], entry["noop_s"]]  # fmt: skip
+        cells = [
+            entry["run"],
+            TRANSPORTS[entry["transport"]],
+            entry["hosts"],
+            entry["boot_s"],
+            entry["cold_s"],
+            entry["cold_changed"],
+            entry["noop_s"],
+        ]
         lines.append("| " + " | ".join("-" if cell is None else str(cell) for cell in cells) + " |")
     summary, reference = results["summary"], results["machine"]["cpu_reference_s"]
     lines += [
@@ -183,8 +202,9 @@ def table(results: dict) -> str:
     ]
     if "fanout_24_over_2_ssh" in summary:
         ssh, docker = summary["fanout_24_over_2_ssh"], summary["fanout_24_over_2_docker"]
-        lines.append(f"no-op 24 hosts / 2 hosts over SSH: {ssh}x (target <= {TARGET_FANOUT_RATIO}x); "
-                     f"docker exec: {docker}x")  # fmt: skip
+        lines.append(
+            f"no-op 24 hosts / 2 hosts over SSH: {ssh}x (target <= {TARGET_FANOUT_RATIO}x); docker exec: {docker}x"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -194,8 +214,14 @@ def main() -> None:
     args.add_argument("--repeats", type=int, default=5)
     opts = args.parse_args()
     machine.setup(log=lambda line: None)
-    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                 "cpu_reference_s": {"before": cpu_reference()}}, "rows": []}  # fmt: skip
+    results: dict = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "cpu_reference_s": {"before": cpu_reference()},
+        },
+        "rows": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         print("local lane: cold converge from fresh hosts, then no-op re-converge, per transport", flush=True)
         results["rows"] += lane(Path(tmp), opts.repeats)
@@ -208,8 +234,9 @@ def main() -> None:
     summary = {"lane_noop_ssh_s": by[("local", "ssh", 2)], "lane_noop_docker_s": by[("local", "docker", 2)]}
     for transport in TRANSPORTS:
         if ("fan-out", transport, 2) in by and ("fan-out", transport, 24) in by:
-            summary[f"fanout_24_over_2_{transport}"] = round(by[("fan-out", transport, 24)] /
-                                                             by[("fan-out", transport, 2)], 2)  # fmt: skip
+            summary[f"fanout_24_over_2_{transport}"] = round(
+                by[("fan-out", transport, 24)] / by[("fan-out", transport, 2)], 2
+            )
     results["machine"]["cpu_reference_s"]["after"] = cpu_reference()
     results["summary"] = summary
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -33,8 +33,11 @@ def main() -> None:
     services = load_profile(profile_path).services
     deployed = [name for name in type(services).model_fields if getattr(getattr(services, name), "enabled", True)]
     row = measure(REPO / "inventories" / "local.py", profile_path, opts.repeats, deploy="deploys/data.py")
-    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "services": deployed,
-               "data": row}  # fmt: skip
+    results = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "services": deployed,
+        "data": row,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "data.json").write_text(json.dumps(results, indent=2) + "\n")
     table = [

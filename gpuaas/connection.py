@@ -53,8 +53,14 @@ def ssh_options(profile: Profile) -> list[str]:
     """OpenSSH client options equal to pyinfra's connection settings: no prompt, the same host key
     policy, the same key and known_hosts."""
     connection = profile.connection
-    options = ["-o", "BatchMode=yes", "-o", f"StrictHostKeyChecking={connection.host_key_checking}",
-               "-p", str(connection.port)]  # fmt: skip
+    options = [
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"StrictHostKeyChecking={connection.host_key_checking}",
+        "-p",
+        str(connection.port),
+    ]
     key, known_hosts = identity_file(profile), known_hosts_file(profile)
     if key is not None:
         options += ["-o", "IdentitiesOnly=yes", "-i", str(key)]
@@ -78,9 +84,14 @@ def ssh_config(profile: Profile) -> str:
     lines = [f"# The hosts of {profile.name}: ssh -F THIS-FILE HOST", ""]
     key, known_hosts = identity_file(profile), known_hosts_file(profile)
     for node in profile.hosts:
-        lines += [f"Host {node.name}", f"  HostName {node.address}", f"  Port {connection.port}",
-                  f"  User {connection.user}", "  BatchMode yes",
-                  f"  StrictHostKeyChecking {connection.host_key_checking}"]  # fmt: skip
+        lines += [
+            f"Host {node.name}",
+            f"  HostName {node.address}",
+            f"  Port {connection.port}",
+            f"  User {connection.user}",
+            "  BatchMode yes",
+            f"  StrictHostKeyChecking {connection.host_key_checking}",
+        ]
         if key is not None:
             lines += [f"  IdentityFile {key}", "  IdentitiesOnly yes"]
         if known_hosts is not None:

@@ -25,4 +25,3 @@ def current_node() -> Host:
 def host_in(groups: tuple[str, ...]) -> bool:
     """True when the current host is in any of `groups`."""
     return any(group in host.groups for group in groups)
-

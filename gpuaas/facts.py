@@ -21,8 +21,13 @@ class CertificateNames(FactBase):
     def process(self, output: list[str]) -> dict | None:
         if not output:
             return None
-        names = [name.strip() for line in output[:-1] if not line.startswith("X509v3")
-                 for name in line.split(",") if name.strip()]  # fmt: skip
+        names = [
+            name.strip()
+            for line in output[:-1]
+            if not line.startswith("X509v3")
+            for name in line.split(",")
+            if name.strip()
+        ]
         return {"names": sorted(re.sub(r"\s+", " ", name) for name in names), "valid": output[-1] == "VALID"}
 
 
@@ -43,10 +48,11 @@ class ProgramRecord(FactBase):
 
     def command(self, path: str) -> str:
         record, program = shlex.quote(program_record_path(path)), shlex.quote(path)
-        return (f"printf 'record %s\\n' \"$(cat {record} 2>/dev/null)\"; "
-                f"printf 'identity %s\\n' \"$({FILE_IDENTITY} {program} 2>/dev/null)\"")  # fmt: skip
+        return (
+            f"printf 'record %s\\n' \"$(cat {record} 2>/dev/null)\"; "
+            f"printf 'identity %s\\n' \"$({FILE_IDENTITY} {program} 2>/dev/null)\""
+        )
 
     def process(self, output: list[str]) -> dict:
         values = dict(line.split(" ", 1) if " " in line else (line, "") for line in output)
         return {key: values.get(key) or None for key in ("record", "identity")}
-

@@ -37,15 +37,19 @@ def label_key_problem(key: str) -> str | None:
     """Why `key` is not a Kubernetes label key, in words; None when it is one."""
     prefix, _, name = key.rpartition("/")
     if "/" in prefix or (_ and not K8S_LABEL_PREFIX.fullmatch(prefix)) or not K8S_LABEL_NAME.fullmatch(name):
-        return ("a label key is an optional DNS-subdomain prefix (lower-case, at most 253 characters) and '/', "
-                "then a name of at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or "
-                "digit")  # fmt: skip
+        return (
+            "a label key is an optional DNS-subdomain prefix (lower-case, at most 253 characters) and '/', "
+            "then a name of at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or "
+            "digit"
+        )
     return None
 
 
 def label_value_problem(value: str) -> str | None:
     """Why `value` is not a Kubernetes label value, in words; None when it is one."""
     if value and not K8S_LABEL_NAME.fullmatch(value):
-        return ("a label value is empty or at most 63 letters, digits, '-', '_' and '.', starting and ending with "
-                "a letter or digit")  # fmt: skip
+        return (
+            "a label value is empty or at most 63 letters, digits, '-', '_' and '.', starting and ending with "
+            "a letter or digit"
+        )
     return None

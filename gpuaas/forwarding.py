@@ -47,13 +47,17 @@ def forward_units(forward: Forward) -> dict[str, str]:
     """The socket and forwarder units of `forward`, by path on the host."""
     header = f"# Managed by gpuaas roles/{forward.role}.\n# {forward.description}\n"
     where = f"{forward.address}:{forward.port}"
-    socket = (f"{header}[Unit]\nDescription={where}, forwarded to {forward.service} on {LOOPBACK}\n\n"
-              f"[Socket]\nListenStream={where}\n\n[Install]\nWantedBy=sockets.target\n")  # fmt: skip
-    proxy = (f"{header}[Unit]\nDescription=Forwarder of {where} to {LOOPBACK}:{forward.port}\n"
-             f"Requires={forward.name}.socket\nBindsTo={forward.service}\n"
-             f"After={forward.name}.socket {forward.service}\n\n"
-             f"[Service]\nExecStart={SOCKET_PROXY} {LOOPBACK}:{forward.port}\nDynamicUser=true\nNoNewPrivileges=true\n"
-             "ProtectSystem=strict\nProtectHome=true\nPrivateTmp=true\n")  # fmt: skip
+    socket = (
+        f"{header}[Unit]\nDescription={where}, forwarded to {forward.service} on {LOOPBACK}\n\n"
+        f"[Socket]\nListenStream={where}\n\n[Install]\nWantedBy=sockets.target\n"
+    )
+    proxy = (
+        f"{header}[Unit]\nDescription=Forwarder of {where} to {LOOPBACK}:{forward.port}\n"
+        f"Requires={forward.name}.socket\nBindsTo={forward.service}\n"
+        f"After={forward.name}.socket {forward.service}\n\n"
+        f"[Service]\nExecStart={SOCKET_PROXY} {LOOPBACK}:{forward.port}\nDynamicUser=true\nNoNewPrivileges=true\n"
+        "ProtectSystem=strict\nProtectHome=true\nPrivateTmp=true\n"
+    )
     return {forward.socket_unit: socket, forward.proxy_unit: proxy}
 
 
@@ -61,16 +65,33 @@ def forwarded(forward: Forward) -> None:
     """Write the units of `forward` (0644 root), and keep its socket listening and enabled. When either
     unit changed, systemd rereads them, the forwarder started from the old ones stops (the next
     connection starts it as written) and the socket listens anew."""
-    written = [files.put(name=f"Ensure {path} is rendered", src=StringIO(content), dest=path, mode="644", user="root",
-                         group="root") for path, content in forward_units(forward).items()]  # fmt: skip
+    written = [
+        files.put(
+            name=f"Ensure {path} is rendered", src=StringIO(content), dest=path, mode="644", user="root", group="root"
+        )
+        for path, content in forward_units(forward).items()
+    ]
     changed = any_changed(*written)
     systemd.daemon_reload(name=f"Ensure systemd knows the units of {forward.name}", _if=changed)
-    systemd.service(name=f"Ensure the forwarder of {forward.name}'s previous units is stopped",
-                    service=f"{forward.name}.service", running=False, _if=changed)  # fmt: skip
-    systemd.service(name=f"Ensure {forward.name}.socket listens as written", service=f"{forward.name}.socket",
-                    running=True, restarted=True, _if=changed)  # fmt: skip
-    systemd.service(name=f"Ensure {forward.name}.socket is listening and enabled", service=f"{forward.name}.socket",
-                    running=True, enabled=True)  # fmt: skip
+    systemd.service(
+        name=f"Ensure the forwarder of {forward.name}'s previous units is stopped",
+        service=f"{forward.name}.service",
+        running=False,
+        _if=changed,
+    )
+    systemd.service(
+        name=f"Ensure {forward.name}.socket listens as written",
+        service=f"{forward.name}.socket",
+        running=True,
+        restarted=True,
+        _if=changed,
+    )
+    systemd.service(
+        name=f"Ensure {forward.name}.socket is listening and enabled",
+        service=f"{forward.name}.socket",
+        running=True,
+        enabled=True,
+    )
 
 
 def unforwarded(name: str) -> None:
@@ -79,8 +100,10 @@ def unforwarded(name: str) -> None:
     paths = (f"{UNIT_DIR}/{name}.socket", f"{UNIT_DIR}/{name}.service")
     if not any(host.get_fact(File, path=path) for path in paths):
         return
-    server.shell(name=f"Ensure {name}.socket and its forwarder are stopped and disabled",
-                 commands=[f"systemctl disable --now {name}.socket {name}.service 2>/dev/null || true"])  # fmt: skip
+    server.shell(
+        name=f"Ensure {name}.socket and its forwarder are stopped and disabled",
+        commands=[f"systemctl disable --now {name}.socket {name}.service 2>/dev/null || true"],
+    )
     for path in paths:
         files.file(name=f"Ensure {path} is removed", path=path, present=False)
     systemd.daemon_reload(name=f"Ensure systemd has forgotten the units of {name}")

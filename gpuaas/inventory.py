@@ -50,11 +50,14 @@ def _require_lane(profile: Profile) -> None:
     running = lane_hosts.running_names(profile)
     missing = [node.name for node in profile.hosts if node.name not in running]
     if missing:
-        print(f"{profile.name}: hosts not running as this checkout's lane: {', '.join(missing)}; start them with "
-              f"`{how}`", file=sys.stderr)  # fmt: skip
+        print(
+            f"{profile.name}: hosts not running as this checkout's lane: {', '.join(missing)}; start them with `{how}`",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
     key = identity_file(profile)
     if profile.connection.kind == "ssh" and key is not None and not key.exists():
-        print(f"{profile.name}: the lane's SSH key {display_path(key)} does not exist; `{how}` makes it",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"{profile.name}: the lane's SSH key {display_path(key)} does not exist; `{how}` makes it", file=sys.stderr
+        )
         raise SystemExit(2)

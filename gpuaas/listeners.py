@@ -76,8 +76,9 @@ def socket_address(shown: str) -> str:
     return str(ipaddress.ip_address(address))
 
 
-def _on(address: str, protocol: Protocol, port: int | None, role: str, field: str, credentials: bool,
-        program: str = "") -> Listener:  # fmt: skip
+def _on(
+    address: str, protocol: Protocol, port: int | None, role: str, field: str, credentials: bool, program: str = ""
+) -> Listener:
     return Listener(protocol, address, port, role, field, credentials, program)
 
 
@@ -93,8 +94,10 @@ def _system(profile: Profile) -> list[Listener]:
         found.append(_on(ANY, "tcp", profile.connection.port, "sshd", "connection.port", True))
     found.append(_on(LOOPBACK, "udp", 323, "common", "chronyd command port (fixed)", False))
     if profile.lane is not None:
-        found += [_on(DOCKER_DNS, protocol, None, "lane", "lane: Docker's resolver in the container", False)
-                  for protocol in ("tcp", "udp")]  # fmt: skip
+        found += [
+            _on(DOCKER_DNS, protocol, None, "lane", "lane: Docker's resolver in the container", False)
+            for protocol in ("tcp", "udp")
+        ]
     return found
 
 
@@ -163,8 +166,9 @@ def _object_store(profile: Profile, address: str) -> list[Listener]:
     for name in ("s3_port", "master_port", "volume_port", "filer_port"):
         port, field = getattr(store, name), f"services.object_store.{name}"
         found.append(_on(LOOPBACK, "tcp", port, "object_store", field, name == "s3_port"))
-        found.append(_on(LOOPBACK, "tcp", port + GRPC_OFFSET, "object_store", f"{field} (gRPC: + {GRPC_OFFSET})",
-                         False))  # fmt: skip
+        found.append(
+            _on(LOOPBACK, "tcp", port + GRPC_OFFSET, "object_store", f"{field} (gRPC: + {GRPC_OFFSET})", False)
+        )
     return found
 
 
@@ -176,17 +180,35 @@ def _temporal(profile: Profile, address: str) -> list[Listener]:
     if not temporal.enabled:
         return []
     field = "services.temporal.{}".format
-    found = [_on(address, "tcp", temporal.port, "temporal", field("port"), False),
-             _on(address, "tcp", temporal.http_port, "temporal", field("http_port"), False),
-             _on(LOOPBACK, "tcp", temporal.metrics_port, "temporal", field("metrics_port"), False)]  # fmt: skip
+    found = [
+        _on(address, "tcp", temporal.port, "temporal", field("port"), False),
+        _on(address, "tcp", temporal.http_port, "temporal", field("http_port"), False),
+        _on(LOOPBACK, "tcp", temporal.metrics_port, "temporal", field("metrics_port"), False),
+    ]
     if temporal.mode == "dev":
-        loopback = [_on(LOOPBACK, "tcp", getattr(temporal, name), "temporal", field(name), False)
-                    for name in ("port", "http_port", "ui_port")]  # fmt: skip
-        picked = _on(LOOPBACK, "tcp", None, "temporal", "services.temporal.mode: dev (the embedded server's own "
-                     "services)", False, program="temporal")  # fmt: skip
+        loopback = [
+            _on(LOOPBACK, "tcp", getattr(temporal, name), "temporal", field(name), False)
+            for name in ("port", "http_port", "ui_port")
+        ]
+        picked = _on(
+            LOOPBACK,
+            "tcp",
+            None,
+            "temporal",
+            "services.temporal.mode: dev (the embedded server's own services)",
+            False,
+            program="temporal",
+        )
         return found + loopback + [picked]
-    internal = ("history_port", "matching_port", "worker_port", "frontend_membership_port", "history_membership_port",
-                "matching_membership_port", "worker_membership_port")  # fmt: skip
+    internal = (
+        "history_port",
+        "matching_port",
+        "worker_port",
+        "frontend_membership_port",
+        "history_membership_port",
+        "matching_membership_port",
+        "worker_membership_port",
+    )
     return found + [_on(address, "tcp", getattr(temporal, name), "temporal", field(name), False) for name in internal]
 
 
@@ -196,8 +218,10 @@ def _keycloak(profile: Profile, address: str) -> list[Listener]:
     if not keycloak.enabled:
         return []
     field = "services.keycloak.{}".format
-    return [_on(address, "tcp", keycloak.http_port, "keycloak", field("http_port"), True),
-            _on(address, "tcp", keycloak.management_port, "keycloak", field("management_port"), False)]  # fmt: skip
+    return [
+        _on(address, "tcp", keycloak.http_port, "keycloak", field("http_port"), True),
+        _on(address, "tcp", keycloak.management_port, "keycloak", field("management_port"), False),
+    ]
 
 
 def host_listeners(profile: Profile, node: Host) -> list[Listener]:

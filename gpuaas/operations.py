@@ -34,21 +34,23 @@ def private_write(path: str, value: str, mode: str = "600", user: str = "root", 
     """
     parent, q_parent = posixpath.dirname(path) or "/", shlex.quote(posixpath.dirname(path) or "/")
     encoded, written = '"$work/encoded"', '"$work/value"'
-    script = "; ".join([
-        "set -e",
-        f"mkdir -p {q_parent}",
-        # What a run killed before its cleanup (SIGKILL, a host reset) left of an earlier write.
-        f"rm -rf {q_parent}/.gpuaas-secret.*",
-        "umask 077",
-        f"work=$(mktemp -d {shlex.quote(posixpath.join(parent, '.gpuaas-secret.XXXXXX'))})",
-        "trap 'rm -rf \"$work\"' EXIT",
-        "trap 'exit 129' HUP INT TERM PIPE",
-        f"awk '$0 == \"{_END_OF_VALUE}\" {{ok = 1; exit}} {{print}} END {{exit !ok}}' > {encoded}",
-        f"base64 -d {encoded} > {written}",
-        f"chown {shlex.quote(user)}:{shlex.quote(group)} {written}",
-        f"chmod {shlex.quote(mode)} {written}",
-        f"mv -f -T {written} {shlex.quote(path)}",
-    ])  # fmt: skip
+    script = "; ".join(
+        [
+            "set -e",
+            f"mkdir -p {q_parent}",
+            # What a run killed before its cleanup (SIGKILL, a host reset) left of an earlier write.
+            f"rm -rf {q_parent}/.gpuaas-secret.*",
+            "umask 077",
+            f"work=$(mktemp -d {shlex.quote(posixpath.join(parent, '.gpuaas-secret.XXXXXX'))})",
+            "trap 'rm -rf \"$work\"' EXIT",
+            "trap 'exit 129' HUP INT TERM PIPE",
+            f"awk '$0 == \"{_END_OF_VALUE}\" {{ok = 1; exit}} {{print}} END {{exit !ok}}' > {encoded}",
+            f"base64 -d {encoded} > {written}",
+            f"chown {shlex.quote(user)}:{shlex.quote(group)} {written}",
+            f"chmod {shlex.quote(mode)} {written}",
+            f"mv -f -T {written} {shlex.quote(path)}",
+        ]
+    )
     lines = base64.encodebytes(value.encode("utf-8")).decode("ascii").splitlines() + [_END_OF_VALUE]
     return StringCommand(script, _stdin=lines)
 
@@ -61,8 +63,9 @@ def connector_arguments(host) -> dict:
 def read_private(host, path: str) -> str | None:
     """A file only root may read, as text, over the connection's own channel (pyinfra's download with
     sudo would first copy it somewhere anyone can read it). None when it cannot be read."""
-    ok, output = host.run_shell_command(StringCommand("cat", shlex.quote(path)), print_output=False,
-                                        print_input=False, **connector_arguments(host))  # fmt: skip
+    ok, output = host.run_shell_command(
+        StringCommand("cat", shlex.quote(path)), print_output=False, print_input=False, **connector_arguments(host)
+    )
     return output.stdout if ok else None
 
 
@@ -125,11 +128,15 @@ def program_file(src: str, dest: str, sha256: str):
         yield f"mkdir -p {shlex.quote(posixpath.dirname(dest))}"
         yield FileUploadCommand(src, f"{dest}.upload")
         mismatch = shlex.quote(f"{dest}: the upload does not have the verified sha256")
-        yield (f'[ "$(sha256sum < {upload})" = {shlex.quote(f"{sha256}  -")} ] || {{ rm -f {upload}; '
-               f"echo {mismatch} >&2; exit 1; }}; chmod 755 {upload} && mv -f {upload} {q_dest}")  # fmt: skip
+        yield (
+            f'[ "$(sha256sum < {upload})" = {shlex.quote(f"{sha256}  -")} ] || {{ rm -f {upload}; '
+            f"echo {mismatch} >&2; exit 1; }}; chmod 755 {upload} && mv -f {upload} {q_dest}"
+        )
     new_record = shlex.quote(f"{program_record_path(dest)}.new")
-    yield (f"printf '%s %s\\n' {shlex.quote(sha256)} \"$({FILE_IDENTITY} {q_dest})\" > {new_record} && "
-           f"mv -f {new_record} {q_record}")  # fmt: skip
+    yield (
+        f"printf '%s %s\\n' {shlex.quote(sha256)} \"$({FILE_IDENTITY} {q_dest})\" > {new_record} && "
+        f"mv -f {new_record} {q_record}"
+    )
 
 
 def install_program(artifact_name: str, version: str, local_program: Path, sha256: str, link: str):
@@ -139,8 +146,9 @@ def install_program(artifact_name: str, version: str, local_program: Path, sha25
     Returns the operation that changed the link (restart services on it).
     """
     target = program_target(artifact_name, version, local_program.name)
-    program_file(name=f"Ensure {artifact_name} {version} is on the host", src=str(local_program), dest=target,
-                 sha256=sha256)  # fmt: skip
+    program_file(
+        name=f"Ensure {artifact_name} {version} is on the host", src=str(local_program), dest=target, sha256=sha256
+    )
     return files.link(name=f"Ensure {link} is {artifact_name} {version}", path=link, target=target)
 
 
@@ -178,14 +186,17 @@ def service_running(service: str, changed: list, ready: str, unit=None, seconds:
         systemd.daemon_reload(name=f"Ensure systemd knows the {service} unit", _if=unit.did_change)
     unit_running(name=f"Ensure {service} is running", unit=service)
     systemd.service(name=f"Ensure {service} is enabled", service=service, enabled=True)
-    restart = systemd.service(name=f"Ensure {service} runs with its configuration", service=service,
-                              restarted=True, _if=any_changed(*changed))  # fmt: skip
+    restart = systemd.service(
+        name=f"Ensure {service} runs with its configuration", service=service, restarted=True, _if=any_changed(*changed)
+    )
     server.shell(
         name=f"Wait for {service} to be ready",
-        commands=[f"for i in $(seq {seconds * 2}); do {{ {ready} ; }} && exit 0; sleep 0.5; done; "
-                  f"echo '{service} not ready after {seconds}s' >&2; exit 1"],
+        commands=[
+            f"for i in $(seq {seconds * 2}); do {{ {ready} ; }} && exit 0; sleep 0.5; done; "
+            f"echo '{service} not ready after {seconds}s' >&2; exit 1"
+        ],
         _if=restart.did_change,
-    )  # fmt: skip
+    )
     return restart
 
 
@@ -207,8 +218,15 @@ def pinned_program_probe(profile: Profile, artifact_name: str, link: str) -> Pro
 def service_account(name: str, home: str, private_dirs: tuple[str, ...] = ()) -> None:
     """A system user and group `name` without a login shell, and directories only it can read."""
     server.group(name=f"Ensure group {name} exists", group=name, system=True)
-    server.user(name=f"Ensure account {name} exists", user=name, group=name, home=home,
-                shell="/usr/sbin/nologin", system=True, create_home=True)  # fmt: skip
+    server.user(
+        name=f"Ensure account {name} exists",
+        user=name,
+        group=name,
+        home=home,
+        shell="/usr/sbin/nologin",
+        system=True,
+        create_home=True,
+    )
     for path in private_dirs:
         files.directory(name=f"Ensure {path} is private", path=path, user=name, group=name, mode="700")
 

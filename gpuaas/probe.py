@@ -45,16 +45,20 @@ class StateProbe(FactBase):
         # (root's /run under sudo), then their outputs are printed in order, each after its marker
         # on a line of its own. A probe that fails (a file not there yet) reports what it printed;
         # the fact itself succeeds.
-        jobs = [f"{{ {command} ; }} > \"$d/{index}\" 2>/dev/null &" for index, (_, command) in enumerate(probes)]
-        prints = [f"printf '\\n%s\\n' {shlex.quote(self.marker + key)}; cat \"$d/{index}\""
-                  for index, (key, _) in enumerate(probes)]  # fmt: skip
-        return "; ".join([
-            "d=$(mktemp -d /run/gpuaas-probe.XXXXXX 2>/dev/null || mktemp -d)",
-            "trap 'rm -rf \"$d\"' EXIT",
-            " ".join(jobs) + " wait",
-            *prints,
-            "true",
-        ])  # fmt: skip
+        jobs = [f'{{ {command} ; }} > "$d/{index}" 2>/dev/null &' for index, (_, command) in enumerate(probes)]
+        prints = [
+            f"printf '\\n%s\\n' {shlex.quote(self.marker + key)}; cat \"$d/{index}\""
+            for index, (key, _) in enumerate(probes)
+        ]
+        return "; ".join(
+            [
+                "d=$(mktemp -d /run/gpuaas-probe.XXXXXX 2>/dev/null || mktemp -d)",
+                "trap 'rm -rf \"$d\"' EXIT",
+                " ".join(jobs) + " wait",
+                *prints,
+                "true",
+            ]
+        )
 
     def process(self, output: list[str]) -> dict[str, str]:
         values: dict[str, list[str]] = {}
@@ -147,8 +151,10 @@ def owned_files_probe(key: str, files: dict[str, tuple[str, str, str, str]]) -> 
 def program_probe(link: str, target: str, sha256: str) -> Probe:
     """`link` points at `target`, whose record (see gpuaas.operations.program_file) holds `sha256` and
     the file's identity as it is now."""
-    command = f"readlink {shlex.quote(link)}; cat {shlex.quote(program_record_path(target))}; " \
-              f"{FILE_IDENTITY} {shlex.quote(target)}"  # fmt: skip
+    command = (
+        f"readlink {shlex.quote(link)}; cat {shlex.quote(program_record_path(target))}; "
+        f"{FILE_IDENTITY} {shlex.quote(target)}"
+    )
     return Probe(f"program:{link}", command, rf"{re.escape(target)} {sha256} (\d+ \d+ \d+) \1", pattern=True)
 
 

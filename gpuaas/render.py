@@ -106,8 +106,10 @@ def _stamped_files(out_dir: Path) -> set[str] | None:
     for name in names:
         parts = PurePosixPath(name).parts
         if PurePosixPath(name).is_absolute() or ".." in parts or not parts:
-            raise RenderError(f"{out_dir}: {STAMP} lists a path outside the directory, so it is not a render's "
-                              "stamp; nothing was changed")  # fmt: skip
+            raise RenderError(
+                f"{out_dir}: {STAMP} lists a path outside the directory, so it is not a render's "
+                "stamp; nothing was changed"
+            )
     return names
 
 

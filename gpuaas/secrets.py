@@ -210,7 +210,8 @@ def unresolvable(profile: Profile, generated_dir: Path = GENERATED_DIR) -> list[
     run stops before any host is contacted. Secrets of disabled services are not needed; a secret a
     deploy writes (OpenBao's init output) may not exist before that deploy."""
     disabled = [
-        f"services.{name}." for name in type(profile.services).model_fields
+        f"services.{name}."
+        for name in type(profile.services).model_fields
         if getattr(getattr(profile.services, name), "enabled", True) is False
     ]
     wanted = {

@@ -27,8 +27,9 @@ def lane_s3(profile: Profile):
     identity, and the profile's bucket in it; stopped and removed on exit."""
     endpoint = urlsplit(str(profile.backup.endpoint))
     program = artifacts.binary("seaweedfs", profile.artifacts["seaweedfs"])
-    identities = s3_identities(resolve(profile, profile.backup.access_key_id),
-                               resolve(profile, profile.backup.secret_access_key))  # fmt: skip
+    identities = s3_identities(
+        resolve(profile, profile.backup.access_key_id), resolve(profile, profile.backup.secret_access_key)
+    )
     with tempfile.TemporaryDirectory(prefix="gpuaas-lane-s3-") as directory:
         config = Path(directory) / "s3.json"
         descriptor = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -37,11 +38,24 @@ def lane_s3(profile: Profile):
         data = Path(directory) / "data"
         data.mkdir()
         server = subprocess.Popen(
-            [str(program), "server", f"-dir={data}", f"-ip={endpoint.hostname}", f"-ip.bind={endpoint.hostname}",
-             f"-master.port={MASTER_PORT}", f"-volume.port={VOLUME_PORT}", "-volume.max=0", "-filer",
-             f"-filer.port={FILER_PORT}", "-s3", f"-s3.port={endpoint.port}", f"-s3.config={config}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                str(program),
+                "server",
+                f"-dir={data}",
+                f"-ip={endpoint.hostname}",
+                f"-ip.bind={endpoint.hostname}",
+                f"-master.port={MASTER_PORT}",
+                f"-volume.port={VOLUME_PORT}",
+                "-volume.max=0",
+                "-filer",
+                f"-filer.port={FILER_PORT}",
+                "-s3",
+                f"-s3.port={endpoint.port}",
+                f"-s3.config={config}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             _create_bucket(profile)
             yield

@@ -46,16 +46,23 @@ def inventory(
 
 
 def converge(inventory_path: Path, deploy: str = "deploys/data.py", env: dict | None = None) -> dict:
-    result = subprocess.run(["pyinfra", "-y", "--json", str(inventory_path), deploy], cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=False, timeout=1200,
-                            env={**os.environ, **(env or {})})  # fmt: skip
+    result = subprocess.run(
+        ["pyinfra", "-y", "--json", str(inventory_path), deploy],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1200,
+        env={**os.environ, **(env or {})},
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     return json.loads(result.stdout)["results"]["totals"]
 
 
 def on_server(command: str) -> str:
-    return subprocess.run(["docker", "exec", "local-server", "sh", "-c", command], capture_output=True, text=True,
-                          check=True).stdout  # fmt: skip
+    return subprocess.run(
+        ["docker", "exec", "local-server", "sh", "-c", command], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def fact(name: str, inventory_path: Path | str = "inventories/local.py", host: str = "local-server", **arguments):

@@ -22,12 +22,18 @@ from gpuaas.secrets import Secret
 def manifest(environment: str, node: str = "staging-server", encryption: str = "") -> Manifest:
     base = f"{environment}/20261124T010203000000Z-abcdef/{node}"
     return Manifest(
-        environment=environment, set_id="20261124T010203000000Z-abcdef", source_sha="abc", started="s", ended="e",
+        environment=environment,
+        set_id="20261124T010203000000Z-abcdef",
+        source_sha="abc",
+        started="s",
+        ended="e",
         encryption=encryption,
-        services={f"{node}/postgres": {"version": "15", "figures": {"platform": {"public.t": 3}}},
-                  f"{node}/redis": {"version": "7", "figures": {"db0": 2}}},
+        services={
+            f"{node}/postgres": {"version": "15", "figures": {"platform": {"public.t": 3}}},
+            f"{node}/redis": {"version": "7", "figures": {"db0": 2}},
+        },
         objects=[ObjectEntry(f"{base}/postgres/platform.dump", 10, "x"), ObjectEntry(f"{base}/redis/dump.rdb", 5, "y")],
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,16 +66,25 @@ def test_an_encrypted_set_needs_an_identity(staging):
 def test_differences_name_every_figure_that_moved():
     expected = {"platform": {"public.t": 3, "public.u": 1}, "db0": 2}
     found = {"platform": {"public.t": 2}, "db0": 2}
-    assert differences(expected, found) == ["platform.public.t: expected 3, found 2",
-                                            "platform.public.u: expected 1, found None"]  # fmt: skip
+    assert differences(expected, found) == [
+        "platform.public.t: expected 3, found 2",
+        "platform.public.u: expected 1, found None",
+    ]
     assert differences(expected, expected) == []
 
 
 def test_hosts_are_reached_by_ssh_with_sudo_or_docker_exec(staging):
     local = load_profile("local")
     docker = local.model_copy(update={"connection": Connection(kind="docker")})
-    assert HostShell(docker, local.hosts[0]).argv("true") == ["docker", "exec", "-i", "local-server", "sh", "-c",
-                                                               "true"]  # fmt: skip
+    assert HostShell(docker, local.hosts[0]).argv("true") == [
+        "docker",
+        "exec",
+        "-i",
+        "local-server",
+        "sh",
+        "-c",
+        "true",
+    ]
     node = staging.hosts[0]
     argv = HostShell(staging, node).argv("echo 'a b'")
     assert argv[0] == "ssh" and argv[-2] == f"{staging.connection.user}@{node.address}"
@@ -78,8 +93,10 @@ def test_hosts_are_reached_by_ssh_with_sudo_or_docker_exec(staging):
     # The lane's key and known_hosts, as pyinfra's connection uses them.
     argv = HostShell(local, local.hosts[0]).argv("true")
     assert argv[argv.index("-i") + 1].endswith(".secrets/local/ssh/id_ed25519")
-    assert any(option.startswith("UserKnownHostsFile=") and option.endswith(".secrets/local/ssh/known_hosts")
-               for option in argv)  # fmt: skip
+    assert any(
+        option.startswith("UserKnownHostsFile=") and option.endswith(".secrets/local/ssh/known_hosts")
+        for option in argv
+    )
     assert argv[-2:] == ["ops@172.30.77.10", "sudo -n sh -c true"]
 
 
@@ -115,17 +132,31 @@ class Listing:
     def get_paginator(self, name):
         import datetime
 
-        contents = [{"Key": key, "Size": 10, "LastModified": datetime.datetime.fromisoformat(when)}
-                    for key, when in self.keys.items()]  # fmt: skip
-        return type("Pages", (), {"paginate": lambda _self, Bucket, Prefix: [
-            {"Contents": [item for item in contents if item["Key"].startswith(Prefix)]}]})()  # fmt: skip
+        contents = [
+            {"Key": key, "Size": 10, "LastModified": datetime.datetime.fromisoformat(when)}
+            for key, when in self.keys.items()
+        ]
+        return type(
+            "Pages",
+            (),
+            {
+                "paginate": lambda _self, Bucket, Prefix: [
+                    {"Contents": [item for item in contents if item["Key"].startswith(Prefix)]}
+                ]
+            },
+        )()
 
 
 def test_a_set_names_the_newest_etcd_snapshots_when_rke2_sends_them(staging):
     from gpuaas.backup.engine import etcd_snapshots
 
-    bucket = Listing({"etcd/on-demand-1": "2026-11-20T00:00:00+00:00", "etcd/scheduled-2": "2026-11-23T06:00:00+00:00",
-                      "staging/20261124T010203000000Z-abcdef/manifest.json": "2026-11-24T00:00:00+00:00"})  # fmt: skip
+    bucket = Listing(
+        {
+            "etcd/on-demand-1": "2026-11-20T00:00:00+00:00",
+            "etcd/scheduled-2": "2026-11-23T06:00:00+00:00",
+            "staging/20261124T010203000000Z-abcdef/manifest.json": "2026-11-24T00:00:00+00:00",
+        }
+    )
     found = etcd_snapshots(bucket, staging)
     assert [item["key"] for item in found] == ["etcd/scheduled-2", "etcd/on-demand-1"]
     assert etcd_snapshots(bucket, load_profile("local")) == []  # local does not send them
@@ -142,8 +173,11 @@ def test_hosts_services_and_objects_the_profile_does_not_have_are_refused(stagin
         plan_restore(staging, stranger)
     temporal = manifest("staging", node=data_host)
     temporal.services[f"{data_host}/temporal"] = {"version": "1", "figures": {}}
-    with pytest.raises(DeployError, match="service 'temporal' is not one staging backs up "
-                       r"\(postgres, redis, nats, openbao\); nothing was changed"):  # fmt: skip
+    with pytest.raises(
+        DeployError,
+        match="service 'temporal' is not one staging backs up "
+        r"\(postgres, redis, nats, openbao\); nothing was changed",
+    ):
         plan_restore(staging, temporal)
     # Restoring only the services the profile has leaves that one out.
     assert list(plan_restore(staging, temporal, only=("redis",)).steps) == [(data_host, "redis")]
@@ -157,8 +191,10 @@ def test_trusted_manifest_keys_name_other_environments_only(raw):
     raw["backup"]["trusted_manifest_keys"] = {"staging": "secret:backup_manifest_key"}
     with pytest.raises(ProfileError) as error:
         parse_profile(raw, "staging.yml")
-    assert "backup.trusted_manifest_keys.staging: staging's own sets verify with backup.manifest_key" in \
-        error.value.report()  # fmt: skip
+    assert (
+        "backup.trusted_manifest_keys.staging: staging's own sets verify with backup.manifest_key"
+        in error.value.report()
+    )
     raw["backup"]["trusted_manifest_keys"] = {"prod": "secret:backup_prod_manifest_key"}
     with pytest.raises(ProfileError) as error:
         parse_profile(raw, "staging.yml")

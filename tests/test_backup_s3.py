@@ -48,8 +48,15 @@ def s3(profile):
             client.delete_object(Bucket=profile.backup.bucket, Key=item["Key"])
 
 
-def write_set(s3, profile, key: ManifestKey | None = None, finish: bool = True, node: str = "local-server",
-              service: str = "redis", payload: bytes = b"REDIS0011 known data") -> SetWriter:  # fmt: skip
+def write_set(
+    s3,
+    profile,
+    key: ManifestKey | None = None,
+    finish: bool = True,
+    node: str = "local-server",
+    service: str = "redis",
+    payload: bytes = b"REDIS0011 known data",
+) -> SetWriter:
     """A set of one object, its manifest signed with `key` (default: the profile's own)."""
     writer = SetWriter(s3, profile.backup.bucket, profile.name, "abc123", key or engine.manifest_key(profile))
     writer.upload(f"{node}/{service}/dump.rdb", io.BytesIO(payload))
@@ -97,9 +104,12 @@ def test_a_tampered_manifest_is_refused(s3, profile):
 
 def test_a_manifest_signed_with_another_key_is_refused(s3, profile):
     writer = write_set(s3, profile, key=OTHER_KEY)
-    with pytest.raises(BackupSetError, match=r"its manifest is not signed with this environment's manifest key "
-                       r"\(backup.manifest_key\): it was signed with another key \(id [0-9a-f]{16}; this key's id is "
-                       r"[0-9a-f]{16}\); nothing was changed"):  # fmt: skip
+    with pytest.raises(
+        BackupSetError,
+        match=r"its manifest is not signed with this environment's manifest key "
+        r"\(backup.manifest_key\): it was signed with another key \(id [0-9a-f]{16}; this key's id is "
+        r"[0-9a-f]{16}\); nothing was changed",
+    ):
         engine.choose_set(profile, "latest")
     assert writer.manifest.set_id in list_sets(s3, profile.backup.bucket, profile.name)  # refused, not removed
 
@@ -107,9 +117,12 @@ def test_a_manifest_signed_with_another_key_is_refused(s3, profile):
 def test_an_unsigned_legacy_manifest_is_refused_with_its_own_message(s3, profile):
     writer = write_set(s3, profile)
     put_manifest(s3, profile, writer, json.loads(writer.manifest.to_json()))
-    with pytest.raises(BackupSetError, match=f"backup set local/{writer.manifest.set_id}: its manifest is unsigned "
-                       r"\(it carries no signature\): it was written before manifests were signed.*"
-                       "nothing was changed"):  # fmt: skip
+    with pytest.raises(
+        BackupSetError,
+        match=f"backup set local/{writer.manifest.set_id}: its manifest is unsigned "
+        r"\(it carries no signature\): it was written before manifests were signed.*"
+        "nothing was changed",
+    ):
         engine.choose_set(profile, writer.manifest.set_id)
 
 
@@ -123,8 +136,9 @@ def test_a_signed_manifest_copied_to_another_set_is_refused(s3, profile):
 def test_names_the_profile_does_not_have_are_refused(s3, profile):
     write_set(s3, profile, node="intruder-host")
     manifest = engine.choose_set(profile, "latest")  # signed by a holder of the key, yet not this profile's
-    with pytest.raises(DeployError, match="host 'intruder-host' is not a data host of local \\(local-server\\); "
-                       ".*nothing was changed"):  # fmt: skip
+    with pytest.raises(
+        DeployError, match="host 'intruder-host' is not a data host of local \\(local-server\\); .*nothing was changed"
+    ):
         engine.plan_restore(profile, manifest)
     s3.delete_object(Bucket=profile.backup.bucket, Key=prefix("local", manifest.set_id) + MANIFEST)
     write_set(s3, profile, service="mysql")
@@ -138,14 +152,25 @@ def test_another_environments_set_verifies_only_with_its_own_key_named_in_the_pr
     writer.upload("stg-server-1/redis/dump.rdb", io.BytesIO(b"REDIS0011 staging data"))
     writer.record("stg-server-1/redis", "7.2", {"db0": 1})
     writer.finish()
-    with pytest.raises(DeployError, match="backup.trusted_manifest_keys.staging: not set; a set of staging is "
-                       "restored only when its manifest verifies with staging's manifest key"):  # fmt: skip
+    with pytest.raises(
+        DeployError,
+        match="backup.trusted_manifest_keys.staging: not set; a set of staging is "
+        "restored only when its manifest verifies with staging's manifest key",
+    ):
         engine.choose_set(profile, "latest", "staging")
     # Trusting a key that is not staging's: refused, naming the field.
-    wrong = profile.model_copy(update={"backup": profile.backup.model_copy(update={
-        "trusted_manifest_keys": {"staging": "secret:backup_secret_access_key"}})})  # fmt: skip
-    with pytest.raises(BackupSetError, match=r"not signed with staging's manifest key "
-                       r"\(backup.trusted_manifest_keys.staging\): it was signed with another key"):  # fmt: skip
+    wrong = profile.model_copy(
+        update={
+            "backup": profile.backup.model_copy(
+                update={"trusted_manifest_keys": {"staging": "secret:backup_secret_access_key"}}
+            )
+        }
+    )
+    with pytest.raises(
+        BackupSetError,
+        match=r"not signed with staging's manifest key "
+        r"\(backup.trusted_manifest_keys.staging\): it was signed with another key",
+    ):
         engine.choose_set(wrong, "latest", "staging")
     assert engine.manifest_key(profile).secret != staging_key
     monkeypatch.setenv("GPUAAS_TEST_STAGING_MANIFEST_KEY", staging_key.reveal())
@@ -190,8 +215,10 @@ def test_two_runs_at_once_one_holds_the_lease_the_other_waits_then_refuses_namin
     _, error, waited = outcomes[refused[0]]
     assert waited >= 3
     message = str(error)
-    assert message.startswith(f"local: another run holds the backup lease: {winner.record.holder} "
-                              f"(pid {winner.record.pid}), running {held[0]} since ")  # fmt: skip
+    assert message.startswith(
+        f"local: another run holds the backup lease: {winner.record.holder} "
+        f"(pid {winner.record.pid}), running {held[0]} since "
+    )
     assert f"lease expiring {winner.record.expires}" in message
     assert message.endswith(f"{refused[0]} waited 3s and was refused, nothing was changed")
     winner.release()
@@ -212,15 +239,24 @@ def test_a_waiting_run_gets_the_lease_once_the_holder_releases_it(s3, profile):
 
 
 def test_an_expired_lease_is_taken_over_and_reported(s3, profile):
-    gone = LeaseRecord("ops@gone-controller", 4242, "restore", "t" * 32, "2026-01-01T00:00:00+00:00",
-                       "2026-01-01T00:05:00+00:00", "20260101T000000000000Z-abcdef")  # fmt: skip
+    gone = LeaseRecord(
+        "ops@gone-controller",
+        4242,
+        "restore",
+        "t" * 32,
+        "2026-01-01T00:00:00+00:00",
+        "2026-01-01T00:05:00+00:00",
+        "20260101T000000000000Z-abcdef",
+    )
     s3.put_object(Bucket=profile.backup.bucket, Key=f"local/{LEASE}", Body=json.dumps(gone.__dict__).encode())
     lines: list[str] = []
     taker = lease(s3, profile, "backup", log=lines.append)
     taker.acquire()
-    assert lines == ["local: took over the backup lease of ops@gone-controller (pid 4242), running restore of set "
-                     "20260101T000000000000Z-abcdef since 2026-01-01T00:00:00+00:00, lease expiring "
-                     "2026-01-01T00:05:00+00:00 (that run is expired)"]  # fmt: skip
+    assert lines == [
+        "local: took over the backup lease of ops@gone-controller (pid 4242), running restore of set "
+        "20260101T000000000000Z-abcdef since 2026-01-01T00:00:00+00:00, lease expiring "
+        "2026-01-01T00:05:00+00:00 (that run is expired)"
+    ]
     assert read_lease(s3, profile.backup.bucket, profile.name)[0].token == taker.record.token
     taker.release()
 
@@ -236,8 +272,10 @@ def test_the_lease_of_a_run_killed_on_this_controller_is_taken_over_before_it_ex
     lines: list[str] = []
     taker = lease(s3, profile, "restore", wait=0, log=lines.append)
     taker.acquire()
-    assert lines == [f"local: took over the backup lease of {victim.record.describe()} (that run is no longer "
-                     "running on this controller)"]  # fmt: skip
+    assert lines == [
+        f"local: took over the backup lease of {victim.record.describe()} (that run is no longer "
+        "running on this controller)"
+    ]
     taker.release()
 
 
@@ -253,8 +291,10 @@ def test_a_lease_the_store_did_not_let_go_is_taken_over_by_the_next_run_of_this_
     lines.clear()
     second = lease(s3, profile, "backup", wait=0, log=lines.append)
     second.acquire()
-    assert lines == [f"local: took over the backup lease of {first.record.describe()} (that run is no longer "
-                     "running on this controller)"]  # fmt: skip
+    assert lines == [
+        f"local: took over the backup lease of {first.record.describe()} (that run is no longer "
+        "running on this controller)"
+    ]
     second.release()
 
 
@@ -295,8 +335,9 @@ def test_retention_leaves_a_leased_set_alone_and_removes_it_once_its_run_is_dead
     expired_record = LeaseRecord(**{**writing.record.__dict__, "expires": "2026-01-01T00:00:00+00:00"})
     s3.put_object(Bucket=profile.backup.bucket, Key=f"local/{LEASE}", Body=json.dumps(expired_record.__dict__).encode())
     lines: list[str] = []
-    removed = engine.expire(profile.model_copy(update={"backup": profile.backup.model_copy(update={"keep_last": 1})}),
-                            log=lines.append)  # fmt: skip
+    removed = engine.expire(
+        profile.model_copy(update={"backup": profile.backup.model_copy(update={"keep_last": 1})}), log=lines.append
+    )
     assert sorted(removed) == sorted([old.manifest.set_id, running.manifest.set_id, dead.manifest.set_id])
     assert list(list_sets(s3, profile.backup.bucket, "local")) == [newer.manifest.set_id]
     assert lines[0].startswith("local: took over the backup lease of") and lines[0].endswith("(that run is expired)")
@@ -313,9 +354,11 @@ def test_a_stale_restore_marker_is_cleared_and_reported_and_a_live_one_is_kept(s
     lines: list[str] = []
     keep_one = profile.model_copy(update={"backup": profile.backup.model_copy(update={"keep_last": 1})})
     removed = engine.expire(keep_one, log=lines.append)
-    assert lines[0] == (f"local: cleared a stale restore-in-progress marker on set {stale.manifest.set_id} left by "
-                        f"{killed.record.holder}'s restore of {json.loads(killed.marker())['since']} (no live lease "
-                        "holds it: that run was stopped before it finished)")  # fmt: skip
+    assert lines[0] == (
+        f"local: cleared a stale restore-in-progress marker on set {stale.manifest.set_id} left by "
+        f"{killed.record.holder}'s restore of {json.loads(killed.marker())['since']} (no live lease "
+        "holds it: that run was stopped before it finished)"
+    )
     assert removed == [stale.manifest.set_id]  # `live` is being read, `newest` is kept
     listing = list_sets(s3, profile.backup.bucket, "local")
     assert listing[live.manifest.set_id]["in_use"] and newest.manifest.set_id in listing
@@ -363,15 +406,21 @@ class StagingRedis:
 def test_a_restore_refused_before_the_swap_keeps_the_live_data_and_says_so(s3, profile, monkeypatch, case):
     writer = write_set(s3, profile)
     StagingRedis.live = {"db0": "live data"}
-    module = StagingRedis(s3, changed_set=writer.manifest.set_id if case == "object changed" else "",
-                          figures={"db0": 1} if case == "figures differ" else None)  # fmt: skip
+    module = StagingRedis(
+        s3,
+        changed_set=writer.manifest.set_id if case == "object changed" else "",
+        figures={"db0": 1} if case == "figures differ" else None,
+    )
     monkeypatch.setattr(engine, "SERVICES", (module,))
     plan = engine.plan_restore(profile, engine.choose_set(profile, "latest"))
     lines: list[str] = []
     with pytest.raises(RestoreRefused) as refused:
         engine.restore(profile, plan, log=lines.append)
-    why = (f"local/{writer.manifest.set_id}/local-server/redis/dump.rdb changed in the bucket while it was being "
-           "restored" if case == "object changed" else "the staged copy holds {'db0': 1}, the manifest says {'db0': 2}")
+    why = (
+        f"local/{writer.manifest.set_id}/local-server/redis/dump.rdb changed in the bucket while it was being restored"
+        if case == "object changed"
+        else "the staged copy holds {'db0': 1}, the manifest says {'db0': 2}"
+    )
     assert f"restore of redis on local-server refused before the swap: {why}" in str(refused.value)
     assert str(refused.value).endswith("; the live data was kept")
     assert any(line.startswith("restore of redis on local-server refused before the swap") for line in lines)
@@ -384,11 +433,13 @@ def test_a_restore_refused_before_the_swap_keeps_the_live_data_and_says_so(s3, p
 def test_a_drill_whose_copy_is_refused_fails_and_says_why(s3, profile, monkeypatch):
     write_set(s3, profile)
     monkeypatch.setattr(engine, "SERVICES", (StagingRedis(figures={"db0": 1}),))
-    report = engine.drill(profile, engine.plan_restore(profile, engine.choose_set(profile, "latest")),
-                          log=lambda line: None)  # fmt: skip
+    report = engine.drill(
+        profile, engine.plan_restore(profile, engine.choose_set(profile, "latest")), log=lambda line: None
+    )
     assert not report["passed"]
     assert report["services"]["local-server/redis"]["differences"] == [
-        "the restored copy was refused: the drill's copy holds {'db0': 1}"]  # fmt: skip
+        "the restored copy was refused: the drill's copy holds {'db0': 1}"
+    ]
 
 
 def test_a_restore_that_matches_swaps(s3, profile, monkeypatch):
@@ -429,9 +480,15 @@ def inventory(profile, tmp_path_factory):
 
 def run_deploy(inventory, deploy: str, env: dict | None = None) -> str:
     """The deploy's output (stdout and stderr); it must fail."""
-    done = subprocess.run(["pyinfra", "-y", "--limit", "controller", str(inventory), deploy], cwd=REPO_ROOT,
-                          capture_output=True, text=True, check=False, timeout=300,
-                          env={**os.environ, **(env or {})})  # fmt: skip
+    done = subprocess.run(
+        ["pyinfra", "-y", "--limit", "controller", str(inventory), deploy],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
     assert done.returncode != 0, done.stdout + done.stderr
     return done.stdout + done.stderr
 
@@ -442,8 +499,10 @@ def test_the_restore_deploy_refuses_a_tampered_set_naming_it_without_a_traceback
     data["services"]["local-server/redis"]["figures"] = {"db0": 0}
     put_manifest(s3, profile, writer, data)
     output = run_deploy(inventory, "deploys/restore.py", {"GPUAAS_CONFIRM": "restore local"})
-    assert (f"backup set local/{writer.manifest.set_id}: its manifest is not signed with this environment's manifest "
-            "key (backup.manifest_key): its content was changed after it was signed; nothing was changed") in output
+    assert (
+        f"backup set local/{writer.manifest.set_id}: its manifest is not signed with this environment's manifest "
+        "key (backup.manifest_key): its content was changed after it was signed; nothing was changed"
+    ) in output
     assert "Traceback" not in output
     assert read_lease(s3, profile.backup.bucket, "local") == (None, None)
 
@@ -455,8 +514,10 @@ def test_the_backup_deploy_refuses_while_another_run_holds_the_lease(s3, profile
         output = run_deploy(inventory, "deploys/backup.py")
     finally:
         holder.release()
-    assert (f"local: another run holds the backup lease: {holder.record.holder} (pid {holder.record.pid}), running "
-            f"restore since {holder.record.acquired}, lease expiring ") in output
+    assert (
+        f"local: another run holds the backup lease: {holder.record.holder} (pid {holder.record.pid}), running "
+        f"restore since {holder.record.acquired}, lease expiring "
+    ) in output
     assert "backup waited 3s and was refused, nothing was changed" in output
     assert "Traceback" not in output
     assert list_sets(s3, profile.backup.bucket, "local") == {}  # no set was started

@@ -27,8 +27,10 @@ NOW = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.timezone.utc)
 
 def sets(*entries: tuple[int, bool, bool]) -> dict[str, dict]:
     """(days ago, complete, in use) -> the listing `expired` reads."""
-    return {new_set_id(NOW - datetime.timedelta(days=days)): {"complete": complete, "in_use": in_use, "keys": []}
-            for days, complete, in_use in entries}  # fmt: skip
+    return {
+        new_set_id(NOW - datetime.timedelta(days=days)): {"complete": complete, "in_use": in_use, "keys": []}
+        for days, complete, in_use in entries
+    }
 
 
 def test_set_ids_sort_by_time_and_read_back():
@@ -72,8 +74,13 @@ def test_retention_never_removes_a_set_a_live_run_names():
 
 def test_a_signed_manifest_verifies_and_every_change_or_other_key_is_told_apart():
     key, other = Secret("backup_manifest_key", "a" * 48), Secret("other", "b" * 48)
-    manifest = Manifest("local", new_set_id(NOW), "abc123", "start", services={
-        "local-server/postgres": {"version": "15", "figures": {"platform": {"public.t": 3}}}})  # fmt: skip
+    manifest = Manifest(
+        "local",
+        new_set_id(NOW),
+        "abc123",
+        "start",
+        services={"local-server/postgres": {"version": "15", "figures": {"platform": {"public.t": 3}}}},
+    )
     body = signed_json(manifest, key).encode()
     assert verified_manifest(body, key) == manifest
     assert key_id(key) != key_id(other) and key.reveal() not in body.decode()
@@ -97,7 +104,12 @@ def test_manifest_round_trip_and_hashing_reader():
     reader = Hashing(io.BytesIO(b"x" * 3_000_000))
     while reader.read(1 << 20):
         pass
-    manifest = Manifest("local", new_set_id(NOW), "abc123", "start", objects=[
-        ObjectEntry("local/s/postgres.dump", reader.size, reader.digest.hexdigest())])  # fmt: skip
+    manifest = Manifest(
+        "local",
+        new_set_id(NOW),
+        "abc123",
+        "start",
+        objects=[ObjectEntry("local/s/postgres.dump", reader.size, reader.digest.hexdigest())],
+    )
     assert Manifest.from_json(manifest.to_json()) == manifest
     assert manifest.objects[0].size == 3_000_000

@@ -35,8 +35,9 @@ def test_a_set_is_restorable_only_once_its_manifest_is_written(s3, local_hosts):
     client, bucket, environment = s3
     small = local_hosts.backup.model_copy(update={"part_size_mb": 5})
     smallest_parts = local_hosts.model_copy(update={"backup": small})
-    writer = SetWriter(client, bucket, environment, "abc123", manifest_key(local_hosts),
-                       store.transfer_config(smallest_parts))  # fmt: skip
+    writer = SetWriter(
+        client, bucket, environment, "abc123", manifest_key(local_hosts), store.transfer_config(smallest_parts)
+    )
     payload = os.urandom(12 * 1024 * 1024 + 17)  # three multipart parts of 5 MiB, the smallest S3 allows
     entry = writer.upload("postgres/platform.dump", io.BytesIO(payload))
     assert writer.manifest.set_id not in complete_sets(client, bucket, environment)

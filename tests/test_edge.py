@@ -88,8 +88,12 @@ def test_the_fake_refuses_a_cname_beside_a_txt_record_as_cloudflare_does(fake):
     staging = load_profile("staging")
     api = client(staging)
     with pytest.raises(cloudflare.BadRequestError) as refused:
-        api.dns.records.create(zone_id="zone-1", name="docs.staging.gpuaas.example.com", type="CNAME",
-                               content="portal.staging.gpuaas.example.com")  # fmt: skip
+        api.dns.records.create(
+            zone_id="zone-1",
+            name="docs.staging.gpuaas.example.com",
+            type="CNAME",
+            content="portal.staging.gpuaas.example.com",
+        )
     assert refused.value.body["errors"][0]["code"] == 81053
 
 
@@ -185,8 +189,10 @@ def test_a_wrong_token_answered_401_is_an_invalid_token_too(fake, monkeypatch):
     staging = load_profile("staging")
     with pytest.raises(EdgeError) as caught:
         zone_id(client(staging), staging)
-    assert "does not accept the API token (dns.api_token, secret:cloudflare_api_token) (401: 10000 Authentication " \
-           "error)" in str(caught.value)  # fmt: skip
+    assert (
+        "does not accept the API token (dns.api_token, secret:cloudflare_api_token) (401: 10000 Authentication "
+        "error)" in str(caught.value)
+    )
 
 
 def test_a_token_without_the_permission_is_named_so_and_changes_nothing(fake):
@@ -195,8 +201,10 @@ def test_a_token_without_the_permission_is_named_so_and_changes_nothing(fake):
     with pytest.raises(EdgeError) as caught:
         converge(staging)
     message = str(caught.value)
-    assert "the API token (dns.api_token, secret:cloudflare_api_token) is valid but lacks the permission for " \
-           "this (403: 10000 Authentication error)" in message  # fmt: skip
+    assert (
+        "the API token (dns.api_token, secret:cloudflare_api_token) is valid but lacks the permission for "
+        "this (403: 10000 Authentication error)" in message
+    )
     assert "does not accept" not in message and TOKEN not in message
     assert fake.records == {}
 
@@ -219,8 +227,10 @@ def test_a_refused_batch_applies_nothing(fake):
     api, zone, planned = planned_now(staging)
     # Someone creates one of the names between plan and apply: the batch fails whole.
     fake.add_record("id.staging.gpuaas.example.com", "A", "10.20.0.10")
-    with pytest.raises(EdgeError, match="in one batch: refused \\(400: 81058 An identical record already "
-                                        "exists.\\); none of it was applied"):  # fmt: skip
+    with pytest.raises(
+        EdgeError,
+        match="in one batch: refused \\(400: 81058 An identical record already exists.\\); none of it was applied",
+    ):
         apply(api, staging, zone, planned)
     assert len(fake.records) == 1
 
@@ -262,8 +272,10 @@ def test_a_batch_answered_5xx_before_it_was_applied_is_reported_not_applied(fake
     with pytest.raises(EdgeError) as caught:
         apply(api, moved, zone, planned)
     message = str(caught.value)
-    assert "in one batch: Cloudflare failed (502); reading the zone back shows it was not applied (not applied: ~ " \
-           "A portal.staging.gpuaas.example.com: 10.20.0.10 (proxied) -> 10.20.0.15 (proxied);" in message  # fmt: skip
+    assert (
+        "in one batch: Cloudflare failed (502); reading the zone back shows it was not applied (not applied: ~ "
+        "A portal.staging.gpuaas.example.com: 10.20.0.10 (proxied) -> 10.20.0.15 (proxied);" in message
+    )
     assert "; ~ A api.staging.gpuaas.example.com: 10.20.0.10 -> 10.20.0.15;" in message
     assert message.endswith("a new run plans it again") and "whole batch applied" not in message
     assert fake.requests.count(BATCH) == 2  # the first run's and this one, sent once
@@ -389,10 +401,14 @@ def test_an_origin_certificate_not_issued_before_a_5xx_is_reported_not_issued(fa
     raw["dns"]["origin_certificates"] = {"hosts_group": "rke2_servers"}
     profile = parse_profile(raw, "staging.yml")
     fake.fail_next("POST", "/certificates", "5xx-before-apply")
-    with pytest.raises(EdgeError, match="requesting an Origin CA certificate: Cloudflare failed \\(502\\); the zone's "
-                                        "certificates read back hold none for this request: not issued"):  # fmt: skip
-        issue_certificate(client(profile), profile, profile.dns.origin_certificates, certificate_request(PORTAL),
-                          [PORTAL])  # fmt: skip
+    with pytest.raises(
+        EdgeError,
+        match="requesting an Origin CA certificate: Cloudflare failed \\(502\\); the zone's "
+        "certificates read back hold none for this request: not issued",
+    ):
+        issue_certificate(
+            client(profile), profile, profile.dns.origin_certificates, certificate_request(PORTAL), [PORTAL]
+        )
     assert fake.certificates == {} and fake.requests.count("POST /client/v4/certificates") == 1
 
 
@@ -426,5 +442,7 @@ def test_a_batch_read_back_partly_applied_names_each_record(fake):
     with pytest.raises(EdgeError) as caught:
         apply(api, staging, zone, planned)
     message = str(caught.value)
-    assert f"reading the zone back shows it partly applied (applied: + A {made.name} -> {made.content} (proxied); " \
-           "not applied: + A api.staging.gpuaas.example.com -> 10.20.0.10; " in message  # fmt: skip
+    assert (
+        f"reading the zone back shows it partly applied (applied: + A {made.name} -> {made.content} (proxied); "
+        "not applied: + A api.staging.gpuaas.example.com -> 10.20.0.10; " in message
+    )

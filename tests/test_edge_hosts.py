@@ -28,8 +28,15 @@ def fake(local_hosts):
 
 def run(path, deploy: str, fake: FakeCloudflare, **env: str) -> subprocess.CompletedProcess:
     command = ["pyinfra", "-y", "--json", str(path), deploy]
-    return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=300,
-                          env={**os.environ, "CLOUDFLARE_BASE_URL": fake.base_url, **env})  # fmt: skip
+    return subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "CLOUDFLARE_BASE_URL": fake.base_url, **env},
+    )
 
 
 def test_origin_certificate_is_issued_for_the_names_renewed_in_the_margin_and_revoked_on_request(fake, tmp_path):

@@ -157,13 +157,24 @@ def test_every_model_and_layer_is_enumerated():
     role's settings at the profile layer, nested, in lists and per host."""
     names = {field_path(path) for path, _ in string_fields(base_profile("staging"))}
     expected = {
-        "description", "connection.user", "artifacts.openbao.version", "artifacts.openbao.binary",
-        "services.temporal.db_file", "services.keycloak.clients[0].host", "services.keycloak.java_package",
-        "services.nats.store_dir", "services.openbao.data_dir", "services.postgres.databases[0].name",
-        "services.redis.maxmemory", "roles.common.packages[0]", "roles.common.time_sync.servers[0]",
-        "roles.common.kernel_modules[0].kconfig", "roles.common.service_account.home",
-        "hosts[0].roles.common.service_account.home", "hosts[0].roles.rke2.etcd_snapshot_schedule",
-    }  # fmt: skip
+        "description",
+        "connection.user",
+        "artifacts.openbao.version",
+        "artifacts.openbao.binary",
+        "services.temporal.db_file",
+        "services.keycloak.clients[0].host",
+        "services.keycloak.java_package",
+        "services.nats.store_dir",
+        "services.openbao.data_dir",
+        "services.postgres.databases[0].name",
+        "services.redis.maxmemory",
+        "roles.common.packages[0]",
+        "roles.common.time_sync.servers[0]",
+        "roles.common.kernel_modules[0].kconfig",
+        "roles.common.service_account.home",
+        "hosts[0].roles.common.service_account.home",
+        "hosts[0].roles.rke2.etcd_snapshot_schedule",
+    }
     assert expected <= names, sorted(expected - names)
 
 
@@ -259,8 +270,15 @@ def test_a_private_write_quotes_its_path(tmp_path, hostile):
     path = f"{tmp_path}/{hostile.replace(chr(10), ' ')}/value"
     command = private_write(path, "the value", user=_me(), group=_my_group())
     stdin = "\n".join(command.connector_arguments["_stdin"]) + "\n"
-    subprocess.run(["sh", "-c", command.get_raw_value()], input=stdin, text=True, capture_output=True, cwd=tmp_path,
-                   check=False, timeout=30)  # fmt: skip
+    subprocess.run(
+        ["sh", "-c", command.get_raw_value()],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        cwd=tmp_path,
+        check=False,
+        timeout=30,
+    )
     assert not (tmp_path / "canary").exists()
     assert Path(path).read_text() == "the value"
 
@@ -325,12 +343,19 @@ def test_a_planned_site_deploy_carries_accepted_values_only_quoted(local_hosts, 
         values[field_path(path)] = f"$(touch /tmp/gpuaas-canary-{token}-{index})"
         data = with_value(data, path, values[field_path(path)])
     (tmp_path / "local.yml").write_text(yaml.safe_dump(data, sort_keys=False))
-    (tmp_path / "local.py").write_text(f"from gpuaas.inventory import load_groups\n\n"
-                                       f"globals().update(load_groups({str(tmp_path / 'local.yml')!r}))\n")  # fmt: skip
+    (tmp_path / "local.py").write_text(
+        f"from gpuaas.inventory import load_groups\n\nglobals().update(load_groups({str(tmp_path / 'local.yml')!r}))\n"
+    )
     plan = tmp_path / "plan.json"
-    result = subprocess.run(["python", str(PLANNER), "--dry", str(tmp_path / "local.py"), "deploys/site.py"],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False,
-                            env={**os.environ, "GPUAAS_PLANNED_COMMANDS": str(plan)})  # fmt: skip
+    result = subprocess.run(
+        ["python", str(PLANNER), "--dry", str(tmp_path / "local.py"), "deploys/site.py"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env={**os.environ, "GPUAAS_PLANNED_COMMANDS": str(plan)},
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
 
     planned = json.loads(plan.read_text())
@@ -346,6 +371,10 @@ def test_a_planned_site_deploy_carries_accepted_values_only_quoted(local_hosts, 
                 assert quoted_only(command, value), f"{name} reaches a command unquoted: {command[:300]}"
     canaries = f"ls /tmp/gpuaas-canary-{token}-* 2>/dev/null || true"
     assert on_server(canaries) == ""
-    assert subprocess.run(["docker", "exec", "local-gpu-1", "sh", "-c", canaries], capture_output=True, text=True,
-                          check=True).stdout == ""  # fmt: skip
+    assert (
+        subprocess.run(
+            ["docker", "exec", "local-gpu-1", "sh", "-c", canaries], capture_output=True, text=True, check=True
+        ).stdout
+        == ""
+    )
     assert not list(Path("/tmp").glob(f"gpuaas-canary-{token}-*"))

@@ -22,35 +22,54 @@ from gpuaas.profile import REPO_ROOT
 pytestmark = pytest.mark.hosts
 
 #: The data services' programs, by their link; the converge uploads each again after wipe().
-LINKS = {"nats-server": "/usr/local/bin/nats-server", "openbao": "/usr/local/bin/bao",
-         "seaweedfs": "/usr/local/bin/weed", "temporal": "/usr/local/bin/temporal"}  # fmt: skip
+LINKS = {
+    "nats-server": "/usr/local/bin/nats-server",
+    "openbao": "/usr/local/bin/bao",
+    "seaweedfs": "/usr/local/bin/weed",
+    "temporal": "/usr/local/bin/temporal",
+}
 UNITS = "nats openbao seaweedfs temporal"
 
 
 def on(name: str, command: str, check: bool = True) -> str:
-    return subprocess.run(["docker", "exec", name, "sh", "-c", command], capture_output=True, text=True,
-                          check=check).stdout  # fmt: skip
+    return subprocess.run(
+        ["docker", "exec", name, "sh", "-c", command], capture_output=True, text=True, check=check
+    ).stdout
 
 
 def converge(deploy: str = "deploys/site.py") -> dict:
-    result = subprocess.run(["pyinfra", "-y", "--json", "inventories/local.py", deploy], cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=False, timeout=900)  # fmt: skip
+    result = subprocess.run(
+        ["pyinfra", "-y", "--json", "inventories/local.py", deploy],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)["results"]["totals"]
 
 
 def wipe(server: str) -> None:
     """Take the data services' programs and secret files away, so the next converge installs them again."""
-    on(server, f"systemctl stop {UNITS}; rm -rf /opt/gpuaas {' '.join(LINKS.values())} "
-               "/etc/nats/auth.conf /etc/redis/gpuaas-auth.conf")  # fmt: skip
+    on(
+        server,
+        f"systemctl stop {UNITS}; rm -rf /opt/gpuaas {' '.join(LINKS.values())} "
+        "/etc/nats/auth.conf /etc/redis/gpuaas-auth.conf",
+    )
 
 
 def interrupted_run(until: str, interrupt) -> subprocess.CompletedProcess:
     """Start a converge, call `interrupt(process)` once pyinfra starts the operation named `until`;
     returns the finished (or killed) run."""
-    process = subprocess.Popen(["pyinfra", "-y", "-v", "inventories/local.py", "deploys/site.py"], cwd=REPO_ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        ["pyinfra", "-y", "-v", "inventories/local.py", "deploys/site.py"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     seen = []
     for line in process.stdout:
         seen.append(line)
@@ -72,8 +91,9 @@ def assert_whole_and_settled(profile, server: str) -> None:
         target = program_target(name, pin.version, artifacts.program_name(name, pin))
         assert on(server, f"readlink {link}").strip() == target
         assert on(server, f"sha256sum < {target}").split()[0] == artifacts.program_digest(name, pin), name
-    leftovers = on(server, "find /etc /opt /var/lib /root -name '.gpuaas-secret.*' -o -name '*.upload' 2>/dev/null",
-                   check=False)  # fmt: skip
+    leftovers = on(
+        server, "find /etc /opt /var/lib /root -name '.gpuaas-secret.*' -o -name '*.upload' 2>/dev/null", check=False
+    )
     assert leftovers == ""
     assert on(server, "dpkg --audit").strip() == ""
     hosts = on(server, "cat /etc/hosts")
@@ -86,8 +106,9 @@ def test_a_killed_converge_run_again_converges(local_hosts):
     converge()
     wipe(server)
     pin = local_hosts.artifacts["openbao"]
-    killed = interrupted_run(f"Ensure openbao {pin.version} is on the host",
-                             lambda process: os.killpg(process.pid, signal.SIGKILL))  # fmt: skip
+    killed = interrupted_run(
+        f"Ensure openbao {pin.version} is on the host", lambda process: os.killpg(process.pid, signal.SIGKILL)
+    )
     assert killed.returncode == -signal.SIGKILL
     # Killed while the program travelled: it is not in use, and no service runs a part of it.
     assert on(server, f"test -e {LINKS['openbao']} || echo absent").strip() == "absent"

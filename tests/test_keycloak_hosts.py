@@ -40,14 +40,19 @@ def assert_keycloak_serves_the_platform(inventory_path: Path) -> None:
     health = json.loads(on_server(f"curl -fsS http://{data.address}:{settings.management_port}/health/ready"))
     assert health["status"] == "UP"
     base = f"http://{data.address}:{settings.http_port}"
-    discovery = json.loads(on_server(f"curl -fsS -H 'X-Forwarded-Proto: https' "
-                                     f"{base}/realms/{settings.realm}/.well-known/openid-configuration"))  # fmt: skip
+    discovery = json.loads(
+        on_server(
+            f"curl -fsS -H 'X-Forwarded-Proto: https' {base}/realms/{settings.realm}/.well-known/openid-configuration"
+        )
+    )
     assert discovery["issuer"] == f"https://{settings.hostname}.{profile.dns.zone}/realms/{settings.realm}"
     token_url = f"{base}/realms/master/protocol/openid-connect/token"
     grant = f"-d grant_type=password -d client_id=admin-cli -d username={settings.admin_user}"
     for password, expected in ((resolve(profile, settings.admin_password).reveal(), "200"), ("wrong", "401")):
-        code = on_server(f"printf %s '{password}' | curl -sS -o /dev/null -w '%{{http_code}}' {token_url} {grant} "
-                         "--data-urlencode password@-")  # fmt: skip
+        code = on_server(
+            f"printf %s '{password}' | curl -sS -o /dev/null -w '%{{http_code}}' {token_url} {grant} "
+            "--data-urlencode password@-"
+        )
         assert code == expected
     assert on_server("ps -o user= -C java -C python3 | sort -u").split() == ["keycloak"]
     assert on_server("stat -c '%a %U' /opt/keycloak/data /etc/keycloak/keycloak.env").split() == [
@@ -56,8 +61,13 @@ def assert_keycloak_serves_the_platform(inventory_path: Path) -> None:
         "640",
         "root",
     ]
-    readiness = fact("roles.keycloak.facts.KeycloakReadiness", inventory_path, home="/opt/keycloak",
-                     address=data.address, management_port=settings.management_port)  # fmt: skip
+    readiness = fact(
+        "roles.keycloak.facts.KeycloakReadiness",
+        inventory_path,
+        home="/opt/keycloak",
+        address=data.address,
+        management_port=settings.management_port,
+    )
     assert readiness == {"version": profile.artifacts[settings.artifact].version, "ready": True}
     assert converge(inventory_path)["success"] == 0
 

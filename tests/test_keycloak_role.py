@@ -14,8 +14,11 @@ from roles.keycloak.config import UNIT, environment_file, paths
 from roles.keycloak.facts import KeycloakReadiness
 from roles.keycloak.settings import KeycloakSettings
 
-PIN = {"version": "26.0.7", "url": "https://github.com/keycloak/keycloak/releases/download/26.0.7/keycloak-26.0.7.zip",
-       "sha256": "0" * 64}  # fmt: skip
+PIN = {
+    "version": "26.0.7",
+    "url": "https://github.com/keycloak/keycloak/releases/download/26.0.7/keycloak-26.0.7.zip",
+    "sha256": "0" * 64,
+}
 
 
 @pytest.fixture
@@ -66,14 +69,23 @@ def test_environment_file_carries_the_secrets_only_as_a_secret():
     ("change", "path", "message"),
     [
         (lambda raw: raw["artifacts"].pop("keycloak"), "services.keycloak.artifact", "artifact that is not pinned"),
-        (lambda raw: raw["services"]["keycloak"].update(database="idp"), "services.keycloak.database",
-         "names no database of services.postgres.databases"),
-        (lambda raw: raw["services"]["keycloak"].update(http_port=6379), "services.keycloak.http_port",
-         "port 6379 is already used by services.redis.port"),
-        (lambda raw: raw["services"]["keycloak"].update(admin_password="hunter2"), "services.keycloak.admin_password",
-         "expected a secret reference"),
+        (
+            lambda raw: raw["services"]["keycloak"].update(database="idp"),
+            "services.keycloak.database",
+            "names no database of services.postgres.databases",
+        ),
+        (
+            lambda raw: raw["services"]["keycloak"].update(http_port=6379),
+            "services.keycloak.http_port",
+            "port 6379 is already used by services.redis.port",
+        ),
+        (
+            lambda raw: raw["services"]["keycloak"].update(admin_password="hunter2"),
+            "services.keycloak.admin_password",
+            "expected a secret reference",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_keycloak_settings_name_the_field(with_keycloak, change, path, message):
     change(with_keycloak)
     with pytest.raises(ProfileError) as caught:

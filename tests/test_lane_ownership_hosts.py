@@ -20,8 +20,9 @@ NAME = "lane-owner-check"
 
 
 def container(field: str) -> str:
-    return subprocess.run(["docker", "inspect", "-f", field, NAME], capture_output=True, text=True,
-                          check=True).stdout.strip()  # fmt: skip
+    return subprocess.run(
+        ["docker", "inspect", "-f", field, NAME], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 @pytest.fixture

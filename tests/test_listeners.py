@@ -19,8 +19,11 @@ def _refusal(raw: dict, source: str = "inventories/staging.yml") -> str:
 def test_a_disabled_service_port_is_not_counted(raw):
     # staging leaves the object store off: its volume port is free for Keycloak.
     raw["services"]["keycloak"] = {"enabled": True, "http_port": 8080}
-    raw["artifacts"]["keycloak"] = {"version": "26.0.7", "url": "https://example.com/keycloak-26.0.7.zip",
-                                    "sha256": "0" * 64}  # fmt: skip
+    raw["artifacts"]["keycloak"] = {
+        "version": "26.0.7",
+        "url": "https://example.com/keycloak-26.0.7.zip",
+        "sha256": "0" * 64,
+    }
     profile = parse_profile(raw, "inventories/staging.yml")
     ports = {listener.port: listener.field for listener in host_listeners(profile, profile.host("stg-server-1"))}
     assert ports[8080] == "services.keycloak.http_port"
@@ -37,8 +40,10 @@ def test_the_ports_of_temporal_s_other_mode_are_not_counted(raw):
 def test_a_service_on_ssh_s_port_is_refused_naming_both_fields_and_the_rule(raw):
     raw["services"]["redis"] = {"port": 22}
     report = _refusal(raw)
-    assert ("inventories/staging.yml: services.redis.port: port 22 is already used by connection.port on "
-            "stg-server-1 (tcp): each port a host listens on belongs to one service") in report  # fmt: skip
+    assert (
+        "inventories/staging.yml: services.redis.port: port 22 is already used by connection.port on "
+        "stg-server-1 (tcp): each port a host listens on belongs to one service"
+    ) in report
 
 
 def test_ssh_s_port_follows_the_connection_settings(raw):
@@ -54,8 +59,9 @@ def test_ssh_s_port_follows_the_connection_settings(raw):
 def test_a_service_on_the_supervisor_port_of_an_rke2_server_is_refused(raw):
     raw["services"]["nats"] = {"port": 9345}
     report = _refusal(raw)
-    assert ("services.nats.port: port 9345 is already used by RKE2 supervisor (node registration) on "
-            "stg-server-1 (tcp)") in report  # fmt: skip
+    assert (
+        "services.nats.port: port 9345 is already used by RKE2 supervisor (node registration) on stg-server-1 (tcp)"
+    ) in report
 
 
 def test_an_rke2_port_is_free_on_a_data_host_outside_the_rke2_groups():
@@ -73,8 +79,9 @@ def test_ssh_on_an_rke2_port_is_reported_at_the_connection_port(raw):
 
 def test_the_object_store_s_internal_ports_are_on_loopback_and_only_s3_is_on_the_network():
     local = load_profile("local")
-    store = [listener for listener in host_listeners(local, local.host("local-server"))
-             if listener.role == "object_store"]  # fmt: skip
+    store = [
+        listener for listener in host_listeners(local, local.host("local-server")) if listener.role == "object_store"
+    ]
     on_network = [listener for listener in store if listener.on_network]
     assert [(listener.address, listener.port, listener.credentials) for listener in on_network] == [
         ("172.30.77.10", 8333, True)

@@ -31,8 +31,14 @@ DEPLOYED_ROLES = ("postgres", "redis", "nats", "openbao", "object_store", "tempo
 
 def converge() -> dict:
     """Run the site deploy on the local lane; its totals."""
-    result = subprocess.run(["pyinfra", "-y", "--json", "inventories/local.py", "deploys/site.py"], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=1200, check=False)  # fmt: skip
+    result = subprocess.run(
+        ["pyinfra", "-y", "--json", "inventories/local.py", "deploys/site.py"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)["results"]["totals"]
 
@@ -76,8 +82,11 @@ def strays(profile: Profile, name: str) -> list[str]:
     expected = host_listeners(profile, profile.host(name))
     found = listening(profile, name)
     assert found, "ss showed no listening socket at all"
-    return [f"{protocol} {address}:{port} {process}" for protocol, address, port, process in found
-            if unexpected(expected, protocol, address, port, process)]  # fmt: skip
+    return [
+        f"{protocol} {address}:{port} {process}"
+        for protocol, address, port, process in found
+        if unexpected(expected, protocol, address, port, process)
+    ]
 
 
 @pytest.mark.parametrize("name", [SERVER, OTHER])
@@ -123,16 +132,19 @@ def test_redis_without_its_password_answers_noauth(lane):
 
 def test_nats_without_credentials_is_an_authorization_violation(lane):
     address, port = lane.host(SERVER).address, lane.services.nats.port
-    script = (f"exec 3<>/dev/tcp/{address}/{port}; printf 'CONNECT {{\"verbose\":false}}\\r\\nPING\\r\\n' >&3; "
-              "timeout 2 cat <&3")  # fmt: skip
+    script = (
+        f"exec 3<>/dev/tcp/{address}/{port}; printf 'CONNECT {{\"verbose\":false}}\\r\\nPING\\r\\n' >&3; "
+        "timeout 2 cat <&3"
+    )
     _, answer = on(lane, OTHER, f"timeout 5 bash -c {json.dumps(script)}")
     assert '"auth_required":true' in answer and "Authorization Violation" in answer, answer[-300:]
 
 
 def test_openbao_without_a_token_or_client_certificate_is_refused(lane):
     address, settings = lane.host(SERVER).address, lane.services.openbao
-    status, answer = on(lane, OTHER, f"curl -sk --max-time 5 -w '\\n%{{http_code}}' "
-                                     f"https://{address}:{settings.port}/v1/sys/mounts")  # fmt: skip
+    status, answer = on(
+        lane, OTHER, f"curl -sk --max-time 5 -w '\\n%{{http_code}}' https://{address}:{settings.port}/v1/sys/mounts"
+    )
     assert answer.strip().endswith("403") and "permission denied" in answer, answer[-300:]
     status, answer = on(lane, OTHER, f"curl -sk --max-time 5 https://{address}:{settings.cluster_port}/")
     assert status != 0, "the cluster port answered a client without the cluster's certificate"
@@ -171,31 +183,66 @@ def test_ssh_without_the_lane_key_is_refused(lane):
     address = str(lane.host(SERVER).address)
     result = subprocess.run(
         # No key is offered, and nothing secret is sent: the host's key need not be checked here.
-        ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "IdentityFile=/dev/null",
-         "-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "ConnectTimeout=5",
-         "-p", str(lane.connection.port), f"{lane.connection.user}@{address}", "true"],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "IdentityFile=/dev/null",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "ConnectTimeout=5",
+            "-p",
+            str(lane.connection.port),
+            f"{lane.connection.user}@{address}",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode != 0 and "Permission denied" in result.stderr, result.stderr
 
 
 def test_every_credentialed_network_port_of_the_lane_has_a_refusal_shown_above(lane):
-    shown = {"connection.port", "services.object_store.s3_port", "services.redis.port", "services.nats.port",
-             "services.openbao.port", "services.openbao.cluster_port", "services.postgres.port"}  # fmt: skip
+    shown = {
+        "connection.port",
+        "services.object_store.s3_port",
+        "services.redis.port",
+        "services.nats.port",
+        "services.openbao.port",
+        "services.openbao.cluster_port",
+        "services.postgres.port",
+    }
     deployed: list[Listener] = []
     for name in (SERVER, OTHER):
         found = listening(lane, name)
-        deployed += [listener for listener in host_listeners(lane, lane.host(name))
-                     if listener.on_network and listener.credentials and listens(listener, found)]  # fmt: skip
+        deployed += [
+            listener
+            for listener in host_listeners(lane, lane.host(name))
+            if listener.on_network and listener.credentials and listens(listener, found)
+        ]
     assert deployed and {listener.field for listener in deployed} <= shown
 
 
 def test_a_wider_bind_and_a_stopped_socket_are_repaired(lane):
     store = lane.services.object_store
     # Drift: Temporal's Web UI on every address, the S3 socket stopped and disabled.
-    on(lane, SERVER, "sed -i 's/--ui-ip 127.0.0.1/--ui-ip 0.0.0.0/' /etc/systemd/system/temporal.service && "
-                     "systemctl daemon-reload && systemctl restart temporal && "
-                     "systemctl disable --now seaweedfs-s3.socket")  # fmt: skip
+    on(
+        lane,
+        SERVER,
+        "sed -i 's/--ui-ip 127.0.0.1/--ui-ip 0.0.0.0/' /etc/systemd/system/temporal.service && "
+        "systemctl daemon-reload && systemctl restart temporal && "
+        "systemctl disable --now seaweedfs-s3.socket",
+    )
     wide_ui = f":{lane.services.temporal.ui_port} "
     for _ in range(60):
         if any(wide_ui in stray for stray in strays(lane, SERVER)):

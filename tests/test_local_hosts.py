@@ -101,9 +101,15 @@ def test_tampered_artifact_stops_the_deploy_before_any_operation(local_hosts, tm
     state = "ls -lR --time-style=+%s /opt/gpuaas /etc/nats /etc/systemd/system/nats.service"
     before = on_host("local-server", state)
     on_host("local-server", "rm -f /usr/local/bin/nats-server")
-    result = subprocess.run(["pyinfra", "-y", "inventories/local.py", "deploys/data.py"], cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=False, timeout=300,
-                            env={**os.environ, artifacts.MIRROR_ENV: str(tmp_path)})  # fmt: skip
+    result = subprocess.run(
+        ["pyinfra", "-y", "inventories/local.py", "deploys/data.py"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, artifacts.MIRROR_ENV: str(tmp_path)},
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert f"artifacts.nats-server: {genuine.name} has sha256" in output and "refusing to install it" in output

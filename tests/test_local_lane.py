@@ -97,8 +97,12 @@ def test_a_shape_keeps_the_profile_and_moves_only_what_must_move(env):
     assert shaped["secrets"]["openbao_init"] == {"stored": True}
     assert shaped["roles"]["common"]["time_sync"] == {"servers": [], "control_clock": False}
     # Nothing outside this machine: the backup endpoint is a profile host or the lane's gateway.
-    addresses = {host["address"] for host in shaped["hosts"]} | {"172.30.80.1", "172.30.84.1", "172.30.88.1",
-                                                                   "172.30.92.1"}  # fmt: skip
+    addresses = {host["address"] for host in shaped["hosts"]} | {
+        "172.30.80.1",
+        "172.30.84.1",
+        "172.30.88.1",
+        "172.30.92.1",
+    }
     assert shaped["backup"]["endpoint"].split("//")[1].split(":")[0] in addresses
     assert raw["hosts"][0]["address"] not in yaml.safe_dump(shaped)
 

@@ -30,8 +30,7 @@ def test_auth_file_is_a_secret_that_quotes_the_password():
 
 def test_varz_fact_reads_version_jetstream_and_health():
     varz = json.dumps({"version": "2.15.1", "jetstream": {"config": {}}}, indent=2).splitlines()
-    assert NatsVarz().process([*varz, '{"status":"ok"}']) == {"version": "2.15.1", "jetstream": True,
-                                                              "healthy": True}  # fmt: skip
+    assert NatsVarz().process([*varz, '{"status":"ok"}']) == {"version": "2.15.1", "jetstream": True, "healthy": True}
     assert NatsVarz().process([]) is None
     assert "http://10.0.0.1:8222/varz" in NatsVarz().command("10.0.0.1", 8222)
 

@@ -19,8 +19,15 @@ def test_servers_listen_on_loopback_and_only_the_s3_socket_on_the_profile_addres
     unit = files[UNIT]
     socket, proxy = files["/etc/systemd/system/seaweedfs-s3.socket"], files["/etc/systemd/system/seaweedfs-s3.service"]
     assert "-ip=127.0.0.1 -ip.bind=127.0.0.1" in unit and "172.30.77.10" not in unit
-    for flag in ("-master.port.grpc=19333", "-volume.port.grpc=18080", "-filer.port.grpc=18888",
-                 "-s3.port.grpc=18333", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false"):
+    for flag in (
+        "-master.port.grpc=19333",
+        "-volume.port.grpc=18080",
+        "-filer.port.grpc=18888",
+        "-s3.port.grpc=18333",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-master.telemetry=false",
+    ):
         assert flag in unit
     assert "-s3 -s3.port=8333" in unit and "-s3.config=/etc/seaweedfs/s3.json" in unit
     assert "ListenStream=172.30.77.10:8333\n" in socket
@@ -38,8 +45,11 @@ def test_a_port_whose_grpc_twin_is_no_port_is_refused(raw):
 def test_the_store_listens_beside_nothing_of_its_own(raw):
     raw["services"] = {"object_store": {"enabled": True, "filer_port": 8200}}
     raw["backup"]["endpoint"] = "http://10.20.0.10:8333"
-    with pytest.raises(ProfileError, match=r"services.object_store.filer_port: port 8200 is already used by "
-                                           r"services.openbao.port on stg-server-1"):  # fmt: skip
+    with pytest.raises(
+        ProfileError,
+        match=r"services.object_store.filer_port: port 8200 is already used by "
+        r"services.openbao.port on stg-server-1",
+    ):
         parse_profile(raw, "staging.yml")
 
 

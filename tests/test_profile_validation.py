@@ -290,10 +290,15 @@ def _url_artifact(url: str):
 
 
 def _databases(*names: str):
-    return _set("services.postgres", {"databases": [
-        {"name": name, "password": f"secret:{secret}"}
-        for name, secret in zip(names, ("pg_platform_password", "pg_temporal_password"), strict=False)
-    ]})  # fmt: skip
+    return _set(
+        "services.postgres",
+        {
+            "databases": [
+                {"name": name, "password": f"secret:{secret}"}
+                for name, secret in zip(names, ("pg_platform_password", "pg_temporal_password"), strict=False)
+            ]
+        },
+    )
 
 
 def _label(key: str, value: str = "gpu"):
@@ -313,115 +318,332 @@ HELM_CHART = {"name": "tools", "chart": "tools", "repo": "https://chartuser:helm
 
 REFUSED = [
     # patterns: a trailing newline is not part of any name
-    ("newline after a host name", _set("hosts.1.name", "nlhost-zz\n"), "hosts[1].name", ("valid hostname",),
-     "nlhost-zz"),
-    ("newline after the API name", _set("cluster.api_hostname", "apinl-zz.staging.gpuaas.example.com\n"),
-     "cluster.api_hostname", ("fully qualified DNS name",), "apinl-zz"),
-    ("newline after the bucket", _set("backup.bucket", "bucketnl-zz\n"), "backup.bucket", ("S3 bucket name",),
-     "bucketnl-zz"),
-    ("newline after a secret reference", _set("cluster.token", "secret:rke2_token\n"), "cluster.token",
-     ("secret reference",), "secret:rke2_token"),
-    ("newline after the zone", _set("dns.zone", "zonenl-zz.example.com\n"), "dns.zone",
-     ("fully qualified DNS name",), "zonenl-zz"),
-    ("newline after a sha256", _set("artifacts.openbao.sha256", "b" * 64 + "\n"), "artifacts.openbao.sha256",
-     ("64 lower-case hexadecimal digits",), "b" * 64),
-    ("newline after an env source", _set("secrets.rke2_token.env", "ENVNL_ZZ\n"), "secrets.rke2_token.env",
-     ("environment variable name",), "ENVNL_ZZ"),
-    ("newline after the login", _set("connection.user", "opsnl-zz\n"), "connection.user", ("user name",),
-     "opsnl-zz"),
-    ("newline after a database name", _databases("platform", "dbnl_zz\n"), "services.postgres.databases[1].name",
-     ("identifier",), "dbnl_zz"),
+    (
+        "newline after a host name",
+        _set("hosts.1.name", "nlhost-zz\n"),
+        "hosts[1].name",
+        ("valid hostname",),
+        "nlhost-zz",
+    ),
+    (
+        "newline after the API name",
+        _set("cluster.api_hostname", "apinl-zz.staging.gpuaas.example.com\n"),
+        "cluster.api_hostname",
+        ("fully qualified DNS name",),
+        "apinl-zz",
+    ),
+    (
+        "newline after the bucket",
+        _set("backup.bucket", "bucketnl-zz\n"),
+        "backup.bucket",
+        ("S3 bucket name",),
+        "bucketnl-zz",
+    ),
+    (
+        "newline after a secret reference",
+        _set("cluster.token", "secret:rke2_token\n"),
+        "cluster.token",
+        ("secret reference",),
+        "secret:rke2_token",
+    ),
+    (
+        "newline after the zone",
+        _set("dns.zone", "zonenl-zz.example.com\n"),
+        "dns.zone",
+        ("fully qualified DNS name",),
+        "zonenl-zz",
+    ),
+    (
+        "newline after a sha256",
+        _set("artifacts.openbao.sha256", "b" * 64 + "\n"),
+        "artifacts.openbao.sha256",
+        ("64 lower-case hexadecimal digits",),
+        "b" * 64,
+    ),
+    (
+        "newline after an env source",
+        _set("secrets.rke2_token.env", "ENVNL_ZZ\n"),
+        "secrets.rke2_token.env",
+        ("environment variable name",),
+        "ENVNL_ZZ",
+    ),
+    ("newline after the login", _set("connection.user", "opsnl-zz\n"), "connection.user", ("user name",), "opsnl-zz"),
+    (
+        "newline after a database name",
+        _databases("platform", "dbnl_zz\n"),
+        "services.postgres.databases[1].name",
+        ("identifier",),
+        "dbnl_zz",
+    ),
     # credentials inside URLs
-    ("credentials in the backup endpoint",
-     _set("backup.endpoint", "https://AKIAZZ:s3-pass-zz@s3.staging.gpuaas.example.com"), "backup.endpoint",
-     ("must not carry credentials", "secret reference"), "s3-pass-zz"),
-    ("user in an artifact URL", _url_artifact("https://token-user-zz@downloads.example.com/nats-server.tar.gz"),
-     "artifacts.nats-server.url", ("must not carry credentials",), "token-user-zz"),
-    ("credentials in a registry mirror",
-     _set("roles.rke2", {"registries": {"mirrors": {"docker.io": ["https://u:mirror-pass-zz@registry.example.com"]}}}),
-     "roles.rke2.registries.mirrors.docker.io[0]", ("must not carry credentials",), "mirror-pass-zz"),
-    ("credentials in a host's chart repository", _set("hosts.1.roles", {"rke2": {"helm_charts": [HELM_CHART]}}),
-     "hosts[1].roles.rke2.helm_charts[0].repo", ("must not carry credentials",), "helm-pass-zz"),
+    (
+        "credentials in the backup endpoint",
+        _set("backup.endpoint", "https://AKIAZZ:s3-pass-zz@s3.staging.gpuaas.example.com"),
+        "backup.endpoint",
+        ("must not carry credentials", "secret reference"),
+        "s3-pass-zz",
+    ),
+    (
+        "user in an artifact URL",
+        _url_artifact("https://token-user-zz@downloads.example.com/nats-server.tar.gz"),
+        "artifacts.nats-server.url",
+        ("must not carry credentials",),
+        "token-user-zz",
+    ),
+    (
+        "credentials in a registry mirror",
+        _set(
+            "roles.rke2", {"registries": {"mirrors": {"docker.io": ["https://u:mirror-pass-zz@registry.example.com"]}}}
+        ),
+        "roles.rke2.registries.mirrors.docker.io[0]",
+        ("must not carry credentials",),
+        "mirror-pass-zz",
+    ),
+    (
+        "credentials in a host's chart repository",
+        _set("hosts.1.roles", {"rke2": {"helm_charts": [HELM_CHART]}}),
+        "hosts[1].roles.rke2.helm_charts[0].repo",
+        ("must not carry credentials",),
+        "helm-pass-zz",
+    ),
     # plain http to hosts outside the environment
-    ("http backup endpoint on the internet", _set("backup.endpoint", "http://s3-zz.example.com"), "backup.endpoint",
-     ("plain http", "use https"), "s3-zz.example.com"),
-    ("http backup endpoint outside the node network", _set("backup.endpoint", "http://192.0.2.10:8333"),
-     "backup.endpoint", ("plain http", "CIDRs"), "192.0.2.10"),
-    ("http artifact download", _url_artifact("http://dl-zz.example.com/nats-server.tar.gz"),
-     "artifacts.nats-server.url", ("plain http",), "dl-zz.example.com"),
-    ("http registry mirror", _set("roles.rke2", {"registries": {"mirrors": {"docker.io": ["http://reg-zz.example.com"]}}}),
-     "roles.rke2.registries.mirrors.docker.io[0]", ("plain http",), "reg-zz.example.com"),
+    (
+        "http backup endpoint on the internet",
+        _set("backup.endpoint", "http://s3-zz.example.com"),
+        "backup.endpoint",
+        ("plain http", "use https"),
+        "s3-zz.example.com",
+    ),
+    (
+        "http backup endpoint outside the node network",
+        _set("backup.endpoint", "http://192.0.2.10:8333"),
+        "backup.endpoint",
+        ("plain http", "CIDRs"),
+        "192.0.2.10",
+    ),
+    (
+        "http artifact download",
+        _url_artifact("http://dl-zz.example.com/nats-server.tar.gz"),
+        "artifacts.nats-server.url",
+        ("plain http",),
+        "dl-zz.example.com",
+    ),
+    (
+        "http registry mirror",
+        _set("roles.rke2", {"registries": {"mirrors": {"docker.io": ["http://reg-zz.example.com"]}}}),
+        "roles.rke2.registries.mirrors.docker.io[0]",
+        ("plain http",),
+        "reg-zz.example.com",
+    ),
     # DNS records that cannot coexist or never converge
-    ("one name and type twice", _record("portal", "stg-gpu-1"), "dns.records[4]", ("same name and type",),
-     "stg-gpu-1"),
-    ("a CNAME beside an A record", _record("portal", "lb-zz.example.com", "CNAME"), "dns.records[4]",
-     ("CNAME cannot stand beside other records",), "lb-zz.example.com"),
-    ("AAAA at an IPv4 host", _set("dns.records.1.type", "AAAA"), "dns.records[1].target",
-     ("AAAA record points at an IPv6 address",), "10.20.0.10"),
-    ("AAAA at an IPv4 address", _record("v4", "192.0.2.77", "AAAA"), "dns.records[4].target",
-     ("AAAA record points at an IPv6 address",), "192.0.2.77"),
-    ("A at an IPv6 address", _record("v6", "2001:db8::77"), "dns.records[4].target",
-     ("A record points at an IPv4 address",), "2001:db8::77"),
-    ("IPv6 target in upper case", _record("v6", "2001:DB8::77", "AAAA"), "dns.records[4].target",
-     ("canonical form",), "2001:DB8::77"),
-    ("IPv6 target with zero groups spelled out", _record("v6", "2001:db8:0:0:0:0:0:77", "AAAA"),
-     "dns.records[4].target", ("canonical form",), "2001:db8:0:0:0:0:0:77"),
-    ("IPv6 target with leading zeros", _record("v6", "2001:0db8::0077", "AAAA"), "dns.records[4].target",
-     ("canonical form",), "2001:0db8::0077"),
-    ("IPv4-mapped IPv6 target", _record("v6", "::ffff:c000:24d", "AAAA"), "dns.records[4].target",
-     ("IPv4-mapped",), "c000:24d"),
-    ("a CNAME at its own name", _record("loop", "loop.staging.gpuaas.example.com", "CNAME"), "dns.records[4].target",
-     ("own name",), "loop.staging"),
+    ("one name and type twice", _record("portal", "stg-gpu-1"), "dns.records[4]", ("same name and type",), "stg-gpu-1"),
+    (
+        "a CNAME beside an A record",
+        _record("portal", "lb-zz.example.com", "CNAME"),
+        "dns.records[4]",
+        ("CNAME cannot stand beside other records",),
+        "lb-zz.example.com",
+    ),
+    (
+        "AAAA at an IPv4 host",
+        _set("dns.records.1.type", "AAAA"),
+        "dns.records[1].target",
+        ("AAAA record points at an IPv6 address",),
+        "10.20.0.10",
+    ),
+    (
+        "AAAA at an IPv4 address",
+        _record("v4", "192.0.2.77", "AAAA"),
+        "dns.records[4].target",
+        ("AAAA record points at an IPv6 address",),
+        "192.0.2.77",
+    ),
+    (
+        "A at an IPv6 address",
+        _record("v6", "2001:db8::77"),
+        "dns.records[4].target",
+        ("A record points at an IPv4 address",),
+        "2001:db8::77",
+    ),
+    (
+        "IPv6 target in upper case",
+        _record("v6", "2001:DB8::77", "AAAA"),
+        "dns.records[4].target",
+        ("canonical form",),
+        "2001:DB8::77",
+    ),
+    (
+        "IPv6 target with zero groups spelled out",
+        _record("v6", "2001:db8:0:0:0:0:0:77", "AAAA"),
+        "dns.records[4].target",
+        ("canonical form",),
+        "2001:db8:0:0:0:0:0:77",
+    ),
+    (
+        "IPv6 target with leading zeros",
+        _record("v6", "2001:0db8::0077", "AAAA"),
+        "dns.records[4].target",
+        ("canonical form",),
+        "2001:0db8::0077",
+    ),
+    (
+        "IPv4-mapped IPv6 target",
+        _record("v6", "::ffff:c000:24d", "AAAA"),
+        "dns.records[4].target",
+        ("IPv4-mapped",),
+        "c000:24d",
+    ),
+    (
+        "a CNAME at its own name",
+        _record("loop", "loop.staging.gpuaas.example.com", "CNAME"),
+        "dns.records[4].target",
+        ("own name",),
+        "loop.staging",
+    ),
     # Postgres databases
-    ("a database twice", _databases("platform", "platform"), "services.postgres.databases[1].name",
-     ("services.postgres.databases[0] has the same name",), "platform"),
-    ("database postgres", _databases("platform", "postgres"), "services.postgres.databases[1].name",
-     ("reserved by PostgreSQL",), "'postgres'"),
-    ("database template0", _databases("template0"), "services.postgres.databases[0].name", ("reserved",),
-     "'template0'"),
-    ("database template1", _databases("template1"), "services.postgres.databases[0].name", ("reserved",),
-     "'template1'"),
-    ("database with the roles' pg_ prefix", _databases("pg_zz"), "services.postgres.databases[0].name",
-     ("reserved",), "pg_zz"),
+    (
+        "a database twice",
+        _databases("platform", "platform"),
+        "services.postgres.databases[1].name",
+        ("services.postgres.databases[0] has the same name",),
+        "platform",
+    ),
+    (
+        "database postgres",
+        _databases("platform", "postgres"),
+        "services.postgres.databases[1].name",
+        ("reserved by PostgreSQL",),
+        "'postgres'",
+    ),
+    (
+        "database template0",
+        _databases("template0"),
+        "services.postgres.databases[0].name",
+        ("reserved",),
+        "'template0'",
+    ),
+    (
+        "database template1",
+        _databases("template1"),
+        "services.postgres.databases[0].name",
+        ("reserved",),
+        "'template1'",
+    ),
+    (
+        "database with the roles' pg_ prefix",
+        _databases("pg_zz"),
+        "services.postgres.databases[0].name",
+        ("reserved",),
+        "pg_zz",
+    ),
     # a server listed as an agent too
-    ("server and agent", _set("hosts.1.groups", ["rke2_servers", "rke2_agents"]), "hosts[1].groups",
-     ("RKE2 server or an RKE2 agent, not both",), "stg-gpu-1"),
+    (
+        "server and agent",
+        _set("hosts.1.groups", ["rke2_servers", "rke2_agents"]),
+        "hosts[1].groups",
+        ("RKE2 server or an RKE2 agent, not both",),
+        "stg-gpu-1",
+    ),
     # addresses no host can take
-    ("network address", _set("hosts.1.address", "10.20.0.0"), "hosts[1].address", ("network address",),
-     "10.20.0.0"),
-    ("broadcast address", _set("hosts.1.address", "10.20.0.255"), "hosts[1].address", ("broadcast address",),
-     "10.20.0.255"),
-    ("the declared gateway", _steps(_set("network.gateway", "10.20.0.254"), _set("hosts.1.address", "10.20.0.254")),
-     "hosts[1].address", ("gateway",), "10.20.0.254"),
-    ("a lane's gateway", _steps(_set("lane", {}), _set("hosts.1.address", "10.20.0.1")), "hosts[1].address",
-     ("gateway",), "10.20.0.1"),
-    ("a gateway outside the network", _set("network.gateway", "10.99.0.1"), "network.gateway", ("outside",),
-     "10.99.0.1"),
-    ("a gateway at the broadcast address", _set("network.gateway", "10.20.0.255"), "network.gateway",
-     ("broadcast address",), "10.20.0.255"),
+    ("network address", _set("hosts.1.address", "10.20.0.0"), "hosts[1].address", ("network address",), "10.20.0.0"),
+    (
+        "broadcast address",
+        _set("hosts.1.address", "10.20.0.255"),
+        "hosts[1].address",
+        ("broadcast address",),
+        "10.20.0.255",
+    ),
+    (
+        "the declared gateway",
+        _steps(_set("network.gateway", "10.20.0.254"), _set("hosts.1.address", "10.20.0.254")),
+        "hosts[1].address",
+        ("gateway",),
+        "10.20.0.254",
+    ),
+    (
+        "a lane's gateway",
+        _steps(_set("lane", {}), _set("hosts.1.address", "10.20.0.1")),
+        "hosts[1].address",
+        ("gateway",),
+        "10.20.0.1",
+    ),
+    (
+        "a gateway outside the network",
+        _set("network.gateway", "10.99.0.1"),
+        "network.gateway",
+        ("outside",),
+        "10.99.0.1",
+    ),
+    (
+        "a gateway at the broadcast address",
+        _set("network.gateway", "10.20.0.255"),
+        "network.gateway",
+        ("broadcast address",),
+        "10.20.0.255",
+    ),
     # Kubernetes labels
     ("label name starting with '-'", _label("-pool-zz"), "hosts[1].labels", ("label key",), "-pool-zz"),
     ("label name of 64 characters", _label(LONG_NAME), "hosts[1].labels", ("at most 63",), LONG_NAME),
-    ("label prefix in upper case", _label("Gpuaas-ZZ.io/pool"), "hosts[1].labels", ("DNS-subdomain prefix",),
-     "Gpuaas-ZZ"),
+    (
+        "label prefix in upper case",
+        _label("Gpuaas-ZZ.io/pool"),
+        "hosts[1].labels",
+        ("DNS-subdomain prefix",),
+        "Gpuaas-ZZ",
+    ),
     ("label key with two slashes", _label("a/b-zz/pool"), "hosts[1].labels", ("label key",), "b-zz"),
-    ("label value of 64 characters", _label("pool", LONG_NAME), "hosts[1].labels.pool", ("label value", "63"),
-     LONG_NAME),
+    (
+        "label value of 64 characters",
+        _label("pool", LONG_NAME),
+        "hosts[1].labels.pool",
+        ("label value", "63"),
+        LONG_NAME,
+    ),
     ("label value with a space", _label("pool", "gpu zz"), "hosts[1].labels.pool", ("label value",), "gpu zz"),
-    ("label value ending in '-'", _label("pool", "gpuzz-"), "hosts[1].labels.pool",
-     ("starting and ending with a letter or digit",), "gpuzz-"),
-    ("label value with a trailing newline", _label("pool", "gpuzz\n"), "hosts[1].labels.pool", ("label value",),
-     "gpuzz"),
+    (
+        "label value ending in '-'",
+        _label("pool", "gpuzz-"),
+        "hosts[1].labels.pool",
+        ("starting and ending with a letter or digit",),
+        "gpuzz-",
+    ),
+    (
+        "label value with a trailing newline",
+        _label("pool", "gpuzz\n"),
+        "hosts[1].labels.pool",
+        ("label value",),
+        "gpuzz",
+    ),
     # secret sources
-    ("secret file that is a directory", _set("secrets.backup_access_key_id", {"file": "/usr/share"}),
-     "secrets.backup_access_key_id.file", ("is a directory",), "/usr/share"),
+    (
+        "secret file that is a directory",
+        _set("secrets.backup_access_key_id", {"file": "/usr/share"}),
+        "secrets.backup_access_key_id.file",
+        ("is a directory",),
+        "/usr/share",
+    ),
     # messages that could have echoed a secret, or shown a class name or a regular expression
-    ("a secret pasted as an env source", _set("secrets.rke2_token.env", "sk-live-Secret-ZZ"),
-     "secrets.rke2_token.env", ("environment variable name",), "sk-live-Secret-ZZ"),
-    ("a secret pasted as a secret's name", _set("secrets", {"Hunter2-Secret-ZZ": {"env": "A"}}), "secrets",
-     ("a key here", "secret name"), "Hunter2-Secret-ZZ"),
-    ("a secret pasted as a secret's source", _set("secrets.rke2_token", "hunter2-secret-zz"), "secrets.rke2_token",
-     ("should be a mapping",), "hunter2-secret-zz"),
+    (
+        "a secret pasted as an env source",
+        _set("secrets.rke2_token.env", "sk-live-Secret-ZZ"),
+        "secrets.rke2_token.env",
+        ("environment variable name",),
+        "sk-live-Secret-ZZ",
+    ),
+    (
+        "a secret pasted as a secret's name",
+        _set("secrets", {"Hunter2-Secret-ZZ": {"env": "A"}}),
+        "secrets",
+        ("a key here", "secret name"),
+        "Hunter2-Secret-ZZ",
+    ),
+    (
+        "a secret pasted as a secret's source",
+        _set("secrets.rke2_token", "hunter2-secret-zz"),
+        "secrets.rke2_token",
+        ("should be a mapping",),
+        "hunter2-secret-zz",
+    ),
     ("a section given as text", _set("connection", "ssh-zz"), "connection", ("should be a mapping",), "ssh-zz"),
 ]
 
@@ -449,16 +671,41 @@ ALIAS_BOMB = "lol0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".jo
 # File-level refusals: (case, the file's bytes from staging's text, where, words of the rule, refused bytes)
 REFUSED_FILES = [
     ("an alias bomb", lambda text: (text + ALIAS_BOMB).encode(), "line ", ("aliases expanded", "more than"), "lol"),
-    ("an alias inside itself", lambda text: (text + "loop: &loop [1, *loop]\n").encode(), "line ",
-     ("alias refers to a collection that contains it",), "loop"),
-    ("a merge key with a value that is not a mapping", lambda text: text.replace(
-        "connection:\n", "connection:\n  <<: merge-zz\n").encode(), "line ", ("merging",), "merge-zz"),
-    ("a byte that is not UTF-8", lambda text: text.replace("Reference", "Ref\xe9rence").encode("latin-1"), "",
-     ("not UTF-8", f"offset {STAGING_TEXT.encode().index(b'Reference') + 3}"), "Ref"),
-    ("a stray 0xff byte", lambda text: text.encode() + b"# \xff\n", "",
-     ("not UTF-8", f"offset {len(STAGING_TEXT.encode()) + 2}"), "\xff"),
-    ("a control character", lambda text: text.replace("Reference", "Ref\x01zz").encode(), "",
-     ("control character",), "Ref\x01zz"),
+    (
+        "an alias inside itself",
+        lambda text: (text + "loop: &loop [1, *loop]\n").encode(),
+        "line ",
+        ("alias refers to a collection that contains it",),
+        "loop",
+    ),
+    (
+        "a merge key with a value that is not a mapping",
+        lambda text: text.replace("connection:\n", "connection:\n  <<: merge-zz\n").encode(),
+        "line ",
+        ("merging",),
+        "merge-zz",
+    ),
+    (
+        "a byte that is not UTF-8",
+        lambda text: text.replace("Reference", "Ref\xe9rence").encode("latin-1"),
+        "",
+        ("not UTF-8", f"offset {STAGING_TEXT.encode().index(b'Reference') + 3}"),
+        "Ref",
+    ),
+    (
+        "a stray 0xff byte",
+        lambda text: text.encode() + b"# \xff\n",
+        "",
+        ("not UTF-8", f"offset {len(STAGING_TEXT.encode()) + 2}"),
+        "\xff",
+    ),
+    (
+        "a control character",
+        lambda text: text.replace("Reference", "Ref\x01zz").encode(),
+        "",
+        ("control character",),
+        "Ref\x01zz",
+    ),
     ("a list as a key", lambda text: text + "? [key-zz]\n: 1\n", "line ", ("a key is a plain value",), "key-zz"),
 ]
 
@@ -541,9 +788,22 @@ ACCEPTED = [
     ("http to loopback", _set("backup.endpoint", "http://127.0.0.1:9000")),
     ("http to localhost", _set("backup.endpoint", "http://localhost:9000")),
     ("http to a service address", _set("backup.endpoint", "http://10.43.0.50:8333")),
-    ("http to a cluster service in chart values", _set("roles.rke2", {"helm_charts": [
-        {"name": "tools", "chart": "tools", "repo": "https://charts.example.com",
-         "values": {"metrics": "http://prometheus.monitoring.svc:9090"}}]})),  # fmt: skip
+    (
+        "http to a cluster service in chart values",
+        _set(
+            "roles.rke2",
+            {
+                "helm_charts": [
+                    {
+                        "name": "tools",
+                        "chart": "tools",
+                        "repo": "https://charts.example.com",
+                        "values": {"metrics": "http://prometheus.monitoring.svc:9090"},
+                    }
+                ]
+            },
+        ),
+    ),
     ("a URL as the description", _set("description", "http://wiki.example.com/gpuaas")),
     ("A and AAAA of one name", _record("portal", "2001:db8::77", "AAAA")),
     ("a canonical IPv6 target", _record("v6", "2001:db8:0:1::77", "AAAA")),
@@ -551,8 +811,10 @@ ACCEPTED = [
     ("several records of other names", _steps(_record("a1", "10.20.0.10"), _record("a2", "10.20.0.21"))),
     ("databases near the reserved names", _databases("postgres_app", "template")),
     ("a database with pg inside", _databases("app_pg")),
-    ("first and last usable address",
-     _steps(_set("hosts.0.address", "10.20.0.1"), _set("hosts.1.address", "10.20.0.254"))),
+    (
+        "first and last usable address",
+        _steps(_set("hosts.0.address", "10.20.0.1"), _set("hosts.1.address", "10.20.0.254")),
+    ),
     ("a gateway no host takes", _set("network.gateway", "10.20.0.1")),
     ("a lane host beside its gateway", _steps(_set("lane", {}), _set("hosts.1.address", "10.20.0.2"))),
     ("a label with a DNS prefix", _label("gpu.example.com/pool-name_v1.2", "A-1_b.c")),
@@ -579,8 +841,13 @@ def test_non_ascii_utf8_text_and_a_byte_order_mark_are_accepted(tmp_path):
 
 def test_every_shipped_profile_renders(tmp_path):
     for env in ENVIRONMENTS:
-        result = subprocess.run([sys.executable, "-m", "gpuaas", "render", env, "--out", str(tmp_path / env)],
-                                cwd=REPO_ROOT, capture_output=True, text=True, check=False)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "gpuaas", "render", env, "--out", str(tmp_path / env)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr
 
 

@@ -18,8 +18,14 @@ pytestmark = pytest.mark.hosts
 
 @pytest.fixture(scope="module")
 def converged(local_hosts):
-    result = subprocess.run(["pyinfra", "-y", "inventories/local.py", "deploys/data.py"], cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=False, timeout=900)  # fmt: skip
+    result = subprocess.run(
+        ["pyinfra", "-y", "inventories/local.py", "deploys/data.py"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     profile = load_profile("local")
     return profile, profile.host("local-server")
@@ -35,8 +41,9 @@ def test_each_service_reports_its_version_and_readiness(converged):
     assert redis["redis_version"].startswith("7.")
     nats = fact("roles.nats.facts.NatsVarz", address=MONITOR_ADDRESS, monitor_port=services.nats.monitor_port)
     assert nats == {"version": pins["nats-server"].version, "jetstream": True, "healthy": True}
-    temporal = fact("roles.temporal.facts.TemporalCluster", program="temporal",
-                    address=f"{address}:{services.temporal.port}")  # fmt: skip
+    temporal = fact(
+        "roles.temporal.facts.TemporalCluster", program="temporal", address=f"{address}:{services.temporal.port}"
+    )
     assert temporal["health"] == "SERVING" and temporal["server_version"]
     bao = fact("roles.openbao.facts.BaoStatus", client_command=client(services.openbao, node, "status"))
     assert bao["version"] == pins["openbao"].version and bao["initialized"] and not bao["sealed"]

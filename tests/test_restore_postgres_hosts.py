@@ -55,8 +55,9 @@ def psql(profile, sql: str, database: str = DATABASE) -> str:
 
 def probe_rows(profile) -> tuple[int, str]:
     """The probe table's row count and the md5 of its rows in order."""
-    found = psql(profile, f"SELECT count(*), md5(coalesce(string_agg(id || ':' || payload, ',' ORDER BY id), '')) "
-                          f"FROM {TABLE};")  # fmt: skip
+    found = psql(
+        profile, f"SELECT count(*), md5(coalesce(string_agg(id || ':' || payload, ',' ORDER BY id), '')) FROM {TABLE};"
+    )
     count, digest = found.split("|")
     return int(count), digest
 
@@ -67,12 +68,19 @@ def databases(profile) -> set[str]:
 
 def database_state(profile, name: str = DATABASE) -> dict:
     """What a restore must keep of the live database: owner, grants, connection settings, settings."""
-    row = psql(profile, "SELECT pg_get_userbyid(datdba), datacl::text, datallowconn, datconnlimit, "
-                        "pg_encoding_to_char(encoding), datcollate FROM pg_database "
-                        f"WHERE datname = '{name}';", "postgres")  # fmt: skip
-    settings = psql(profile, "SELECT coalesce(setrole::regrole::text, '-'), setconfig::text FROM pg_db_role_setting s "
-                             f"JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '{name}' ORDER BY 1;",
-                    "postgres")  # fmt: skip
+    row = psql(
+        profile,
+        "SELECT pg_get_userbyid(datdba), datacl::text, datallowconn, datconnlimit, "
+        "pg_encoding_to_char(encoding), datcollate FROM pg_database "
+        f"WHERE datname = '{name}';",
+        "postgres",
+    )
+    settings = psql(
+        profile,
+        "SELECT coalesce(setrole::regrole::text, '-'), setconfig::text FROM pg_db_role_setting s "
+        f"JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '{name}' ORDER BY 1;",
+        "postgres",
+    )
     tables = psql(profile, f"SELECT tableowner FROM pg_tables WHERE tablename = '{TABLE}';")
     return {"database": row, "settings": settings, "table_owner": tables}
 
@@ -89,8 +97,10 @@ class Archives:
         entries = {entry.key.removeprefix(base): entry for entry in manifest.objects if entry.key.startswith(base)}
         s3 = store.client(profile)
         self.sha256 = {name: entry.sha256 for name, entry in entries.items()}
-        self.data = {name: s3.get_object(Bucket=profile.backup.bucket, Key=entry.key)["Body"].read()
-                     for name, entry in entries.items()}  # fmt: skip
+        self.data = {
+            name: s3.get_object(Bucket=profile.backup.bucket, Key=entry.key)["Body"].read()
+            for name, entry in entries.items()
+        }
         self.figures = manifest.services[f"{self.node.name}/{service}"]["figures"]
 
     def job(self, appended: str = "", breaks: str = "", names: list[str] | None = None) -> RestoreJob:
@@ -104,8 +114,14 @@ class Archives:
             if hashlib.sha256(data).hexdigest() != self.sha256[name]:
                 raise RestoreRefused(f"{name} changed in the bucket while it was being restored")
 
-        return RestoreJob(self.profile, self.node, shell(self.profile), names=names or list(self.data), open=opened,
-                          figures=copy.deepcopy(self.figures))  # fmt: skip
+        return RestoreJob(
+            self.profile,
+            self.node,
+            shell(self.profile),
+            names=names or list(self.data),
+            open=opened,
+            figures=copy.deepcopy(self.figures),
+        )
 
 
 def restore_with_engine(profile, set_id: str, service: str, manifest=None) -> dict:
@@ -116,8 +132,10 @@ def restore_with_engine(profile, set_id: str, service: str, manifest=None) -> di
 
 def wait_for_host(profile, condition: str, seconds: int = 120) -> None:
     """Wait on the host until the shell test `condition` holds (one SSH command polling there)."""
-    shell(profile).run(f"for i in $(seq {seconds * 20}); do if {condition}; then exit 0; fi; sleep 0.05; done; "
-                       "exit 1", "waiting on the host")  # fmt: skip
+    shell(profile).run(
+        f"for i in $(seq {seconds * 20}); do if {condition}; then exit 0; fi; sleep 0.05; done; exit 1",
+        "waiting on the host",
+    )
 
 
 STAGED = postgres_backup.beside(DATABASE, postgres_backup.STAGING)
@@ -135,22 +153,32 @@ def profile(local_hosts):
 def backed_up(profile):
     """A set of the Postgres databases whose probe table holds ROWS rows, the platform database given a
     setting and a grant of its own; removed at the end with everything this module added."""
-    psql(profile, f"SET ROLE {DATABASE}; DROP TABLE IF EXISTS {TABLE}; "
-                  f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, payload text NOT NULL); "
-                  f"INSERT INTO {TABLE} SELECT i, md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text) "
-                  f"FROM generate_series(1, {ROWS}) AS i;")  # fmt: skip
-    psql(profile, f"ALTER DATABASE {DATABASE} SET work_mem = '12MB'; ALTER DATABASE {DATABASE} CONNECTION LIMIT 150; "
-                  "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'restore_reader') THEN "
-                  "CREATE ROLE restore_reader NOLOGIN; END IF; END $$; "
-                  f"GRANT CONNECT ON DATABASE {DATABASE} TO restore_reader;", "postgres")  # fmt: skip
+    psql(
+        profile,
+        f"SET ROLE {DATABASE}; DROP TABLE IF EXISTS {TABLE}; "
+        f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, payload text NOT NULL); "
+        f"INSERT INTO {TABLE} SELECT i, md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text) "
+        f"FROM generate_series(1, {ROWS}) AS i;",
+    )
+    psql(
+        profile,
+        f"ALTER DATABASE {DATABASE} SET work_mem = '12MB'; ALTER DATABASE {DATABASE} CONNECTION LIMIT 150; "
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'restore_reader') THEN "
+        "CREATE ROLE restore_reader NOLOGIN; END IF; END $$; "
+        f"GRANT CONNECT ON DATABASE {DATABASE} TO restore_reader;",
+        "postgres",
+    )
     before = probe_rows(profile)
     manifest = engine.back_up(profile, log=lambda line: None, services=(postgres_backup,))
     assert manifest.services[POSTGRES]["figures"][DATABASE][f"public.{TABLE}"] == ROWS
     yield manifest.set_id, before
     psql(profile, f"DROP TABLE IF EXISTS {TABLE};")
-    psql(profile, f"ALTER DATABASE {DATABASE} RESET work_mem; ALTER DATABASE {DATABASE} CONNECTION LIMIT -1; "
-                  f"REVOKE ALL ON DATABASE {DATABASE} FROM restore_reader; DROP ROLE IF EXISTS restore_reader;",
-         "postgres")  # fmt: skip
+    psql(
+        profile,
+        f"ALTER DATABASE {DATABASE} RESET work_mem; ALTER DATABASE {DATABASE} CONNECTION LIMIT -1; "
+        f"REVOKE ALL ON DATABASE {DATABASE} FROM restore_reader; DROP ROLE IF EXISTS restore_reader;",
+        "postgres",
+    )
     _remove_set(profile, manifest.set_id)
 
 
@@ -163,14 +191,19 @@ def _remove_set(profile, set_id: str) -> None:
 
 def write_after_the_backup(profile) -> tuple[int, str]:
     """Rows the set does not have, and rows it has taken away: what the live database holds now."""
-    psql(profile, f"INSERT INTO {TABLE} VALUES ({ROWS + 1}, 'written after the backup') ON CONFLICT DO NOTHING; "
-                  f"DELETE FROM {TABLE} WHERE id <= 10;")  # fmt: skip
+    psql(
+        profile,
+        f"INSERT INTO {TABLE} VALUES ({ROWS + 1}, 'written after the backup') ON CONFLICT DO NOTHING; "
+        f"DELETE FROM {TABLE} WHERE id <= 10;",
+    )
     return probe_rows(profile)
 
 
 def no_copies_left(profile) -> None:
-    copies = {postgres_backup.beside(DATABASE, suffix)
-              for suffix in (postgres_backup.STAGING, postgres_backup.PREVIOUS, postgres_backup.DRILL)}  # fmt: skip
+    copies = {
+        postgres_backup.beside(DATABASE, suffix)
+        for suffix in (postgres_backup.STAGING, postgres_backup.PREVIOUS, postgres_backup.DRILL)
+    }
     assert not databases(profile) & copies
 
 
@@ -212,8 +245,9 @@ def test_pg_restore_killed_on_the_host_leaves_the_live_database(profile, backed_
 
     def kill_pg_restore() -> None:
         wait_for_host(profile, PG_RESTORE_RUNNING)
-        shell(profile).run(f"sleep 0.2; kill -9 $(pgrep -u postgres -f 'bin/pg_restore .*{STAGED}')",
-                           "killing pg_restore")  # fmt: skip
+        shell(profile).run(
+            f"sleep 0.2; kill -9 $(pgrep -u postgres -f 'bin/pg_restore .*{STAGED}')", "killing pg_restore"
+        )
 
     killer = threading.Thread(target=kill_pg_restore)
     killer.start()
@@ -230,11 +264,18 @@ def test_a_killed_restore_leaves_the_live_database_and_the_next_one_clears_its_l
     set_id, before = backed_up
     live = write_after_the_backup(profile)
     state = database_state(profile)
-    code = ("import sys; from tests.test_restore_postgres_hosts import Archives; "
-            "from gpuaas.profile import load_profile; from roles.postgres import backup; p = load_profile('local'); "
-            "backup.restore(Archives(p, sys.argv[1], 'postgres').job())")  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-c", code, set_id], cwd=REPO_ROOT, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    code = (
+        "import sys; from tests.test_restore_postgres_hosts import Archives; "
+        "from gpuaas.profile import load_profile; from roles.postgres import backup; p = load_profile('local'); "
+        "backup.restore(Archives(p, sys.argv[1], 'postgres').job())"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, set_id],
+        cwd=REPO_ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_host(profile, PG_RESTORE_RUNNING)
         assert process.poll() is None, "the restore ended before pg_restore could be caught running"
@@ -274,8 +315,14 @@ def test_a_restore_brings_back_the_set_with_the_live_owner_grants_and_settings(p
 
 def converge_operations() -> dict:
     """The data deploy run again; its operations by name, each with its `success` (changed) count."""
-    result = subprocess.run(["pyinfra", "-y", "--json", "inventories/local.py", "deploys/data.py"], cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=False, timeout=900)  # fmt: skip
+    result = subprocess.run(
+        ["pyinfra", "-y", "--json", "inventories/local.py", "deploys/data.py"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return {op["name"]: op for op in json.loads(result.stdout)["results"]["operations"]}
 
@@ -291,8 +338,11 @@ def temporal_file(profile) -> dict:
     """Inode, owner, mode of the live SQLite file, and the files beside it (but SQLite's own, which come
     and go while Temporal runs)."""
     path = temporal_backup.settings_for(profile).db_file
-    found = shell(profile).run(f"stat -c '%i %U:%G %a' {path}; for name in {path}*; do echo \"$name\"; done",
-                               "reading Temporal's file").split("\n")  # fmt: skip
+    found = (
+        shell(profile)
+        .run(f"stat -c '%i %U:%G %a' {path}; for name in {path}*; do echo \"$name\"; done", "reading Temporal's file")
+        .split("\n")
+    )
     return {"stat": found[0], "files": sorted(line for line in found[1:] if line and not line.endswith(SQLITE_OWN))}
 
 

@@ -45,13 +45,16 @@ def _job(names: list[str], figures: dict, profile=None) -> RestoreJob:
     return RestoreJob(profile, node, _NoHost(profile, node), names=names, open=opened, figures=figures)
 
 
-@pytest.mark.parametrize(("names", "figures", "named"), [
-    (["../etc.json", "../etc.snapshot"], {"../etc": {}}, "../etc"),
-    (["A B.json", "A B.snapshot"], {"A B": {}}, "A B"),
-    (["ORDERS.json", "ORDERS.snapshot", "ORDERS.tar"], {"ORDERS": {}}, "ORDERS.tar"),
-    (["ORDERS.json", "ORDERS.snapshot"], {"OTHER": {}}, "OTHER"),
-    (["ORDERS.json"], {"ORDERS": {}}, "ORDERS"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("names", "figures", "named"),
+    [
+        (["../etc.json", "../etc.snapshot"], {"../etc": {}}, "../etc"),
+        (["A B.json", "A B.snapshot"], {"A B": {}}, "A B"),
+        (["ORDERS.json", "ORDERS.snapshot", "ORDERS.tar"], {"ORDERS": {}}, "ORDERS.tar"),
+        (["ORDERS.json", "ORDERS.snapshot"], {"OTHER": {}}, "OTHER"),
+        (["ORDERS.json"], {"ORDERS": {}}, "ORDERS"),
+    ],
+)
 def test_a_nats_restore_refuses_streams_it_cannot_name_safely_or_the_set_did_not_count(names, figures, named):
     job = _job(names, figures)
     for action in (nats_backup.restore, nats_backup.drill):
@@ -62,8 +65,7 @@ def test_a_nats_restore_refuses_streams_it_cannot_name_safely_or_the_set_did_not
 
 
 def test_a_nats_restore_accepts_the_streams_its_manifest_counted():
-    job = _job(["ORDERS.json", "ORDERS.snapshot", "EVENTS-2.json", "EVENTS-2.snapshot"],
-               {"ORDERS": {}, "EVENTS-2": {}})  # fmt: skip
+    job = _job(["ORDERS.json", "ORDERS.snapshot", "EVENTS-2.json", "EVENTS-2.snapshot"], {"ORDERS": {}, "EVENTS-2": {}})
     assert nats_backup.streams_in_set(job) == ["EVENTS-2", "ORDERS"]
 
 
@@ -76,11 +78,14 @@ def test_a_store_dir_that_would_reach_a_shell_is_refused_by_the_settings_model()
     assert "an absolute path of '/'-separated names" in problem["msg"] and "reboot" not in problem["msg"]
 
 
-@pytest.mark.parametrize(("names", "figures", "named"), [
-    (["dump.rdb", "../../etc/shadow"], {"db0": 1}, "../../etc/shadow"),
-    (["other.rdb"], {"db0": 1}, "other.rdb"),
-    (["dump.rdb"], {"db0; rm -rf /": 1}, "db0; rm -rf /"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("names", "figures", "named"),
+    [
+        (["dump.rdb", "../../etc/shadow"], {"db0": 1}, "../../etc/shadow"),
+        (["other.rdb"], {"db0": 1}, "other.rdb"),
+        (["dump.rdb"], {"db0; rm -rf /": 1}, "db0; rm -rf /"),
+    ],
+)
 def test_a_redis_restore_refuses_other_artifacts_and_databases(names, figures, named):
     job = _job(names, figures)
     for action in (redis_backup.restore, redis_backup.drill):
@@ -90,11 +95,14 @@ def test_a_redis_restore_refuses_other_artifacts_and_databases(names, figures, n
     assert job.shell.commands == []
 
 
-@pytest.mark.parametrize(("names", "figures", "named"), [
-    (["raft.snap", "keys.json"], {"sealed": False}, "keys.json"),
-    (["raft.snap"], {"sealed": False, "token": "x"}, "token"),
-    ([], {"sealed": False}, "no raft.snap"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("names", "figures", "named"),
+    [
+        (["raft.snap", "keys.json"], {"sealed": False}, "keys.json"),
+        (["raft.snap"], {"sealed": False, "token": "x"}, "token"),
+        ([], {"sealed": False}, "no raft.snap"),
+    ],
+)
 def test_an_openbao_restore_refuses_other_artifacts_and_figures(names, figures, named):
     job = _job(names, figures)
     for action in (openbao_backup.restore, openbao_backup.drill):

@@ -34,8 +34,11 @@ def job(names: list[str]) -> RestoreJob:
 def test_a_copy_beside_a_database_keeps_within_postgres_names():
     assert postgres_backup.beside("platform", postgres_backup.STAGING) == "platform__restoring"
     first, second = "a" * 60 + "one", "a" * 60 + "two"
-    copies = {postgres_backup.beside(name, suffix) for name in (first, second)
-              for suffix in (postgres_backup.STAGING, postgres_backup.PREVIOUS)}  # fmt: skip
+    copies = {
+        postgres_backup.beside(name, suffix)
+        for name in (first, second)
+        for suffix in (postgres_backup.STAGING, postgres_backup.PREVIOUS)
+    }
     assert len(copies) == 4
     assert all(len(copy) <= postgres_backup.MAX_NAME for copy in copies)
     assert all(re.fullmatch(r"[a-z_][a-z0-9_]*", copy) for copy in copies)
@@ -55,8 +58,15 @@ def test_a_database_the_profile_does_not_list_is_refused_before_the_host_is_touc
 
 def test_the_copy_is_made_like_the_live_database_and_the_swap_is_one_transaction():
     create = postgres_backup._create_beside_sql("platform", "platform__restoring")
-    for kept in ("OWNER %I", "ENCODING %L", "LC_COLLATE %L", "CONNECTION LIMIT", "aclexplode", "pg_db_role_setting",
-                 "COMMENT ON DATABASE"):  # fmt: skip
+    for kept in (
+        "OWNER %I",
+        "ENCODING %L",
+        "LC_COLLATE %L",
+        "CONNECTION LIMIT",
+        "aclexplode",
+        "pg_db_role_setting",
+        "COMMENT ON DATABASE",
+    ):
         assert kept in create
     swap = postgres_backup._swap_sql("platform", "platform__restoring", "platform__previous")
     closed = swap.index("ALLOW_CONNECTIONS false")

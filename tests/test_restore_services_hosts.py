@@ -60,12 +60,15 @@ class Artifacts:
         base = f"{prefix(manifest.environment, manifest.set_id)}{self.node.name}/{service}/"
         entries = {entry.key.removeprefix(base): entry for entry in manifest.objects if entry.key.startswith(base)}
         self.sha256 = {name: entry.sha256 for name, entry in entries.items()}
-        self.data = {name: s3.get_object(Bucket=profile.backup.bucket, Key=entry.key)["Body"].read()
-                     for name, entry in entries.items()}  # fmt: skip
+        self.data = {
+            name: s3.get_object(Bucket=profile.backup.bucket, Key=entry.key)["Body"].read()
+            for name, entry in entries.items()
+        }
         self.figures = manifest.services[f"{self.node.name}/{service}"]["figures"]
 
-    def job(self, figures: dict | None = None, names: list[str] | None = None, breaks: str = "",
-            altered: str = "") -> RestoreJob:  # fmt: skip
+    def job(
+        self, figures: dict | None = None, names: list[str] | None = None, breaks: str = "", altered: str = ""
+    ) -> RestoreJob:
         """A restore job; `breaks` fails half-way, `altered` arrives with one byte changed."""
 
         @contextmanager
@@ -77,9 +80,14 @@ class Artifacts:
             if hashlib.sha256(data).hexdigest() != self.sha256[name]:
                 raise RestoreRefused(f"{name} changed in the bucket while it was being restored")
 
-        return RestoreJob(self.profile, self.node, HostShell(self.profile, self.node),
-                          names=names if names is not None else sorted(self.data), open=opened,
-                          figures=figures if figures is not None else self.figures)  # fmt: skip
+        return RestoreJob(
+            self.profile,
+            self.node,
+            HostShell(self.profile, self.node),
+            names=names if names is not None else sorted(self.data),
+            open=opened,
+            figures=figures if figures is not None else self.figures,
+        )
 
 
 def back_up(profile, service: str) -> str:
@@ -90,11 +98,18 @@ def back_up(profile, service: str) -> str:
 def killed_restore(profile, service: str, set_id: str, moment: str) -> None:
     """A restore of `set_id` in a process of its own, killed (with its ssh children) once `moment`
     (a shell test on the data host) holds."""
-    code = ("import sys; from tests.test_restore_services_hosts import Artifacts, MODULES; "
-            "from gpuaas.profile import load_profile; p = load_profile('local'); "
-            "MODULES[sys.argv[1]].restore(Artifacts(p, sys.argv[2], sys.argv[1]).job())")  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-c", code, service, set_id], cwd=REPO_ROOT, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    code = (
+        "import sys; from tests.test_restore_services_hosts import Artifacts, MODULES; "
+        "from gpuaas.profile import load_profile; p = load_profile('local'); "
+        "MODULES[sys.argv[1]].restore(Artifacts(p, sys.argv[2], sys.argv[1]).job())"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, service, set_id],
+        cwd=REPO_ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:
@@ -153,8 +168,14 @@ def _publish(profile, payloads: list[bytes], fresh: bool = False) -> None:
 
 def _nats_leftovers(profile) -> str:
     staging = nats_backup.staging_dir(profile)
-    return on_server(f"ls -d {staging} {staging}.done 2>/dev/null; systemctl is-active {nats_backup.DRILL_UNIT} "
-                     "2>/dev/null; true").replace("inactive", "").strip()  # fmt: skip
+    return (
+        on_server(
+            f"ls -d {staging} {staging}.done 2>/dev/null; systemctl is-active {nats_backup.DRILL_UNIT} "
+            "2>/dev/null; true"
+        )
+        .replace("inactive", "")
+        .strip()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -187,8 +208,10 @@ def test_a_nats_restore_that_breaks_or_differs_leaves_the_live_stream(profile, n
 def test_a_nats_restore_refuses_names_the_set_does_not_count(profile, nats_set):
     set_id, _, live = nats_set
     artifacts = Artifacts(profile, set_id, "nats")
-    for names, figures in ((["../x.json", "../x.snapshot"], {"../x": {}}),
-                           ([f"{STREAM}.json", f"{STREAM}.snapshot"], {"OTHER": {}})):  # fmt: skip
+    for names, figures in (
+        (["../x.json", "../x.snapshot"], {"../x": {}}),
+        ([f"{STREAM}.json", f"{STREAM}.snapshot"], {"OTHER": {}}),
+    ):
         with pytest.raises(RestoreRefused, match="NATS restore refused.*nothing was changed"):
             nats_backup.restore(artifacts.job(names=names, figures=figures))
     assert _messages(profile) == live
@@ -203,9 +226,11 @@ def test_a_killed_nats_restore_is_rolled_back_by_the_next_which_succeeds(profile
     job = Artifacts(profile, set_id, "nats").job()
     streams = nats_backup._live_streams_dir(job)
     swap = nats_backup.staging_dir(profile) + "/swap"
-    shell.run(f"systemctl stop nats && install -d -m 700 {swap}/old && : > {swap}/added && "
-              f"printf '%s\\n' '{streams}' > {swap}/live && mv '{streams}/{STREAM}' {swap}/old/{STREAM}",
-              "cutting a swap short")  # fmt: skip
+    shell.run(
+        f"systemctl stop nats && install -d -m 700 {swap}/old && : > {swap}/added && "
+        f"printf '%s\\n' '{streams}' > {swap}/live && mv '{streams}/{STREAM}' {swap}/old/{STREAM}",
+        "cutting a swap short",
+    )
     with caplog.at_level(logging.WARNING):
         found = nats_backup.restore(job)
     assert "an unfinished restore was rolled back (put back RESTORE_PROBE)" in caplog.text
@@ -225,9 +250,11 @@ def test_the_nats_drill_scratch_server_is_on_loopback_with_a_password(profile, n
             socket.create_connection((SERVER, port), timeout=3).close()
         listening = on_server(f"ss -Htln 'sport = :{port}'")
         assert "127.0.0.1:" in listening and SERVER not in listening
-        unauthenticated = on_server(f"timeout 3 python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', "
-                                    f"{port})); s.recv(4096); s.sendall(b'CONNECT {{}}\\r\\nPING\\r\\n'); "
-                                    "print(s.recv(4096))\"")  # fmt: skip
+        unauthenticated = on_server(
+            f"timeout 3 python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', "
+            f"{port})); s.recv(4096); s.sendall(b'CONNECT {{}}\\r\\nPING\\r\\n'); "
+            'print(s.recv(4096))"'
+        )
         assert "Authorization Violation" in unauthenticated
     finally:
         nats_backup._stop_scratch(job)
@@ -304,9 +331,11 @@ def test_a_killed_redis_restore_leaves_the_live_data_and_the_next_succeeds(profi
     assert _redis_values(profile) == live
     # A swap cut short after the live files were moved aside (Redis stopped): what the journal undoes.
     staging = f"/var/lib/redis/{redis_backup.STAGING}"
-    on_server(f"install -d -m 700 -o redis -g redis {staging} && touch {staging}/swapping && "
-              f"systemctl stop redis-server && mv /var/lib/redis/appendonlydir {staging}/old-aof && "
-              "systemctl start redis-server")  # fmt: skip
+    on_server(
+        f"install -d -m 700 -o redis -g redis {staging} && touch {staging}/swapping && "
+        f"systemctl stop redis-server && mv /var/lib/redis/appendonlydir {staging}/old-aof && "
+        "systemctl start redis-server"
+    )
     job = Artifacts(profile, set_id, "redis").job()
     with caplog.at_level(logging.WARNING):
         found = redis_backup.restore(job)
@@ -328,9 +357,12 @@ def test_the_redis_drill_uses_the_restore_staging_and_leaves_nothing(profile, re
 def _bao(profile, method: str, path: str, body: dict | None = None) -> dict:
     token = json.loads(secret(profile, "openbao_init"))["local-server"]["root_token"]
     context = ssl.create_default_context(cadata=on_server("cat /etc/openbao/tls/ca.crt"))
-    request = urllib.request.Request(f"https://{SERVER}:8200/v1/{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"X-Vault-Token": token})  # fmt: skip
+    request = urllib.request.Request(
+        f"https://{SERVER}:8200/v1/{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"X-Vault-Token": token},
+    )
     try:
         with urllib.request.urlopen(request, context=context, timeout=10) as answer:
             text = answer.read()
@@ -353,8 +385,11 @@ def openbao_set(profile):
 
 def _bao_leftovers(profile) -> str:
     staging = openbao_backup.staging_dir(profile)
-    return on_server(f"ls -d {staging} 2>/dev/null; systemctl is-active {openbao_backup.DRILL_UNIT} 2>/dev/null; "
-                     "true").replace("inactive", "").strip()  # fmt: skip
+    return (
+        on_server(f"ls -d {staging} 2>/dev/null; systemctl is-active {openbao_backup.DRILL_UNIT} 2>/dev/null; true")
+        .replace("inactive", "")
+        .strip()
+    )
 
 
 def test_the_openbao_backup_records_the_canary_digest_never_its_value(profile, openbao_set):
@@ -379,8 +414,7 @@ def test_an_openbao_restore_against_another_state_fails_and_leaves_the_live_serv
     assert _bao_leftovers(profile) == ""
 
 
-def test_a_killed_openbao_restore_leaves_the_live_server_and_the_next_restores_the_canary(profile, openbao_set,
-                                                                                         caplog):  # fmt: skip
+def test_a_killed_openbao_restore_leaves_the_live_server_and_the_next_restores_the_canary(profile, openbao_set, caplog):
     artifacts = Artifacts(profile, openbao_set, "openbao")
     killed_restore(profile, "openbao", openbao_set, f"systemctl is-active -q {openbao_backup.DRILL_UNIT}")
     assert _bao(profile, "GET", AFTER)["data"]["data"]["value"] == "live"

@@ -31,9 +31,11 @@ REGISTRIES = "/etc/rancher/rke2/registries.yaml"
 OPTIONAL = {
     "etcd_s3": True,
     "registries": {"mirrors": {"docker.io": ["https://mirror.local.gpuaas.test"]}},
-    "helm_charts": [*SETTINGS["helm_charts"], {"name": "extra", "chart": "extra", "repo": "https://charts.example.com",
-                                               "version": "1.0.0"}],
-}  # fmt: skip
+    "helm_charts": [
+        *SETTINGS["helm_charts"],
+        {"name": "extra", "chart": "extra", "repo": "https://charts.example.com", "version": "1.0.0"},
+    ],
+}
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +44,14 @@ def cluster(local_hosts, tmp_path_factory):
     path = release_inventory(directory, VERSION)
     kubeconfig = directory / "kube" / "config"
     kubeconfig.parent.mkdir()
-    mine = {"apiVersion": "v1", "kind": "Config", "current-context": "mine",
-            "clusters": [{"name": "mine", "cluster": {"server": "https://x:6443"}}],
-            "users": [{"name": "mine", "user": {"token": "t"}}],
-            "contexts": [{"name": "mine", "context": {"cluster": "mine", "user": "mine"}}]}  # fmt: skip
+    mine = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "mine",
+        "clusters": [{"name": "mine", "cluster": {"server": "https://x:6443"}}],
+        "users": [{"name": "mine", "user": {"token": "t"}}],
+        "contexts": [{"name": "mine", "context": {"cluster": "mine", "user": "mine"}}],
+    }
     kubeconfig.write_text(yaml.safe_dump(mine))
     env = {"KUBECONFIG": str(kubeconfig)}
     first = converge(path, "deploys/cluster.py", env)
@@ -59,14 +65,16 @@ def subprocess_run(name: str, command: str) -> None:
 
 
 def on_agent(command: str) -> str:
-    return subprocess.run(["docker", "exec", "local-gpu-1", "sh", "-c", command], capture_output=True, text=True,
-                          check=True).stdout  # fmt: skip
+    return subprocess.run(
+        ["docker", "exec", "local-gpu-1", "sh", "-c", command], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_the_agent_joins_the_server_and_both_are_ready(cluster):
     assert cluster["first"]["error"] == 0
-    nodes = json.loads(on_server("/var/lib/rancher/rke2/bin/kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml "
-                                 "get nodes -o json"))["items"]  # fmt: skip
+    nodes = json.loads(
+        on_server("/var/lib/rancher/rke2/bin/kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml get nodes -o json")
+    )["items"]
     by_name = {n["metadata"]["name"]: n for n in nodes}
     assert set(by_name) == {"local-server", "local-gpu-1"}
     gpu = by_name["local-gpu-1"]
@@ -123,8 +131,15 @@ def test_the_agent_holds_the_secure_token_of_the_servers_ca_and_never_the_cluste
 def test_tokens_never_appear_in_output_or_diff(cluster, local_hosts):
     on_agent("rm -f /etc/rancher/rke2/gpuaas-token")
     command = ["pyinfra", "-y", "--diff", "-vvv", str(cluster["inventory"]), "deploys/cluster.py"]
-    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=600,
-                            env={**os.environ, **cluster["env"]})  # fmt: skip
+    result = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env={**os.environ, **cluster["env"]},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     for reference in (local_hosts.cluster.token, local_hosts.cluster.agent_token):
         assert resolve(local_hosts, reference).reveal() not in result.stdout + result.stderr
@@ -146,8 +161,10 @@ def test_second_converge_changes_nothing(cluster):
 
 
 def test_an_agent_with_a_wrong_token_fails_to_join(cluster):
-    on_agent("systemctl stop rke2-agent && cp /etc/rancher/rke2/gpuaas-token /tmp/token.good && "
-             "echo wrong > /etc/rancher/rke2/gpuaas-token")  # fmt: skip
+    on_agent(
+        "systemctl stop rke2-agent && cp /etc/rancher/rke2/gpuaas-token /tmp/token.good && "
+        "echo wrong > /etc/rancher/rke2/gpuaas-token"
+    )
     try:
         result = on_agent("timeout 20 /usr/local/bin/rke2 agent; echo exit=$?")
         assert "token is not valid" in result or "exit=1" in result
@@ -159,8 +176,10 @@ def test_an_agent_with_a_wrong_token_fails_to_join(cluster):
 def test_an_agent_refuses_a_server_whose_ca_is_not_the_one_its_token_names(cluster):
     on_server(": > /var/lib/rancher/rke2/server/double.log")
     # The right secret with another CA's hash, made on the host so the secret stays off any command line.
-    on_agent("systemctl stop rke2-agent && cp /etc/rancher/rke2/gpuaas-token /tmp/token.good && umask 077 && "
-             f"sed 's/^K10[0-9a-f]*::/K10{'0' * 64}::/' /tmp/token.good > /etc/rancher/rke2/gpuaas-token")  # fmt: skip
+    on_agent(
+        "systemctl stop rke2-agent && cp /etc/rancher/rke2/gpuaas-token /tmp/token.good && umask 077 && "
+        f"sed 's/^K10[0-9a-f]*::/K10{'0' * 64}::/' /tmp/token.good > /etc/rancher/rke2/gpuaas-token"
+    )
     try:
         result = on_agent("timeout 20 /usr/local/bin/rke2 agent 2>&1; echo exit=$?")
         assert "token CA hash does not match the Cluster CA certificate hash" in result and "exit=1" in result
@@ -168,8 +187,9 @@ def test_an_agent_refuses_a_server_whose_ca_is_not_the_one_its_token_names(clust
         # The secret was never sent: the server saw no join at all.
         assert "local-gpu-1" not in on_server("cat /var/lib/rancher/rke2/server/double.log")
     finally:
-        on_agent("cp /tmp/token.good /etc/rancher/rke2/gpuaas-token && rm -f /tmp/token.good && "
-                 "systemctl start rke2-agent")  # fmt: skip
+        on_agent(
+            "cp /tmp/token.good /etc/rancher/rke2/gpuaas-token && rm -f /tmp/token.good && systemctl start rke2-agent"
+        )
 
 
 def _invocation(on, unit: str) -> str:
@@ -178,9 +198,11 @@ def _invocation(on, unit: str) -> str:
 
 def test_turning_settings_off_removes_what_they_wrote_and_leaves_the_operators_files(cluster, tmp_path):
     env = cluster["env"]
-    on_server(f"mkdir -p {MANIFESTS} /etc/rancher/rke2/config.yaml.d && "
-              f"printf 'kind: ConfigMap\\n' > {MANIFESTS}/operator-own.yaml && "
-              "printf 'debug: false\\n' > /etc/rancher/rke2/config.yaml.d/90-operator.yaml")  # fmt: skip
+    on_server(
+        f"mkdir -p {MANIFESTS} /etc/rancher/rke2/config.yaml.d && "
+        f"printf 'kind: ConfigMap\\n' > {MANIFESTS}/operator-own.yaml && "
+        "printf 'debug: false\\n' > /etc/rancher/rke2/config.yaml.d/90-operator.yaml"
+    )
     on = release_inventory(tmp_path / "on", VERSION, OPTIONAL)
     assert converge(on, "deploys/cluster.py", env)["error"] == 0
     assert on_server(f"stat -c '%a %U' {DROP_IN} {REGISTRIES}").split() == ["600", "root", "600", "root"]
@@ -213,7 +235,10 @@ def test_turning_settings_off_removes_what_they_wrote_and_leaves_the_operators_f
     # And back on: the same files again, then nothing to do.
     assert converge(on, "deploys/cluster.py", env)["error"] == 0
     assert on_server(f"ls {DROP_IN} {REGISTRIES} {MANIFESTS}/gpuaas-extra.yaml").split() == [
-        DROP_IN, REGISTRIES, f"{MANIFESTS}/gpuaas-extra.yaml"]  # fmt: skip
+        DROP_IN,
+        REGISTRIES,
+        f"{MANIFESTS}/gpuaas-extra.yaml",
+    ]
     assert converge(on, "deploys/cluster.py", env)["success"] == 0
     assert converge(off, "deploys/cluster.py", env)["error"] == 0
     on_server(f"rm -f {MANIFESTS}/operator-own.yaml /etc/rancher/rke2/config.yaml.d/90-operator.yaml")
@@ -227,11 +252,20 @@ def test_an_install_script_whose_sha256_is_not_the_pin_is_refused_before_anythin
     profile["artifacts"]["rke2-install-script"]["sha256"] = "0" * 64
     (tmp_path / "local.yml").write_text(yaml.safe_dump(profile))
     command = ["pyinfra", "-y", str(path), "deploys/cluster.py"]
-    refused = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=300,
-                             env={**os.environ, **cluster["env"]})  # fmt: skip
+    refused = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, **cluster["env"]},
+    )
     assert refused.returncode != 0
-    assert (f"artifacts.rke2-install-script: install.sh has sha256 {pinned}, the profile pins {'0' * 64}; "
-            "refusing to install it") in refused.stdout + refused.stderr  # fmt: skip
+    assert (
+        f"artifacts.rke2-install-script: install.sh has sha256 {pinned}, the profile pins {'0' * 64}; "
+        "refusing to install it"
+    ) in refused.stdout + refused.stderr
     assert "Traceback" not in refused.stdout + refused.stderr
     staged = f"/var/lib/gpuaas/rke2/{VERSION}/install.sh"
     assert on_server(f"test -e {staged} || echo absent").strip() == "absent"
@@ -244,25 +278,38 @@ def test_upgrade_goes_server_first_then_agents_drained_and_refuses_a_downgrade(c
     on_server(": > /var/lib/rancher/rke2/server/double.log")
     totals = converge(upgraded, "deploys/upgrade.py", cluster["env"])
     assert totals["error"] == 0 and totals["success"] > 0
-    nodes = json.loads(on_server("/var/lib/rancher/rke2/bin/kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml "
-                                 "get nodes -o json"))["items"]  # fmt: skip
+    nodes = json.loads(
+        on_server("/var/lib/rancher/rke2/bin/kubectl --kubeconfig /etc/rancher/rke2/rke2.yaml get nodes -o json")
+    )["items"]
     assert {n["metadata"]["name"]: n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes} == {
         "local-server": newer,
         "local-gpu-1": newer,
     }
     assert not any(n["spec"]["unschedulable"] for n in nodes)
     events = [line.split(" ", 1)[1] for line in on_server("cat /var/lib/rancher/rke2/server/double.log").splitlines()]
-    order = ["snapshot pre-upgrade-v0-0-2-double1", "cordon local-server", "start server local-server " + newer,
-             "uncordon local-server", "drain local-gpu-1", "join local-gpu-1 agent " + newer,
-             "uncordon local-gpu-1"]  # fmt: skip
+    order = [
+        "snapshot pre-upgrade-v0-0-2-double1",
+        "cordon local-server",
+        "start server local-server " + newer,
+        "uncordon local-server",
+        "drain local-gpu-1",
+        "join local-gpu-1 agent " + newer,
+        "uncordon local-gpu-1",
+    ]
     positions = [next(i for i, event in enumerate(events) if event.startswith(step)) for step in order]
     assert positions == sorted(positions), events
     assert converge(upgraded, "deploys/upgrade.py", cluster["env"])["success"] == 0
     plan = json.loads((REPO_ROOT / "build" / "local" / "upgrade-plan.json").read_text())
     assert plan["target"] == newer and plan["batches"] == []
 
-    downgrade = subprocess.run(["pyinfra", "-y", str(cluster["inventory"]), "deploys/upgrade.py"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
+    downgrade = subprocess.run(
+        ["pyinfra", "-y", str(cluster["inventory"]), "deploys/upgrade.py"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert downgrade.returncode != 0
     assert (
         "run a newer RKE2 than the pinned v0.0.1+double1; refusing to downgrade" in downgrade.stderr + downgrade.stdout

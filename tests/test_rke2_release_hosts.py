@@ -16,11 +16,17 @@ from tests.local_variant import converge, inventory, on_server, pin
 DIRECTORY, VERSION = os.environ.get("RKE2_ARTIFACTS", ""), os.environ.get("RKE2_VERSION", "")
 pytestmark = [
     pytest.mark.hosts,
-    pytest.mark.skipif(not (DIRECTORY and VERSION), reason="RKE2_ARTIFACTS and RKE2_VERSION are not set: point "
-                       "them at the official release's files and version to run RKE2 for real"),
-]  # fmt: skip
-FILES = {"rke2": "rke2.linux-amd64.tar.gz", "rke2-checksums": "sha256sum-amd64.txt",
-         "rke2-images": "rke2-images.linux-amd64.tar.zst"}  # fmt: skip
+    pytest.mark.skipif(
+        not (DIRECTORY and VERSION),
+        reason="RKE2_ARTIFACTS and RKE2_VERSION are not set: point "
+        "them at the official release's files and version to run RKE2 for real",
+    ),
+]
+FILES = {
+    "rke2": "rke2.linux-amd64.tar.gz",
+    "rke2-checksums": "sha256sum-amd64.txt",
+    "rke2-images": "rke2-images.linux-amd64.tar.zst",
+}
 
 
 def test_the_official_release_forms_the_cluster(local_hosts, tmp_path):

@@ -40,10 +40,14 @@ def test_labels_come_from_gpu_ring_and_host(raw):
 
 def test_cluster_group_and_host_layers(raw):
     raw.setdefault("roles", {})["rke2"] = {
-        "cni": "cilium", "multus": True, "cis": True, "gpu_taint": True, "node_taints": ["dedicated=gpu:NoSchedule"],
+        "cni": "cilium",
+        "multus": True,
+        "cis": True,
+        "gpu_taint": True,
+        "node_taints": ["dedicated=gpu:NoSchedule"],
         "server_options": {"kube-apiserver-arg": ["audit-log-maxage=30"]},
         "agent_options": {"kubelet-arg": ["max-pods=250"]},
-    }  # fmt: skip
+    }
     raw["hosts"][1]["roles"] = {"rke2": {"agent_options": {"kubelet-arg": ["max-pods=110"]}}}
     staging = parse_profile(raw, "staging.yml")
     server, agent = node_config(staging, staging.hosts[0]), node_config(staging, staging.hosts[1])
@@ -107,49 +111,125 @@ _PATH_RULE = "must be an absolute path"
         ({"node_taints": ["-dedicated=gpu:NoSchedule"]}, "roles.rke2.node_taints[0]", _LABEL_KEY_RULE, "-dedicated"),
         ({"node_taints": ["Bad.Prefix/gpu:NoExecute"]}, "roles.rke2.node_taints[0]", _LABEL_KEY_RULE, "Bad.Prefix"),
         ({"node_taints": ["dedicated=g pu:NoSchedule"]}, "roles.rke2.node_taints[0]", _LABEL_VALUE_RULE, "g pu"),
-        ({"node_taints": ["dedicated=" + "g" * 64 + ":NoSchedule"]}, "roles.rke2.node_taints[0]",
-         _LABEL_VALUE_RULE, "g" * 64),
+        (
+            {"node_taints": ["dedicated=" + "g" * 64 + ":NoSchedule"]},
+            "roles.rke2.node_taints[0]",
+            _LABEL_VALUE_RULE,
+            "g" * 64,
+        ),
         # registry CA bundle: an absolute path on the host, whole
-        ({"registries": {"configs": {"registry.example.com": {"ca_file": "/etc/ssl/ca.pem\nrogue"}}}},
-         "roles.rke2.registries.configs.registry.example.com.ca_file", _PATH_RULE, "rogue"),
-        ({"registries": {"configs": {"registry.example.com": {"ca_file": "etc/ssl/ca.pem"}}}},
-         "roles.rke2.registries.configs.registry.example.com.ca_file", _PATH_RULE, "etc/ssl"),
-        ({"registries": {"configs": {"registry.example.com": {"ca_file": "/etc/../root/ca.pem"}}}},
-         "roles.rke2.registries.configs.registry.example.com.ca_file", _PATH_RULE, "/root"),
-        ({"registries": {"configs": {"registry.example.com": {"ca_file": "/etc/ssl/ca pem"}}}},
-         "roles.rke2.registries.configs.registry.example.com.ca_file", _PATH_RULE, "ca pem"),
+        (
+            {"registries": {"configs": {"registry.example.com": {"ca_file": "/etc/ssl/ca.pem\nrogue"}}}},
+            "roles.rke2.registries.configs.registry.example.com.ca_file",
+            _PATH_RULE,
+            "rogue",
+        ),
+        (
+            {"registries": {"configs": {"registry.example.com": {"ca_file": "etc/ssl/ca.pem"}}}},
+            "roles.rke2.registries.configs.registry.example.com.ca_file",
+            _PATH_RULE,
+            "etc/ssl",
+        ),
+        (
+            {"registries": {"configs": {"registry.example.com": {"ca_file": "/etc/../root/ca.pem"}}}},
+            "roles.rke2.registries.configs.registry.example.com.ca_file",
+            _PATH_RULE,
+            "/root",
+        ),
+        (
+            {"registries": {"configs": {"registry.example.com": {"ca_file": "/etc/ssl/ca pem"}}}},
+            "roles.rke2.registries.configs.registry.example.com.ca_file",
+            _PATH_RULE,
+            "ca pem",
+        ),
         # mirror endpoints: http(s), a host, nothing hidden in or after it
-        ({"registries": {"mirrors": {"docker.io": ["https://mirror.example.com\nrogue: 1"]}}},
-         "roles.rke2.registries.mirrors.docker.io[0]", _ENDPOINT_RULE, "rogue"),
-        ({"registries": {"mirrors": {"docker.io": ["https://puller:hunter2@mirror.example.com"]}}},
-         "roles.rke2.registries.mirrors.docker.io[0]", "must not carry a user or password", "hunter2"),
-        ({"registries": {"mirrors": {"docker.io": ["ftp://mirror.example.com"]}}},
-         "roles.rke2.registries.mirrors.docker.io[0]", _ENDPOINT_RULE, "ftp:"),
-        ({"registries": {"mirrors": {"docker.io": ["https://:5443"]}}},
-         "roles.rke2.registries.mirrors.docker.io[0]", _ENDPOINT_RULE, ":5443"),
-        ({"registries": {"mirrors": {"docker.io": ["https:///v2/only-a-path"]}}},
-         "roles.rke2.registries.mirrors.docker.io[0]", _ENDPOINT_RULE, "only-a-path"),
-        ({"registries": {"mirrors": {"docker.io": ["https://mirror.example.com:99999"]}}},
-         "roles.rke2.registries.mirrors.docker.io[0]", _ENDPOINT_RULE, "99999"),
-        ({"registries": {"mirrors": {"docker.io": ["https://mirror.example.com/v2 rogue"]}}},
-         "roles.rke2.registries.mirrors.docker.io[0]", _ENDPOINT_RULE, "rogue"),
-        ({"registries": {"mirrors": {"docker.io": ["https://mirror.example.com/?token=hunter2"]}}},
-         "roles.rke2.registries.mirrors.docker.io[0]", _ENDPOINT_RULE, "hunter2"),
-        ({"registries": {"mirrors": {"docker.io": ["https://mirror_host.example.com"]}}},
-         "roles.rke2.registries.mirrors.docker.io[0]", _ENDPOINT_RULE, "mirror_host"),
-        ({"registries": {"mirrors": {"docker.io": ["https://mirror.example.com/v2\u00e9"]}}},
-         "roles.rke2.registries.mirrors.docker.io[0]", _ENDPOINT_RULE, "\u00e9"),
+        (
+            {"registries": {"mirrors": {"docker.io": ["https://mirror.example.com\nrogue: 1"]}}},
+            "roles.rke2.registries.mirrors.docker.io[0]",
+            _ENDPOINT_RULE,
+            "rogue",
+        ),
+        (
+            {"registries": {"mirrors": {"docker.io": ["https://puller:hunter2@mirror.example.com"]}}},
+            "roles.rke2.registries.mirrors.docker.io[0]",
+            "must not carry a user or password",
+            "hunter2",
+        ),
+        (
+            {"registries": {"mirrors": {"docker.io": ["ftp://mirror.example.com"]}}},
+            "roles.rke2.registries.mirrors.docker.io[0]",
+            _ENDPOINT_RULE,
+            "ftp:",
+        ),
+        (
+            {"registries": {"mirrors": {"docker.io": ["https://:5443"]}}},
+            "roles.rke2.registries.mirrors.docker.io[0]",
+            _ENDPOINT_RULE,
+            ":5443",
+        ),
+        (
+            {"registries": {"mirrors": {"docker.io": ["https:///v2/only-a-path"]}}},
+            "roles.rke2.registries.mirrors.docker.io[0]",
+            _ENDPOINT_RULE,
+            "only-a-path",
+        ),
+        (
+            {"registries": {"mirrors": {"docker.io": ["https://mirror.example.com:99999"]}}},
+            "roles.rke2.registries.mirrors.docker.io[0]",
+            _ENDPOINT_RULE,
+            "99999",
+        ),
+        (
+            {"registries": {"mirrors": {"docker.io": ["https://mirror.example.com/v2 rogue"]}}},
+            "roles.rke2.registries.mirrors.docker.io[0]",
+            _ENDPOINT_RULE,
+            "rogue",
+        ),
+        (
+            {"registries": {"mirrors": {"docker.io": ["https://mirror.example.com/?token=hunter2"]}}},
+            "roles.rke2.registries.mirrors.docker.io[0]",
+            _ENDPOINT_RULE,
+            "hunter2",
+        ),
+        (
+            {"registries": {"mirrors": {"docker.io": ["https://mirror_host.example.com"]}}},
+            "roles.rke2.registries.mirrors.docker.io[0]",
+            _ENDPOINT_RULE,
+            "mirror_host",
+        ),
+        (
+            {"registries": {"mirrors": {"docker.io": ["https://mirror.example.com/v2\u00e9"]}}},
+            "roles.rke2.registries.mirrors.docker.io[0]",
+            _ENDPOINT_RULE,
+            "\u00e9",
+        ),
         # option keys: counted, never quoted (a mistyped key may be a pasted credential)
-        ({"server_options": {"ghp_pastedTokenValue123": 1}}, "roles.rke2.server_options",
-         "key number 1 is not a documented `rke2 server` option", "ghp_pastedTokenValue123"),
-        ({"agent_options": {"kubelet-arg": [], "hunter2-secret": 1}}, "roles.rke2.agent_options",
-         "key number 2 is not a documented `rke2 agent` option", "hunter2"),
-        ({"agent_options": {"etcd-s3-secret-key": "x"}}, "roles.rke2.agent_options",
-         "key number 1 is an option the role writes from the profile", "etcd-s3-secret-key"),
-        ({"server_options": {"node-label": ["a=b"]}}, "roles.rke2.server_options",
-         "key number 1 is an option the role writes from the profile", "node-label"),
+        (
+            {"server_options": {"ghp_pastedTokenValue123": 1}},
+            "roles.rke2.server_options",
+            "key number 1 is not a documented `rke2 server` option",
+            "ghp_pastedTokenValue123",
+        ),
+        (
+            {"agent_options": {"kubelet-arg": [], "hunter2-secret": 1}},
+            "roles.rke2.agent_options",
+            "key number 2 is not a documented `rke2 agent` option",
+            "hunter2",
+        ),
+        (
+            {"agent_options": {"etcd-s3-secret-key": "x"}},
+            "roles.rke2.agent_options",
+            "key number 1 is an option the role writes from the profile",
+            "etcd-s3-secret-key",
+        ),
+        (
+            {"server_options": {"node-label": ["a=b"]}},
+            "roles.rke2.server_options",
+            "key number 1 is an option the role writes from the profile",
+            "node-label",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_rke2_settings_are_refused_with_the_field_and_rule_without_the_value(raw, settings, path, rule, value):
     raw.setdefault("roles", {})["rke2"] = settings
     with pytest.raises(ProfileError) as caught:
@@ -175,9 +255,17 @@ _LONGEST_KEY = "p" * 63 + "." + "q" * 189 + "/" + "n" * 63
 
 @pytest.mark.parametrize(
     "label",
-    ["team=ml", "gpuaas.io/pool=a-1", "example.com/empty=", "A_b.C=Z-9", "n" * 63 + "=" + "v" * 63,
-     _LONGEST_KEY + "=x", "node-role.kubernetes.io/worker=true", "9=9"],
-)  # fmt: skip
+    [
+        "team=ml",
+        "gpuaas.io/pool=a-1",
+        "example.com/empty=",
+        "A_b.C=Z-9",
+        "n" * 63 + "=" + "v" * 63,
+        _LONGEST_KEY + "=x",
+        "node-role.kubernetes.io/worker=true",
+        "9=9",
+    ],
+)
 def test_legal_node_labels_pass_and_reach_the_config(raw, label):
     staging = _with_rke2(raw, {"node_labels": [label]})
     assert label in node_config(staging, staging.hosts[0])["node-label"]
@@ -185,9 +273,14 @@ def test_legal_node_labels_pass_and_reach_the_config(raw, label):
 
 @pytest.mark.parametrize(
     "taint",
-    ["dedicated=gpu:NoSchedule", "nvidia.com/gpu:NoExecute", "maintenance=:PreferNoSchedule",
-     "example.com/role=build_1.x:NoSchedule", _LONGEST_KEY + "=" + "v" * 63 + ":NoExecute"],
-)  # fmt: skip
+    [
+        "dedicated=gpu:NoSchedule",
+        "nvidia.com/gpu:NoExecute",
+        "maintenance=:PreferNoSchedule",
+        "example.com/role=build_1.x:NoSchedule",
+        _LONGEST_KEY + "=" + "v" * 63 + ":NoExecute",
+    ],
+)
 def test_legal_node_taints_pass_and_reach_the_config(raw, taint):
     staging = _with_rke2(raw, {"node_taints": [taint]})
     assert taint in node_config(staging, staging.hosts[0])["node-taint"]
@@ -195,22 +288,38 @@ def test_legal_node_taints_pass_and_reach_the_config(raw, taint):
 
 @pytest.mark.parametrize(
     "endpoint",
-    ["https://mirror.example.com", "https://mirror.example.com:5443/v2/proxy-docker", "http://127.0.0.1:5000",
-     "http://stg-server-1:5000", "https://[fd00::1]:5000", "https://registry-1.docker.io/"],
-)  # fmt: skip
+    [
+        "https://mirror.example.com",
+        "https://mirror.example.com:5443/v2/proxy-docker",
+        "http://127.0.0.1:5000",
+        "http://stg-server-1:5000",
+        "https://[fd00::1]:5000",
+        "https://registry-1.docker.io/",
+    ],
+)
 def test_legal_mirror_endpoints_and_ca_files_pass_and_reach_registries_yaml(raw, endpoint):
-    staging = _with_rke2(raw, {"registries": {
-        "mirrors": {"docker.io": [endpoint]},
-        "configs": {"mirror.example.com": {"ca_file": "/etc/ssl/certs/registry-ca_1.pem"}},
-    }})  # fmt: skip
+    staging = _with_rke2(
+        raw,
+        {
+            "registries": {
+                "mirrors": {"docker.io": [endpoint]},
+                "configs": {"mirror.example.com": {"ca_file": "/etc/ssl/certs/registry-ca_1.pem"}},
+            }
+        },
+    )
     document = yaml.safe_load(registries(staging, settings_for(staging, staging.hosts[0])).reveal())
     assert document["mirrors"]["docker.io"]["endpoint"] == [endpoint]
     assert document["configs"]["mirror.example.com"]["tls"]["ca_file"] == "/etc/ssl/certs/registry-ca_1.pem"
 
 
 def test_documented_options_still_pass(raw):
-    staging = _with_rke2(raw, {"server_options": {"kube-apiserver-arg": ["audit-log-maxage=30"], "debug": True},
-                               "agent_options": {"kubelet-arg": ["max-pods=250"]}})  # fmt: skip
+    staging = _with_rke2(
+        raw,
+        {
+            "server_options": {"kube-apiserver-arg": ["audit-log-maxage=30"], "debug": True},
+            "agent_options": {"kubelet-arg": ["max-pods=250"]},
+        },
+    )
     assert node_config(staging, staging.hosts[0])["kube-apiserver-arg"] == ["audit-log-maxage=30"]
 
 
@@ -218,12 +327,21 @@ def test_rendered_files_hold_no_secret(raw, monkeypatch):
     monkeypatch.setenv("GPUAAS_STAGING_REGISTRY_PASSWORD", "registry-secret-value")
     raw["secrets"]["registry_password"] = {"env": "GPUAAS_STAGING_REGISTRY_PASSWORD"}
     raw.setdefault("roles", {})["rke2"] = {
-        "registries": {"mirrors": {"docker.io": ["https://mirror.example.com"]},
-                       "configs": {"mirror.example.com": {"username": "pull", "password": "secret:registry_password"}}},
-        "helm_charts": [{"name": "gpu-operator", "chart": "gpu-operator", "version": "v25.3.0",
-                         "repo": "https://helm.ngc.nvidia.com/nvidia", "target_namespace": "gpu-operator",
-                         "values": {"driver": {"enabled": True}}}],
-    }  # fmt: skip
+        "registries": {
+            "mirrors": {"docker.io": ["https://mirror.example.com"]},
+            "configs": {"mirror.example.com": {"username": "pull", "password": "secret:registry_password"}},
+        },
+        "helm_charts": [
+            {
+                "name": "gpu-operator",
+                "chart": "gpu-operator",
+                "version": "v25.3.0",
+                "repo": "https://helm.ngc.nvidia.com/nvidia",
+                "target_namespace": "gpu-operator",
+                "values": {"driver": {"enabled": True}},
+            }
+        ],
+    }
     staging = parse_profile(raw, "staging.yml")
     files = host_files(staging, staging.hosts[0].name)
     assert "registry-secret-value" not in "".join(files.values())
@@ -258,8 +376,11 @@ def _release(tmp_path, listed_sha: str | None = None):
 def _pinned(raw, tmp_path, tarball, checksums, digest):
     url = "https://github.com/rancher/rke2/releases/download/v1.30.4%2Brke2r1/"
     raw["artifacts"]["rke2"] = {"version": "v1.30.4+rke2r1", "url": url + tarball.name, "sha256": digest}
-    raw["artifacts"]["rke2-checksums"] = {"version": "v1.30.4+rke2r1", "url": url + checksums.name,
-                                          "sha256": hashlib.sha256(checksums.read_bytes()).hexdigest()}  # fmt: skip
+    raw["artifacts"]["rke2-checksums"] = {
+        "version": "v1.30.4+rke2r1",
+        "url": url + checksums.name,
+        "sha256": hashlib.sha256(checksums.read_bytes()).hexdigest(),
+    }
     raw.setdefault("roles", {})["rke2"] = {"images_artifact": None}
     return parse_profile(raw, "staging.yml")
 
@@ -282,13 +403,23 @@ def test_an_unpinned_release_stops_the_deploy_with_what_to_pin():
 
 
 def test_kubeconfig_merge_keeps_the_operators_entries():
-    mine = {"apiVersion": "v1", "kind": "Config", "current-context": "mine",
-            "clusters": [{"name": "mine", "cluster": {"server": "https://x"}},
-                         {"name": "gpuaas-local", "cluster": {"server": "https://old"}}],
-            "users": [{"name": "mine", "user": {}}], "contexts": [{"name": "mine", "context": {}}]}  # fmt: skip
-    fetched = {"clusters": [{"name": "default", "cluster": {"server": "https://127.0.0.1:6443",
-                                                            "certificate-authority-data": "Q0E="}}],
-               "users": [{"name": "default", "user": {"client-key-data": "S0VZ"}}]}  # fmt: skip
+    mine = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "mine",
+        "clusters": [
+            {"name": "mine", "cluster": {"server": "https://x"}},
+            {"name": "gpuaas-local", "cluster": {"server": "https://old"}},
+        ],
+        "users": [{"name": "mine", "user": {}}],
+        "contexts": [{"name": "mine", "context": {}}],
+    }
+    fetched = {
+        "clusters": [
+            {"name": "default", "cluster": {"server": "https://127.0.0.1:6443", "certificate-authority-data": "Q0E="}}
+        ],
+        "users": [{"name": "default", "user": {"client-key-data": "S0VZ"}}],
+    }
     result = merged(mine, fetched, "gpuaas-local", "https://10.0.0.1:6443")
     assert result["current-context"] == "mine"
     clusters = {c["name"]: c["cluster"] for c in result["clusters"]}
@@ -375,13 +506,19 @@ def test_the_install_script_is_pinned_by_sha256_like_the_release(raw, tmp_path, 
     script = tmp_path / "install.sh"
     script.write_text("#!/bin/sh\necho the script that was reviewed\n")
     url = "https://raw.githubusercontent.com/rancher/rke2/v1.30.4%2Brke2r1/install.sh"
-    raw["artifacts"]["rke2-install-script"] = {"version": "v1.30.4+rke2r1", "url": url,
-                                               "sha256": hashlib.sha256(script.read_bytes()).hexdigest()}  # fmt: skip
+    raw["artifacts"]["rke2-install-script"] = {
+        "version": "v1.30.4+rke2r1",
+        "url": url,
+        "sha256": hashlib.sha256(script.read_bytes()).hexdigest(),
+    }
     staging = _pinned(raw, tmp_path, tarball, checksums, digest)
     assert verified_release(staging, settings)["script_artifact"] == script
     script.write_text("#!/bin/sh\ncurl -sfL https://example.com/other | sh -\n")
-    with pytest.raises(ArtifactError, match="artifacts.rke2-install-script: install.sh has sha256 [0-9a-f]{64}, the "
-                       "profile pins [0-9a-f]{64}; refusing to install it"):  # fmt: skip
+    with pytest.raises(
+        ArtifactError,
+        match="artifacts.rke2-install-script: install.sh has sha256 [0-9a-f]{64}, the "
+        "profile pins [0-9a-f]{64}; refusing to install it",
+    ):
         verified_release(staging, settings)
 
 
@@ -394,9 +531,17 @@ def _with_version(raw, tmp_path, monkeypatch, version: str):
 
 @pytest.mark.parametrize(
     "version",
-    ["v1.30.4+rke2r1;reboot", "$(id)", "v1.30.4 rke2r1", "1.30.4", "v1.30.4+rke2r1\n", "v1.30.4+rke2r1\nrogue",
-     "v1.30+rke2r1", "v1.30.4+RKE2R1"],
-)  # fmt: skip
+    [
+        "v1.30.4+rke2r1;reboot",
+        "$(id)",
+        "v1.30.4 rke2r1",
+        "1.30.4",
+        "v1.30.4+rke2r1\n",
+        "v1.30.4+rke2r1\nrogue",
+        "v1.30+rke2r1",
+        "v1.30.4+RKE2R1",
+    ],
+)
 def test_a_release_version_that_is_not_one_is_refused_before_it_reaches_a_shell(raw, tmp_path, monkeypatch, version):
     from roles.rke2.release import release_version
 
@@ -428,13 +573,25 @@ def test_each_optional_file_is_written_only_while_its_setting_is_on_and_carries_
     for name in ("backup_access_key_id", "backup_secret_access_key"):
         monkeypatch.setenv(f"GPUAAS_TEST_{name.upper()}", f"{name}-value")
         raw["secrets"][name] = {"env": f"GPUAAS_TEST_{name.upper()}"}
-    on = _with_rke2(raw, {"etcd_s3": True, "cis": True, "registries": {"mirrors": {"docker.io": ["https://m.example"]}},
-                          "helm_charts": [{"name": "extra", "chart": "extra"}],
-                          "helm_chart_configs": [{"name": "rke2-canal", "values": {"a": 1}}]})  # fmt: skip
+    on = _with_rke2(
+        raw,
+        {
+            "etcd_s3": True,
+            "cis": True,
+            "registries": {"mirrors": {"docker.io": ["https://m.example"]}},
+            "helm_charts": [{"name": "extra", "chart": "extra"}],
+            "helm_chart_configs": [{"name": "rke2-canal", "values": {"a": 1}}],
+        },
+    )
     server, agent = on.hosts[0], on.hosts[1]
     files = rendered_files(on, server) | {path: s.reveal() for path, s in secret_files(on, server).items()}
-    wanted = {CIS_SYSCTL, REGISTRIES, S3_DROP_IN, f"{MANIFESTS}/gpuaas-extra.yaml",
-              f"{MANIFESTS}/gpuaas-rke2-canal-config.yaml"}  # fmt: skip
+    wanted = {
+        CIS_SYSCTL,
+        REGISTRIES,
+        S3_DROP_IN,
+        f"{MANIFESTS}/gpuaas-extra.yaml",
+        f"{MANIFESTS}/gpuaas-rke2-canal-config.yaml",
+    }
     assert wanted <= set(files)
     # The mark is how a later run tells the role's files from an operator's: every optional file has it.
     assert all(files[path].startswith(HEADER) for path in wanted)

@@ -36,26 +36,40 @@ SEARCHED = "/etc /root /home /tmp /var /run /opt /srv /usr/local"
 
 def on(name: str, command: str, check: bool = True) -> str:
     """A command as root through `docker exec`: the test's own instrument, outside the operator's path."""
-    return subprocess.run(["docker", "exec", name, "sh", "-c", command], capture_output=True, text=True,
-                          check=check).stdout  # fmt: skip
+    return subprocess.run(
+        ["docker", "exec", name, "sh", "-c", command], capture_output=True, text=True, check=check
+    ).stdout
 
 
 def as_operator(profile, name: str, command: str, input: str = "") -> None:
-    subprocess.run(["ssh", "-F", str(config_file(profile)), name, command], input=input, text=True, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["ssh", "-F", str(config_file(profile)), name, command], input=input, text=True, check=True, capture_output=True
+    )
 
 
 def pyinfra(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["pyinfra", "-y", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False,
-                          timeout=900, env={**os.environ, **(env or {})})  # fmt: skip
+    return subprocess.run(
+        ["pyinfra", "-y", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def start_watching(name: str) -> None:
-    on(name, "id -u watcher >/dev/null 2>&1 || useradd --create-home --shell /bin/sh watcher; "
-             f"rm -f {RECORD} {RECORD}.ready")  # fmt: skip
+    on(
+        name,
+        "id -u watcher >/dev/null 2>&1 || useradd --create-home --shell /bin/sh watcher; "
+        f"rm -f {RECORD} {RECORD}.ready",
+    )
     subprocess.run(["docker", "cp", str(WATCHER), f"{name}:/home/watcher/secret_watcher.py"], check=True)
-    subprocess.run(["docker", "exec", "-d", "-u", "watcher", name, "python3", "/home/watcher/secret_watcher.py",
-                    RECORD, *WATCHED], check=True)  # fmt: skip
+    subprocess.run(
+        ["docker", "exec", "-d", "-u", "watcher", name, "python3", "/home/watcher/secret_watcher.py", RECORD, *WATCHED],
+        check=True,
+    )
     deadline = time.monotonic() + 30
     while on(name, f"test -e {RECORD}.ready && echo ready", check=False).strip() != "ready":
         assert time.monotonic() < deadline, f"the watcher did not start on {name}"
@@ -75,8 +89,11 @@ def found_in(record: dict, needles: dict[str, str]) -> list[str]:
     """Where a needle shows in what the watcher could read: "NEEDLE in PATH" / "NEEDLE in a command line"."""
     found: list[str] = []
     for label, needle in needles.items():
-        found += [f"{label} in {path}" for path, contents in record["files"].items()
-                  if any(needle in content for content in contents)]  # fmt: skip
+        found += [
+            f"{label} in {path}"
+            for path, contents in record["files"].items()
+            if any(needle in content for content in contents)
+        ]
         found += [f"{label} in a command line" for line in record["cmdlines"] if needle in line][:1]
     return found
 
@@ -85,14 +102,22 @@ def test_no_secret_is_readable_by_another_account_during_an_ssh_sudo_converge(lo
     assert pyinfra("inventories/local.py", "deploys/site.py").returncode == 0
     server = local_hosts.group("data")[0].name
     # Every secret file of the lane is written again, and OpenBao is initialised afresh.
-    on(server, f"rm -f {REDIS_AUTH} {NATS_AUTH} {S3_CONFIG} {ROLES_SQL}; systemctl stop openbao; "
-               "rm -rf /var/lib/openbao/raft/*")  # fmt: skip
+    on(
+        server,
+        f"rm -f {REDIS_AUTH} {NATS_AUTH} {S3_CONFIG} {ROLES_SQL}; systemctl stop openbao; "
+        "rm -rf /var/lib/openbao/raft/*",
+    )
     started = on(server, "date +%s").strip()
     for node in local_hosts.hosts:
         start_watching(node.name)
     decoy_file, decoy_command = secrets.token_hex(16), secrets.token_hex(16)
-    as_operator(local_hosts, server, f"umask 022; cat > /tmp/gpuaas-watch-control; sh -c 'sleep 1; : {decoy_command}';"
-                                     " rm -f /tmp/gpuaas-watch-control", input=decoy_file)  # fmt: skip
+    as_operator(
+        local_hosts,
+        server,
+        f"umask 022; cat > /tmp/gpuaas-watch-control; sh -c 'sleep 1; : {decoy_command}';"
+        " rm -f /tmp/gpuaas-watch-control",
+        input=decoy_file,
+    )
     result = pyinfra("--json", "inventories/local.py", "deploys/site.py")
     records = {node.name: stop_watching(node.name) for node in local_hosts.hosts}
     assert result.returncode == 0, result.stderr[-3000:]
@@ -100,14 +125,17 @@ def test_no_secret_is_readable_by_another_account_during_an_ssh_sudo_converge(lo
 
     # The watcher sees what another account could read: a file and a command line made to be seen.
     assert found_in(records[server], {"decoy file": decoy_file, "decoy command": decoy_command}) == [
-        "decoy file in /tmp/gpuaas-watch-control", "decoy command in a command line"]  # fmt: skip
+        "decoy file in /tmp/gpuaas-watch-control",
+        "decoy command in a command line",
+    ]
     # It watched the secrets being written: each write's command line names its file (and nothing more).
     for path in (REDIS_AUTH, NATS_AUTH, S3_CONFIG, ROLES_SQL):
         assert any(line.startswith("sudo -H -n sh -c") and path in line for line in records[server]["cmdlines"]), path
 
     init = json.loads(resolve(local_hosts, openbao_settings(local_hosts).init_secret).reveal())[server]
-    needles = {name: resolve(local_hosts, f"secret:{name}").reveal() for name in local_hosts.secrets
-               if name != "openbao_init"}  # fmt: skip
+    needles = {
+        name: resolve(local_hosts, f"secret:{name}").reveal() for name in local_hosts.secrets if name != "openbao_init"
+    }
     needles |= {f"unseal key {i}": key for i, key in enumerate(init["unseal_keys_b64"])}
     needles |= {"OpenBao root token": init["root_token"]}
     key = (REPO_ROOT / ".secrets" / "local" / "ssh" / "id_ed25519").read_text().splitlines()[1]
@@ -136,9 +164,11 @@ def test_a_secret_whose_final_copy_fails_leaves_no_copy_of_its_value(local_hosts
         group = "no-such-group"
     else:
         on(server, f"mkdir -p {path}/inside")
-    result = pyinfra("inventories/local.py", "tests/deploys/secret_file.py",
-                     env={"GPUAAS_TEST_SECRET": value, "GPUAAS_TEST_SECRET_PATH": path,
-                          "GPUAAS_TEST_SECRET_GROUP": group})  # fmt: skip
+    result = pyinfra(
+        "inventories/local.py",
+        "tests/deploys/secret_file.py",
+        env={"GPUAAS_TEST_SECRET": value, "GPUAAS_TEST_SECRET_PATH": path, "GPUAAS_TEST_SECRET_GROUP": group},
+    )
     assert result.returncode != 0
     assert value not in result.stdout + result.stderr
     holding = on(server, f"grep -rlF -- {value} {SEARCHED} 2>/dev/null", check=False)

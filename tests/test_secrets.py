@@ -100,8 +100,9 @@ def test_a_missing_secret_names_the_file_the_field_and_the_source(monkeypatch):
     monkeypatch.delenv("GPUAAS_STAGING_REDIS_PASSWORD", raising=False)
     with pytest.raises(SecretError) as error:
         resolve(load_profile("staging"), "secret:redis_password")
-    assert str(error.value) == ("inventories/staging.yml: secrets.redis_password: environment variable "
-                                "GPUAAS_STAGING_REDIS_PASSWORD is not set")  # fmt: skip
+    assert str(error.value) == (
+        "inventories/staging.yml: secrets.redis_password: environment variable GPUAAS_STAGING_REDIS_PASSWORD is not set"
+    )
 
 
 def test_a_stored_secret_that_is_not_json_names_the_secret_and_its_source(tmp_path):
@@ -127,8 +128,13 @@ def test_validate_secrets_lists_every_secret_it_cannot_read_and_spares_what_a_de
     assert "secrets.rke2_token" not in problems
     # OpenBao's init output is written by the deploy; Keycloak is off in staging, so its admin is not needed.
     assert "secrets.openbao_init" not in problems and "secrets.keycloak_admin_password" not in problems
-    result = subprocess.run(["gpuaas", "validate", "staging", "--secrets"], capture_output=True, text=True,
-                            check=False, env={k: v for k, v in os.environ.items() if not k.startswith("GPUAAS_")})
+    result = subprocess.run(
+        ["gpuaas", "validate", "staging", "--secrets"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("GPUAAS_")},
+    )
     assert result.returncode == 2
     assert "inventories/staging.yml: secrets.nats_password: environment variable" in result.stderr
 
@@ -165,11 +171,13 @@ def test_a_secret_file_that_is_not_utf8_never_shows_its_bytes(tmp_path, raw):
 def test_an_age_file_whose_content_is_not_yaml_never_shows_the_content(tmp_path, raw, monkeypatch):
     identity = tmp_path / "operator.key"
     subprocess.run(["age-keygen", "-o", str(identity)], check=True, capture_output=True)
-    recipient = subprocess.run(["age-keygen", "-y", str(identity)], check=True, capture_output=True,
-                               text=True).stdout.strip()  # fmt: skip
+    recipient = subprocess.run(
+        ["age-keygen", "-y", str(identity)], check=True, capture_output=True, text=True
+    ).stdout.strip()
     encrypted = tmp_path / "staging.secrets.age"
-    subprocess.run(["age", "-r", recipient, "-o", str(encrypted)], input=b"rke2_token: [decrypted-secret-zz\n",
-                   check=True)  # fmt: skip
+    subprocess.run(
+        ["age", "-r", recipient, "-o", str(encrypted)], input=b"rke2_token: [decrypted-secret-zz\n", check=True
+    )
     raw["secrets"]["rke2_token"] = {"age": encrypted.name, "key": "rke2_token"}
     profile = parse_profile(raw, "staging.yml", repo_root=tmp_path)
     monkeypatch.setenv(AGE_IDENTITY_ENV, str(identity))

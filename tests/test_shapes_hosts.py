@@ -25,8 +25,7 @@ pytestmark = pytest.mark.hosts
 
 
 def gpuaas(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(["gpuaas", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False,
-                            timeout=900)  # fmt: skip
+    result = subprocess.run(["gpuaas", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
@@ -46,8 +45,15 @@ def shaped(request, lane_machine):
 
 def deploy(profile, name: str, *flags: str, **env: str) -> subprocess.CompletedProcess:
     inventory = shapes.lane_inventory_path(profile.name)
-    return subprocess.run(["pyinfra", "-y", *flags, str(inventory), name], cwd=REPO_ROOT, capture_output=True,
-                          text=True, check=False, timeout=1200, env={**os.environ, **env})  # fmt: skip
+    return subprocess.run(
+        ["pyinfra", "-y", *flags, str(inventory), name],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1200,
+        env={**os.environ, **env},
+    )
 
 
 def totals(result: subprocess.CompletedProcess) -> dict:
@@ -83,11 +89,13 @@ def test_the_hosts_are_shaped_like_the_profile_and_reached_as_the_operator(shape
     # The login is the unprivileged account: root itself cannot log in with the lane's key.
     node = shaped.hosts[0]
     config = REPO_ROOT / ".secrets" / shaped.secret_scope / "ssh" / "config"
-    as_ops = subprocess.run(["ssh", "-F", str(config), node.name, "id -un; sudo -n id -un"], capture_output=True,
-                            text=True, check=False)  # fmt: skip
+    as_ops = subprocess.run(
+        ["ssh", "-F", str(config), node.name, "id -un; sudo -n id -un"], capture_output=True, text=True, check=False
+    )
     assert as_ops.stdout.split() == ["ops", "root"], as_ops.stderr
-    as_root = subprocess.run(["ssh", "-F", str(config), "-l", "root", node.name, "true"], capture_output=True,
-                             check=False)  # fmt: skip
+    as_root = subprocess.run(
+        ["ssh", "-F", str(config), "-l", "root", node.name, "true"], capture_output=True, check=False
+    )
     assert as_root.returncode != 0
 
 

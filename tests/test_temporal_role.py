@@ -72,14 +72,23 @@ def test_schema_tool_takes_the_password_from_the_environment_file(server_mode):
 @pytest.mark.parametrize(
     ("change", "path", "message"),
     [
-        (lambda raw: raw["artifacts"].pop("temporal-sql-tool"), "services.temporal.sql_tool_artifact",
-         "names an artifact that is not pinned"),
-        (lambda raw: raw["services"]["temporal"].update(visibility_database="tv"),
-         "services.temporal.visibility_database", "names no database of services.postgres.databases"),
-        (lambda raw: raw["services"]["temporal"].update(history_port=6933),
-         "services.temporal.frontend_membership_port", "port 6933 is already used by services.temporal.history_port"),
+        (
+            lambda raw: raw["artifacts"].pop("temporal-sql-tool"),
+            "services.temporal.sql_tool_artifact",
+            "names an artifact that is not pinned",
+        ),
+        (
+            lambda raw: raw["services"]["temporal"].update(visibility_database="tv"),
+            "services.temporal.visibility_database",
+            "names no database of services.postgres.databases",
+        ),
+        (
+            lambda raw: raw["services"]["temporal"].update(history_port=6933),
+            "services.temporal.frontend_membership_port",
+            "port 6933 is already used by services.temporal.history_port",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_server_settings_name_the_field(server_mode, change, path, message):
     change(server_mode)
     with pytest.raises(ProfileError) as caught:

@@ -36,13 +36,19 @@ OFFICIAL = {
 def server_mode_inventory(directory: Path, version: str, release: Path, sql_tool: Path, source: Path) -> Path:
     """The local profile in server mode with the given artifacts pinned by their sha256."""
     artifacts = {
-        "temporal-server": pin("temporal-server", release, version, f"{RELEASES}/v{version}/{release.name}",
-                               binary="temporal-server"),
-        "temporal-sql-tool": pin("temporal-sql-tool", sql_tool, version, f"{RELEASES}/v{version}/{sql_tool.name}",
-                                 binary="temporal-sql-tool"),
-        "temporal-schema": pin("temporal-schema", source, version,
-                               f"https://github.com/temporalio/temporal/archive/refs/tags/{source.name}"),
-    }  # fmt: skip
+        "temporal-server": pin(
+            "temporal-server", release, version, f"{RELEASES}/v{version}/{release.name}", binary="temporal-server"
+        ),
+        "temporal-sql-tool": pin(
+            "temporal-sql-tool", sql_tool, version, f"{RELEASES}/v{version}/{sql_tool.name}", binary="temporal-sql-tool"
+        ),
+        "temporal-schema": pin(
+            "temporal-schema",
+            source,
+            version,
+            f"https://github.com/temporalio/temporal/archive/refs/tags/{source.name}",
+        ),
+    }
     return inventory(directory, artifacts, {"temporal": {"mode": "server", "namespaces": ["platform", "billing"]}})
 
 
@@ -78,13 +84,18 @@ def test_server_mode_with_the_doubles_sets_up_schemas_registers_namespaces_and_s
     assert_server_mode_serves(server_mode_inventory(tmp_path, VERSION, release, release, source), newest)
 
 
-@pytest.mark.skipif(not all(OFFICIAL.values()), reason="set TEMPORAL_RELEASE, TEMPORAL_SQL_TOOL and "
-                    "TEMPORAL_SCHEMA_SOURCE to the official artifacts to run server mode for real")  # fmt: skip
+@pytest.mark.skipif(
+    not all(OFFICIAL.values()),
+    reason="set TEMPORAL_RELEASE, TEMPORAL_SQL_TOOL and "
+    "TEMPORAL_SCHEMA_SOURCE to the official artifacts to run server mode for real",
+)
 def test_server_mode_with_the_official_artifacts(back_to_dev_mode, tmp_path):
     release, sql_tool, source = (Path(OFFICIAL[name]) for name in ("release", "sql_tool", "source"))
     version = re.search(r"(\d+\.\d+\.\d+)", release.name).group(1)
     with tarfile.open(source) as archive:
         versioned = [m.name for m in archive if "/schema/postgresql/v12/temporal/versioned/v" in m.name]
-    newest = max((name.split("/versioned/")[1].split("/")[0].lstrip("v") for name in versioned),
-                 key=lambda v: tuple(map(int, v.split("."))))  # fmt: skip
+    newest = max(
+        (name.split("/versioned/")[1].split("/")[0].lstrip("v") for name in versioned),
+        key=lambda v: tuple(map(int, v.split("."))),
+    )
     assert_server_mode_serves(server_mode_inventory(tmp_path, version, release, sql_tool, source), newest)

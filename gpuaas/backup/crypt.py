@@ -25,16 +25,19 @@ class EncryptionError(DeployError):
 def _age() -> str:
     program = shutil.which("age")
     if program is None:
-        raise EncryptionError("backup.encryption is set but the `age` program is not installed on the controller "
-                              "(Debian: apt-get install age)")  # fmt: skip
+        raise EncryptionError(
+            "backup.encryption is set but the `age` program is not installed on the controller "
+            "(Debian: apt-get install age)"
+        )
     return program
 
 
 @contextmanager
 def _filter(argv: list[str], source: IO[bytes], what: str, pass_fds: tuple[int, ...] = ()) -> Iterator[IO[bytes]]:
     """`source` fed through a program by a thread; yields the program's output stream."""
-    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               bufsize=CHUNK, pass_fds=pass_fds)  # fmt: skip
+    process = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=CHUNK, pass_fds=pass_fds
+    )
     feeder = Feeder(source, process.stdin)
     try:
         yield process.stdout

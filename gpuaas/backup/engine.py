@@ -69,9 +69,11 @@ def manifest_key(profile: Profile, environment: str | None = None) -> ManifestKe
         return ManifestKey(resolve(profile, profile.backup.manifest_key), "backup.manifest_key")
     reference = profile.backup.trusted_manifest_keys.get(environment)
     if reference is None:
-        raise DeployError(f"{profile.source}: backup.trusted_manifest_keys.{environment}: not set; a set of "
-                          f"{environment} is restored only when its manifest verifies with {environment}'s manifest "
-                          "key, which this field names (a secret reference); nothing was changed")  # fmt: skip
+        raise DeployError(
+            f"{profile.source}: backup.trusted_manifest_keys.{environment}: not set; a set of "
+            f"{environment} is restored only when its manifest verifies with {environment}'s manifest "
+            "key, which this field names (a secret reference); nothing was changed"
+        )
     return ManifestKey(resolve(profile, reference), f"backup.trusted_manifest_keys.{environment}", f"{environment}'s")
 
 
@@ -79,8 +81,9 @@ def manifest_key(profile: Profile, environment: str | None = None) -> ManifestKe
 def exclusive(s3, profile: Profile, operation: str, log: Log) -> Iterator[Lease]:
     """The environment's lease held for the block (waiting up to `backup.lease_wait` for another run),
     with the restore markers that killed runs left behind cleared and reported first."""
-    lease = Lease(s3, profile.backup.bucket, profile.name, operation, profile.backup.lease_ttl,
-                  profile.backup.lease_wait, log)  # fmt: skip
+    lease = Lease(
+        s3, profile.backup.bucket, profile.name, operation, profile.backup.lease_ttl, profile.backup.lease_wait, log
+    )
     with store.reaching(profile, "taking the backup lease"):
         lease.acquire()
     try:
@@ -108,8 +111,9 @@ def back_up(profile: Profile, log: Log = print, services: tuple[ServiceBackup, .
 
 
 def _back_up(s3, profile: Profile, lease: Lease, log: Log, services: tuple[ServiceBackup, ...]) -> Manifest:
-    writer = SetWriter(s3, profile.backup.bucket, profile.name, source_sha(), manifest_key(profile),
-                       store.transfer_config(profile))  # fmt: skip
+    writer = SetWriter(
+        s3, profile.backup.bucket, profile.name, source_sha(), manifest_key(profile), store.transfer_config(profile)
+    )
     writer.manifest.encryption = "age" if profile.backup.encryption else ""
     lease.note(writer.manifest.set_id)
     log(f"backup set {writer.prefix} started")
@@ -127,16 +131,20 @@ def _back_up(s3, profile: Profile, lease: Lease, log: Log, services: tuple[Servi
                 stored = [
                     entry for entry in writer.manifest.objects if entry.key.startswith(writer.prefix + key_prefix)
                 ]
-                log(f"{node.name} {module.SERVICE} {job.version}: {len(stored)} objects, "
-                    f"{sum(entry.size for entry in stored)} bytes")  # fmt: skip
+                log(
+                    f"{node.name} {module.SERVICE} {job.version}: {len(stored)} objects, "
+                    f"{sum(entry.size for entry in stored)} bytes"
+                )
         writer.manifest.etcd_snapshots = etcd_snapshots(s3, profile)
         lease.check()
         manifest = writer.finish()
     except BackupSetError:
         raise
     except Exception as error:
-        raise BackupSetError(f"{profile.name}: backup set {writer.manifest.set_id} is incomplete and will never be "
-                             f"offered for a restore (no manifest was written): {error}") from None  # fmt: skip
+        raise BackupSetError(
+            f"{profile.name}: backup set {writer.manifest.set_id} is incomplete and will never be "
+            f"offered for a restore (no manifest was written): {error}"
+        ) from None
     log(f"backup set {writer.prefix} complete: {len(manifest.objects)} objects")
     return manifest
 
@@ -179,8 +187,14 @@ def expiring(profile: Profile, now: datetime.datetime | None = None) -> list[str
     running = live_lease(s3, profile.backup.bucket, profile.name)
     moment = now or datetime.datetime.now(datetime.timezone.utc)
     busy = {running.set_id} if running is not None else set()
-    return expired(sets, profile.backup.keep_last, profile.backup.keep_days, moment,
-                   another_run_live=running is not None, busy=busy)  # fmt: skip
+    return expired(
+        sets,
+        profile.backup.keep_last,
+        profile.backup.keep_days,
+        moment,
+        another_run_live=running is not None,
+        busy=busy,
+    )
 
 
 @dataclass
@@ -194,17 +208,21 @@ class RestorePlan:
     def lines(self) -> list[str]:
         sizes = {entry.key: entry.size for entry in self.manifest.objects}
         base = prefix(self.manifest.environment, self.manifest.set_id)
-        lines = [f"set {self.manifest.environment}/{self.manifest.set_id} (from {self.manifest.source_sha}, "
-                 f"{self.manifest.started} to {self.manifest.ended})"]  # fmt: skip
+        lines = [
+            f"set {self.manifest.environment}/{self.manifest.set_id} (from {self.manifest.source_sha}, "
+            f"{self.manifest.started} to {self.manifest.ended})"
+        ]
         for (source, service), (target, names) in self.steps.items():
             total = sum(sizes[f"{base}{source}/{service}/{name}"] for name in names)
             version = self.manifest.services[f"{source}/{service}"]["version"]
             lines.append(f"{service} {version} from {source} onto {target.name}: {', '.join(names)} ({total} bytes)")
         if self.manifest.etcd_snapshots:
             newest = self.manifest.etcd_snapshots[0]
-            lines.append(f"etcd (not restored here): the newest RKE2 snapshot of that time is {newest['key']} "
-                         f"({newest['modified']}); RKE2 restores it with `rke2 server --cluster-reset --etcd-s3 "
-                         "--cluster-reset-restore-path=NAME`")  # fmt: skip
+            lines.append(
+                f"etcd (not restored here): the newest RKE2 snapshot of that time is {newest['key']} "
+                f"({newest['modified']}); RKE2 restores it with `rke2 server --cluster-reset --etcd-s3 "
+                "--cluster-reset-restore-path=NAME`"
+            )
         return lines
 
 
@@ -222,24 +240,30 @@ def choose_set(profile: Profile, set_id: str, source_environment: str | None = N
     return read_manifest(s3, profile.backup.bucket, environment, set_id, key)
 
 
-def plan_restore(profile: Profile, manifest: Manifest, allow_other_environment: bool = False,
-                 only: tuple[str, ...] = ()) -> RestorePlan:  # fmt: skip
+def plan_restore(
+    profile: Profile, manifest: Manifest, allow_other_environment: bool = False, only: tuple[str, ...] = ()
+) -> RestorePlan:
     """Map the set's services onto the profile's data hosts (same name, or the same position in the
     data group when the set comes from another environment), refusing a foreign set unless allowed."""
     if manifest.environment != profile.name and not allow_other_environment:
-        raise DeployError(f"backup set {manifest.set_id} belongs to {manifest.environment}, not {profile.name}; "
-                          "restoring another environment's data is refused unless explicitly allowed "
-                          "(GPUAAS_RESTORE_FROM)")  # fmt: skip
+        raise DeployError(
+            f"backup set {manifest.set_id} belongs to {manifest.environment}, not {profile.name}; "
+            "restoring another environment's data is refused unless explicitly allowed "
+            "(GPUAAS_RESTORE_FROM)"
+        )
     if manifest.encryption and profile.backup.encryption is None:
-        raise DeployError(f"backup set {manifest.set_id} is encrypted ({manifest.encryption}) and "
-                          f"{profile.name}'s backup.encryption names no identity to decrypt it")  # fmt: skip
+        raise DeployError(
+            f"backup set {manifest.set_id} is encrypted ({manifest.encryption}) and "
+            f"{profile.name}'s backup.encryption names no identity to decrypt it"
+        )
     _refuse_unknown_names(profile, manifest, only)
     targets = profile.group(DATA_GROUP)
     sources = list(dict.fromkeys(name.split("/")[0] for name in manifest.services))
     by_name = {node.name: node for node in targets}
     if not all(source in by_name for source in sources) and len(sources) > len(targets):
-        raise DeployError(f"backup set {manifest.set_id} holds {len(sources)} data hosts, {profile.name} has "
-                          f"{len(targets)}")  # fmt: skip
+        raise DeployError(
+            f"backup set {manifest.set_id} holds {len(sources)} data hosts, {profile.name} has {len(targets)}"
+        )
     mapping = {source: by_name.get(source) or targets[index] for index, source in enumerate(sources)}
     plan = RestorePlan(manifest)
     base = prefix(manifest.environment, manifest.set_id)
@@ -248,8 +272,11 @@ def plan_restore(profile: Profile, manifest: Manifest, allow_other_environment: 
             key = f"{source}/{module.SERVICE}"
             if key not in manifest.services or (only and module.SERVICE not in only):
                 continue
-            names = [entry.key.removeprefix(f"{base}{key}/") for entry in manifest.objects
-                     if entry.key.startswith(f"{base}{key}/")]  # fmt: skip
+            names = [
+                entry.key.removeprefix(f"{base}{key}/")
+                for entry in manifest.objects
+                if entry.key.startswith(f"{base}{key}/")
+            ]
             plan.steps[(source, module.SERVICE)] = (mapping[source], names)
     return plan
 
@@ -278,8 +305,10 @@ def _refuse_unknown_names(profile: Profile, manifest: Manifest, only: tuple[str,
         if not entry.key.startswith(base) or folder not in manifest.services or not SAFE_FILE_NAME.fullmatch(name):
             problems.append(f"object '{entry.key}' is not a file of a service of this set")
     if problems:
-        raise DeployError(f"backup set {manifest.environment}/{manifest.set_id}: its manifest names what "
-                          f"{profile.source} does not have: {'; '.join(problems)}; nothing was changed")  # fmt: skip
+        raise DeployError(
+            f"backup set {manifest.environment}/{manifest.set_id}: its manifest names what "
+            f"{profile.source} does not have: {'; '.join(problems)}; nothing was changed"
+        )
 
 
 @contextmanager
@@ -294,15 +323,19 @@ def _opened(s3, profile: Profile, manifest: Manifest, key: str, sha256: str) -> 
             stream = stack.enter_context(crypt.decrypting(body, identity, key))
         yield stream
     if body.digest.hexdigest() != sha256:
-        raise ObjectChanged(f"{key} changed in the bucket while it was being restored (what was received has "
-                            f"sha256 {body.digest.hexdigest()}, the manifest says {sha256})")  # fmt: skip
+        raise ObjectChanged(
+            f"{key} changed in the bucket while it was being restored (what was received has "
+            f"sha256 {body.digest.hexdigest()}, the manifest says {sha256})"
+        )
 
 
 def _stop_dependants(shell: HostShell, units: set[str]) -> list[str]:
     if not units:
         return []
-    command = f"for unit in {' '.join(sorted(units))}; do systemctl is-active -q $unit.service && " \
-              "systemctl stop $unit.service && echo $unit; done; true"  # fmt: skip
+    command = (
+        f"for unit in {' '.join(sorted(units))}; do systemctl is-active -q $unit.service && "
+        "systemctl stop $unit.service && echo $unit; done; true"
+    )
     return shell.run(command, "stopping the services that depend on the restored data").split()
 
 
@@ -323,8 +356,14 @@ def _jobs(s3, profile: Profile, plan: RestorePlan) -> Iterator[tuple[str, Servic
             entry = entries[f"{base}{key}/{name}"]
             return _opened(s3, profile, manifest, entry.key, entry.sha256)
 
-        job = RestoreJob(profile, target, HostShell(profile, target), names=names, open=open_object,
-                         figures=manifest.services[key]["figures"])  # fmt: skip
+        job = RestoreJob(
+            profile,
+            target,
+            HostShell(profile, target),
+            names=names,
+            open=open_object,
+            figures=manifest.services[key]["figures"],
+        )
         yield key, _service(service), job
 
 
@@ -364,23 +403,30 @@ def restore(profile: Profile, plan: RestorePlan, log: Log = print) -> dict[str, 
         stopped = {
             name: _stop_dependants(
                 HostShell(profile, node),
-                {unit for (_, service), (target, _) in plan.steps.items() if target.name == name
-                 for unit in _service(service).DEPENDANTS},
+                {
+                    unit
+                    for (_, service), (target, _) in plan.steps.items()
+                    if target.name == name
+                    for unit in _service(service).DEPENDANTS
+                },
             )
             for name, node in hosts.items()
-        }  # fmt: skip
+        }
         try:
             for key, module, job in _jobs(s3, profile, plan):
                 if refused:
-                    refused.append(f"{module.SERVICE} on {job.node.name} was not restored (stopped after the "
-                                   "refusal above)")  # fmt: skip
+                    refused.append(
+                        f"{module.SERVICE} on {job.node.name} was not restored (stopped after the refusal above)"
+                    )
                     continue
                 lease.check()
                 try:
                     found = module.restore(job)
                 except RestoreRefused as error:
-                    refused.append(f"restore of {module.SERVICE} on {job.node.name} refused before the swap: "
-                                   f"{error}; the live data was kept")  # fmt: skip
+                    refused.append(
+                        f"restore of {module.SERVICE} on {job.node.name} refused before the swap: "
+                        f"{error}; the live data was kept"
+                    )
                     log(refused[-1])
                     continue
                 results[key] = differences(job.figures, found if found is not None else module.figures(job))
@@ -389,8 +435,9 @@ def restore(profile: Profile, plan: RestorePlan, log: Log = print) -> dict[str, 
             for name, units in stopped.items():
                 _start(HostShell(profile, hosts[name]), units)
         if refused:
-            raise RestoreRefused(f"restore of backup set {plan.manifest.environment}/{plan.manifest.set_id} "
-                                 f"failed: {'; '.join(refused)}")  # fmt: skip
+            raise RestoreRefused(
+                f"restore of backup set {plan.manifest.environment}/{plan.manifest.set_id} failed: {'; '.join(refused)}"
+            )
         return results
 
 
@@ -400,8 +447,13 @@ def drill(profile: Profile, plan: RestorePlan, log: Log = print) -> dict:
     service, the figures expected and found and the differences; `passed` when none differ."""
     s3 = store.client(profile)
     manifest = plan.manifest
-    report = {"environment": profile.name, "set": f"{manifest.environment}/{manifest.set_id}",
-              "source_sha": manifest.source_sha, "started": utc_now(), "services": {}}  # fmt: skip
+    report = {
+        "environment": profile.name,
+        "set": f"{manifest.environment}/{manifest.set_id}",
+        "source_sha": manifest.source_sha,
+        "started": utc_now(),
+        "services": {},
+    }
     with _verified(s3, profile, manifest, "drill", log) as lease:
         for key, module, job in _jobs(s3, profile, plan):
             lease.check()

@@ -85,8 +85,10 @@ class LeaseRecord:
 
     def describe(self) -> str:
         on = f" of set {self.set_id}" if self.set_id else ""
-        return f"{self.holder} (pid {self.pid}), running {self.operation}{on} since {self.acquired}, " \
-               f"lease expiring {self.expires}"  # fmt: skip
+        return (
+            f"{self.holder} (pid {self.pid}), running {self.operation}{on} since {self.acquired}, "
+            f"lease expiring {self.expires}"
+        )
 
     @classmethod
     def parse(cls, body: bytes) -> LeaseRecord | None:
@@ -133,8 +135,9 @@ def read_lease(s3, bucket: str, environment: str) -> tuple[LeaseRecord | None, s
     record = LeaseRecord.parse(answer["Body"].read())
     if record is None:
         # An object that is not a lease holds nothing: treat it as one that expired long ago.
-        record = LeaseRecord("unknown", 0, "unknown", "", "", _stamp(datetime.datetime.min.replace(
-            tzinfo=datetime.timezone.utc)))  # fmt: skip
+        record = LeaseRecord(
+            "unknown", 0, "unknown", "", "", _stamp(datetime.datetime.min.replace(tzinfo=datetime.timezone.utc))
+        )
     return record, answer["ETag"]
 
 
@@ -148,14 +151,19 @@ class Lease:
     """The environment's lease for one run: `acquire` (waiting at most `wait` seconds for another run),
     renewed in a thread every third of `ttl`, `release` at the end. Use it as a context manager."""
 
-    def __init__(self, s3, bucket: str, environment: str, operation: str, ttl: int, wait: float,
-                 log: Log = print):  # fmt: skip
+    def __init__(self, s3, bucket: str, environment: str, operation: str, ttl: int, wait: float, log: Log = print):
         self.s3, self.bucket, self.environment, self.log = s3, bucket, environment, log
         self.ttl, self.wait = ttl, wait
         self.key = f"{environment}/{LEASE}"
         now = _now()
-        self.record = LeaseRecord(holder=_who(), pid=os.getpid(), operation=operation, token=secrets.token_hex(16),
-                                  acquired=_stamp(now), expires=_stamp(now))  # fmt: skip
+        self.record = LeaseRecord(
+            holder=_who(),
+            pid=os.getpid(),
+            operation=operation,
+            token=secrets.token_hex(16),
+            acquired=_stamp(now),
+            expires=_stamp(now),
+        )
         self.etag: str | None = None
         self.lost: str = ""
         self._stop = threading.Event()
@@ -177,12 +185,14 @@ class Lease:
         shows the other run's token, which counts as a conflict too."""
         self.record.expires = _stamp(_now() + datetime.timedelta(seconds=self.ttl))
         body = json.dumps(asdict(self.record), indent=2, sort_keys=True).encode()
-        answer = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body, ContentType="application/json",
-                                    **condition)  # fmt: skip
+        answer = self.s3.put_object(
+            Bucket=self.bucket, Key=self.key, Body=body, ContentType="application/json", **condition
+        )
         found, etag = read_lease(self.s3, self.bucket, self.environment)
         if found is None or found.token != self.record.token:
-            raise ClientError({"Error": {"Code": "PreconditionFailed", "Message": "another run's lease is there"}},
-                              "PutObject")  # fmt: skip
+            raise ClientError(
+                {"Error": {"Code": "PreconditionFailed", "Message": "another run's lease is there"}}, "PutObject"
+            )
         self.etag = etag or answer.get("ETag")
 
     def acquire(self) -> None:
@@ -215,9 +225,11 @@ class Lease:
                 break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise LeaseHeld(f"{self.environment}: another run holds the backup lease: {current.describe()}; "
-                                f"{self.record.operation} waited {self.wait:g}s and was refused, nothing was "
-                                "changed")  # fmt: skip
+                raise LeaseHeld(
+                    f"{self.environment}: another run holds the backup lease: {current.describe()}; "
+                    f"{self.record.operation} waited {self.wait:g}s and was refused, nothing was "
+                    "changed"
+                )
             if not announced:
                 self.log(f"{self.environment}: waiting up to {self.wait:g}s for {current.describe()}")
                 announced = True
@@ -254,8 +266,10 @@ class Lease:
     def check(self) -> None:
         """LeaseLost when another run took the lease over: this run must stop changing things."""
         if self.lost:
-            raise LeaseLost(f"{self.environment}: this {self.record.operation} run lost its backup lease to "
-                            f"{self.lost} (it was not renewed in time); it stopped there")  # fmt: skip
+            raise LeaseLost(
+                f"{self.environment}: this {self.record.operation} run lost its backup lease to "
+                f"{self.lost} (it was not renewed in time); it stopped there"
+            )
 
     def release(self) -> None:
         """Stop renewing and remove the lease when it is still this run's."""
@@ -271,15 +285,24 @@ class Lease:
                 # Raising here would hide why the run ended; the lease expires by itself, and a later run
                 # of this process takes it over at once.
                 _ABANDONED.add(self.record.token)
-                self.log(f"{self.environment}: the backup lease could not be removed ({error}); it expires at "
-                         f"{self.record.expires}")  # fmt: skip
+                self.log(
+                    f"{self.environment}: the backup lease could not be removed ({error}); it expires at "
+                    f"{self.record.expires}"
+                )
 
     # -- restore-in-progress markers --------------------------------------------------------------
 
     def marker(self) -> bytes:
         """The body of a restore-in-progress marker this run writes: it lives while this lease does."""
-        return json.dumps({"lease": self.key, "token": self.record.token, "holder": self.record.holder,
-                           "operation": self.record.operation, "since": _stamp(_now())}).encode()  # fmt: skip
+        return json.dumps(
+            {
+                "lease": self.key,
+                "token": self.record.token,
+                "holder": self.record.holder,
+                "operation": self.record.operation,
+                "since": _stamp(_now()),
+            }
+        ).encode()
 
 
 def marker_is_live(s3, bucket: str, body: bytes) -> bool:
@@ -312,6 +335,8 @@ def clear_stale_markers(s3, bucket: str, environment: str, log: Log = print) -> 
             what = f" left by {left_by['holder']}'s {left_by['operation']} of {left_by['since']}"
         except (ValueError, TypeError, KeyError):
             what = ""
-        log(f"{environment}: cleared a stale restore-in-progress marker on set {set_id}{what} (no live lease "
-            "holds it: that run was stopped before it finished)")  # fmt: skip
+        log(
+            f"{environment}: cleared a stale restore-in-progress marker on set {set_id}{what} (no live lease "
+            "holds it: that run was stopped before it finished)"
+        )
     return cleared

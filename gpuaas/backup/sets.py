@@ -126,8 +126,9 @@ def verified_manifest(body: bytes, key: SigningKey) -> Manifest:
         if claimed != key_id(key):
             # The id comes from the bucket: shown only when it has the form of one.
             shown = claimed if isinstance(claimed, str) and re.fullmatch(r"[0-9a-f]{16}", claimed) else "unknown"
-            raise SignatureProblem("other key", f"it was signed with another key (id {shown}; this key's id is "
-                                   f"{key_id(key)})")  # fmt: skip
+            raise SignatureProblem(
+                "other key", f"it was signed with another key (id {shown}; this key's id is {key_id(key)})"
+            )
         raise SignatureProblem("altered", "its content was changed after it was signed")
     try:
         return Manifest.from_json(json.dumps(data))
@@ -173,8 +174,14 @@ def complete_sets(s3, bucket: str, environment: str) -> list[str]:
     return sorted(set_id for set_id, entry in list_sets(s3, bucket, environment).items() if entry["complete"])
 
 
-def expired(sets: dict[str, dict], keep_last: int, keep_days: int | None, now: datetime.datetime,
-            another_run_live: bool = False, busy: Collection[str] = ()) -> list[str]:  # fmt: skip
+def expired(
+    sets: dict[str, dict],
+    keep_last: int,
+    keep_days: int | None,
+    now: datetime.datetime,
+    another_run_live: bool = False,
+    busy: Collection[str] = (),
+) -> list[str]:
     """The sets retention removes: complete sets beyond the newest `keep_last` and older than `keep_days`
     (when given), and the incomplete sets when no other run is live (retention holds the environment's
     lease: every incomplete set is then a run that died). Never the newest complete set, never a set a

@@ -71,8 +71,10 @@ def reaching(profile: Profile, doing: str) -> Iterator[None]:
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         field = _FIELDS_BY_CODE.get(code, "backup.endpoint")
-        raise DeployError(f"{profile.source}: {field}: the store at {profile.backup.endpoint} answered {code or error} "
-                          f"while {doing}") from None  # fmt: skip
+        raise DeployError(
+            f"{profile.source}: {field}: the store at {profile.backup.endpoint} answered {code or error} while {doing}"
+        ) from None
     except BotoCoreError as error:
-        raise DeployError(f"{profile.source}: backup.endpoint: {profile.backup.endpoint} cannot be reached while "
-                          f"{doing} ({error})") from None  # fmt: skip
+        raise DeployError(
+            f"{profile.source}: backup.endpoint: {profile.backup.endpoint} cannot be reached while {doing} ({error})"
+        ) from None

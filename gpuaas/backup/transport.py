@@ -53,18 +53,20 @@ class HostShell:
         by a lost connection). The script travels on stdin into a root-only file the unit runs (and
         removes first): on a unit's command line systemd would expand `${...}` itself."""
         return self.run(
-            f"script=$(mktemp /run/{unit}.XXXXXX) && cat > \"$script\" || exit 1; "
+            f'script=$(mktemp /run/{unit}.XXXXXX) && cat > "$script" || exit 1; '
             f"systemctl reset-failed {unit} 2>/dev/null; systemd-run --unit {unit} --quiet --wait --pipe "
-            "--collect /bin/sh \"$script\"; status=$?; rm -f \"$script\"; exit $status",
-            what, input=f"rm -f \"$0\"\n{script}\n".encode(),
-        )  # fmt: skip
+            '--collect /bin/sh "$script"; status=$?; rm -f "$script"; exit $status',
+            what,
+            input=f'rm -f "$0"\n{script}\n'.encode(),
+        )
 
     @contextmanager
     def _started(self, command: str, what: str, stdout: int = subprocess.PIPE) -> Iterator[subprocess.Popen]:
         """The command running with its standard input (and output) piped. Leaving the block waits for
         it and raises HostCommandError, with the end of its stderr, when it failed."""
-        process = subprocess.Popen(self.argv(command), stdin=subprocess.PIPE, stdout=stdout,
-                                   stderr=subprocess.PIPE, bufsize=CHUNK)  # fmt: skip
+        process = subprocess.Popen(
+            self.argv(command), stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.PIPE, bufsize=CHUNK
+        )
         errors = _drain(process.stderr)
         try:
             yield process

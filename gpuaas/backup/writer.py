@@ -63,8 +63,10 @@ class SetWriter:
         try:
             self.s3.upload_fileobj(reader, self.bucket, key, **extra)
         except Exception as error:  # boto3 raises several families; all mean the same here
-            raise BackupSetError(f"backup set {self.prefix}: uploading {name} failed ({error}); the set stays "
-                                 "incomplete (no manifest) and is never offered for a restore") from None  # fmt: skip
+            raise BackupSetError(
+                f"backup set {self.prefix}: uploading {name} failed ({error}); the set stays "
+                "incomplete (no manifest) and is never offered for a restore"
+            ) from None
         entry = ObjectEntry(key=key, size=reader.size, sha256=reader.digest.hexdigest())
         self.manifest.objects.append(entry)
         return entry
@@ -96,14 +98,20 @@ def read_manifest(s3, bucket: str, environment: str, set_id: str, key: ManifestK
         manifest = verified_manifest(body, key.secret)
     except SignatureProblem as problem:
         if problem.kind == "unsigned":
-            raise BackupSetError(f"{where}: its manifest is unsigned ({problem}): it was written before manifests "
-                                 f"were signed, or not by a backup run; a restore trusts only manifests signed with "
-                                 f"{key.owner} manifest key ({key.field}); nothing was changed") from None  # fmt: skip
-        raise BackupSetError(f"{where}: its manifest is not signed with {key.owner} manifest key ({key.field}): "
-                             f"{problem}; nothing was changed") from None  # fmt: skip
+            raise BackupSetError(
+                f"{where}: its manifest is unsigned ({problem}): it was written before manifests "
+                f"were signed, or not by a backup run; a restore trusts only manifests signed with "
+                f"{key.owner} manifest key ({key.field}); nothing was changed"
+            ) from None
+        raise BackupSetError(
+            f"{where}: its manifest is not signed with {key.owner} manifest key ({key.field}): "
+            f"{problem}; nothing was changed"
+        ) from None
     if (manifest.environment, manifest.set_id) != (environment, set_id):
-        raise BackupSetError(f"{where}: its manifest is signed but describes set {manifest.environment}/"
-                             f"{manifest.set_id}, copied here from elsewhere; nothing was changed")  # fmt: skip
+        raise BackupSetError(
+            f"{where}: its manifest is signed but describes set {manifest.environment}/"
+            f"{manifest.set_id}, copied here from elsewhere; nothing was changed"
+        )
     return manifest
 
 
@@ -122,9 +130,11 @@ def verify(s3, bucket: str, manifest: Manifest) -> None:
             digest.update(chunk)
             size += len(chunk)
         if (size, digest.hexdigest()) != (entry.size, entry.sha256):
-            raise BackupSetError(f"backup set {manifest.set_id}: {entry.key} has sha256 {digest.hexdigest()} "
-                                 f"({size} bytes), the manifest says {entry.sha256} ({entry.size} bytes); "
-                                 "nothing was restored")  # fmt: skip
+            raise BackupSetError(
+                f"backup set {manifest.set_id}: {entry.key} has sha256 {digest.hexdigest()} "
+                f"({size} bytes), the manifest says {entry.sha256} ({entry.size} bytes); "
+                "nothing was restored"
+            )
 
 
 def mark_in_use(s3, bucket: str, manifest: Manifest, marker: bytes | None) -> None:

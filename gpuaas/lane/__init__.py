@@ -22,6 +22,8 @@ def run(*args: str, check: bool = True, input: str | None = None) -> subprocess.
     result = subprocess.run(args, capture_output=True, text=True, check=False, input=input)
     if check and result.returncode != 0:
         detail = (result.stderr or result.stdout or "").strip()
-        raise LaneError(f"`{' '.join(args[:4])}{' ...' if len(args) > 4 else ''}` failed (exit {result.returncode}) "
-                        f"{detail[-600:]}".strip())  # fmt: skip
+        raise LaneError(
+            f"`{' '.join(args[:4])}{' ...' if len(args) > 4 else ''}` failed (exit {result.returncode}) "
+            f"{detail[-600:]}".strip()
+        )
     return result

@@ -43,8 +43,10 @@ def ensure_key(profile: Profile) -> Path:
     """The lane's private key (ed25519, made once, 0600) named by `connection.identity_file`."""
     key = identity_file(profile)
     if key is None:
-        raise LaneError(f"profile '{profile.name}': connection.identity_file is not set; the lane logs in with "
-                        f"a key of its own (for example .secrets/{profile.secret_scope}/ssh/id_ed25519)")  # fmt: skip
+        raise LaneError(
+            f"profile '{profile.name}': connection.identity_file is not set; the lane logs in with "
+            f"a key of its own (for example .secrets/{profile.secret_scope}/ssh/id_ed25519)"
+        )
     if not key.exists():
         _private_dir(key.parent)
         run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"gpuaas lane {profile.secret_scope}", "-f", str(key))
@@ -58,8 +60,9 @@ def _provision_script(profile: Profile, public_key: str) -> str:
     q_user, q_home = shlex.quote(user), shlex.quote(home)
     lines = ["set -e"]
     if user != "root":
-        lines.append(f"id -u {q_user} >/dev/null 2>&1 || useradd --create-home --home-dir {q_home} "
-                     f"--shell /bin/bash {q_user}")  # fmt: skip
+        lines.append(
+            f"id -u {q_user} >/dev/null 2>&1 || useradd --create-home --home-dir {q_home} --shell /bin/bash {q_user}"
+        )
     lines += [
         f"install -d -m 700 -o {q_user} -g {q_user} {q_home}/.ssh",
         f"printf '%s\\n' {shlex.quote(public_key)} > {q_home}/.ssh/authorized_keys",
@@ -67,8 +70,11 @@ def _provision_script(profile: Profile, public_key: str) -> str:
     ]
     if user != "root" and profile.connection.sudo:
         rule = f"{user} ALL=(ALL:ALL) NOPASSWD: ALL"
-        lines += [f"printf '%s\\n' {shlex.quote(rule)} > {SUDOERS}.new", f"chmod 440 {SUDOERS}.new",
-                  f"visudo -cqf {SUDOERS}.new && mv {SUDOERS}.new {SUDOERS}"]  # fmt: skip
+        lines += [
+            f"printf '%s\\n' {shlex.quote(rule)} > {SUDOERS}.new",
+            f"chmod 440 {SUDOERS}.new",
+            f"visudo -cqf {SUDOERS}.new && mv {SUDOERS}.new {SUDOERS}",
+        ]
     lines += [
         f"if [ ! -e {OWN_HOST_KEYS} ]; then rm -f /etc/ssh/ssh_host_*; ssh-keygen -A >/dev/null; "
         f"touch {OWN_HOST_KEYS}; systemctl restart ssh; fi",
@@ -97,8 +103,10 @@ def _wait_for_ssh(profile: Profile, node: Host) -> None:
         if result.returncode == 0:
             return
         if time.monotonic() > deadline:
-            raise LaneError(f"{node.name}: no SSH login as {profile.connection.user} within {SSH_READY_SECONDS}s: "
-                            f"{result.stderr.strip()[-300:]}")  # fmt: skip
+            raise LaneError(
+                f"{node.name}: no SSH login as {profile.connection.user} within {SSH_READY_SECONDS}s: "
+                f"{result.stderr.strip()[-300:]}"
+            )
         time.sleep(0.5)
 
 
@@ -124,8 +132,9 @@ def _host_field(profile: Profile, node: Host) -> str:
 def _write_known_hosts(profile: Profile, lines: list[str]) -> None:
     path = known_hosts_file(profile)
     if path is None:
-        raise LaneError(f"profile '{profile.name}': connection.known_hosts_file is not set; the lane records its "
-                        "hosts' keys there")  # fmt: skip
+        raise LaneError(
+            f"profile '{profile.name}': connection.known_hosts_file is not set; the lane records its hosts' keys there"
+        )
     ours = {_host_field(profile, node) for node in profile.hosts}
     kept = [line for line in _read_lines(path) if line.split(" ", 1)[0] not in ours]
     write_private(path, "".join(f"{line}\n" for line in kept + lines))

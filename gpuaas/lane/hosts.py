@@ -80,8 +80,16 @@ def network_name(profile: Profile) -> str:
 def ensure_network(profile: Profile) -> str:
     name = network_name(profile)
     if run("docker", "network", "inspect", name, check=False).returncode != 0:
-        run("docker", "network", "create", "--label", f"gpuaas.env={profile.name}",
-            "--subnet", str(profile.network.node_cidr), name)  # fmt: skip
+        run(
+            "docker",
+            "network",
+            "create",
+            "--label",
+            f"gpuaas.env={profile.name}",
+            "--subnet",
+            str(profile.network.node_cidr),
+            name,
+        )
     return name
 
 
@@ -97,9 +105,25 @@ def _start_host(profile: Profile, node: Host, image: str, network: str, owner: s
     if state is not None:
         run("docker", "start", node.name)
         return
-    run("docker", "run", "-d", "--name", node.name, "--hostname", node.name, "--label", f"gpuaas.env={profile.name}",
-        "--label", f"{LANE_LABEL}={owner}", "--network", network, "--ip", str(node.address), *SYSTEMD_RUN_FLAGS,
-        image)  # fmt: skip
+    run(
+        "docker",
+        "run",
+        "-d",
+        "--name",
+        node.name,
+        "--hostname",
+        node.name,
+        "--label",
+        f"gpuaas.env={profile.name}",
+        "--label",
+        f"{LANE_LABEL}={owner}",
+        "--network",
+        network,
+        "--ip",
+        str(node.address),
+        *SYSTEMD_RUN_FLAGS,
+        image,
+    )
 
 
 def foreign_hosts(profile: Profile, owner: str) -> list[str]:
@@ -170,17 +194,33 @@ def running_names(profile: Profile) -> set[str]:
     (one docker call for all of them)."""
     if shutil.which("docker") is None or not lane_id_file(profile).exists():
         return set()
-    result = run("docker", "ps", "--filter", f"label=gpuaas.env={profile.name}",
-                 "--filter", f"label={LANE_LABEL}={lane_id(profile)}", "--format", "{{.Names}}",
-                 check=False)  # fmt: skip
+    result = run(
+        "docker",
+        "ps",
+        "--filter",
+        f"label=gpuaas.env={profile.name}",
+        "--filter",
+        f"label={LANE_LABEL}={lane_id(profile)}",
+        "--format",
+        "{{.Names}}",
+        check=False,
+    )
     return set(result.stdout.split()) if result.returncode == 0 else set()
 
 
 def containers(profile: Profile) -> list[Container]:
     if not engine_running():
         return []
-    result = run("docker", "ps", "-a", "--filter", f"label=gpuaas.env={profile.name}",
-                 "--format", "{{.Names}}\t{{.State}}", check=False)  # fmt: skip
+    result = run(
+        "docker",
+        "ps",
+        "-a",
+        "--filter",
+        f"label=gpuaas.env={profile.name}",
+        "--format",
+        "{{.Names}}\t{{.State}}",
+        check=False,
+    )
     found = dict(line.split("\t") for line in result.stdout.splitlines() if "\t" in line)
     return [Container(node.name, found[node.name], str(node.address)) for node in profile.hosts if node.name in found]
 

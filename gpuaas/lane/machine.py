@@ -54,8 +54,10 @@ def ensure_tools(log=print) -> None:
     if not missing:
         return
     if not is_root():
-        raise LaneError(f"the local lane needs the Debian packages {', '.join(missing)}: run this command as root "
-                        f"to have them installed, or `sudo apt-get install -y {' '.join(missing)}`")  # fmt: skip
+        raise LaneError(
+            f"the local lane needs the Debian packages {', '.join(missing)}: run this command as root "
+            f"to have them installed, or `sudo apt-get install -y {' '.join(missing)}`"
+        )
     log(f"Installing {', '.join(missing)} (Debian packages)")
     apt_install(*missing)
 

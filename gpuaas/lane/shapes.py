@@ -52,8 +52,9 @@ def lane_inventory_path(env: str) -> Path:
 def lane_network(env: str, prefixlen: int) -> ipaddress.IPv4Network:
     block = LANE_BLOCKS[env]
     if prefixlen < block.prefixlen:
-        raise LaneError(f"inventories/{env}.yml: network.node_cidr is a /{prefixlen}; a lane holds at most a "
-                        f"/{block.prefixlen}")  # fmt: skip
+        raise LaneError(
+            f"inventories/{env}.yml: network.node_cidr is a /{prefixlen}; a lane holds at most a /{block.prefixlen}"
+        )
     return ipaddress.ip_network(f"{block.network_address}/{prefixlen}")
 
 
@@ -74,8 +75,10 @@ def shape(shipped: Profile, raw: dict) -> dict:
     env = shipped.name
     for path in FORMATTED_SECRETS:
         if path in shipped.secret_refs():
-            raise LaneError(f"inventories/{env}.yml: {path}: a lane cannot make up a value of this secret's format; "
-                            "shape a copy of the profile without it")  # fmt: skip
+            raise LaneError(
+                f"inventories/{env}.yml: {path}: a lane cannot make up a value of this secret's format; "
+                "shape a copy of the profile without it"
+            )
     old_net = shipped.network.node_cidr
     new_net = lane_network(env, old_net.prefixlen)
     moved = {
@@ -123,8 +126,10 @@ def write_shape(env: str) -> Path:
     raw = yaml.safe_load(source.read_text(encoding="utf-8"))
     target = lane_profile_path(env)
     target.parent.mkdir(parents=True, exist_ok=True)
-    header = (f"# The local lane shaped like inventories/{env}.yml, written by `gpuaas local up --shape {env}`.\n"
-              "# Regenerated on every `up`: change the shipped profile, not this file.\n")  # fmt: skip
+    header = (
+        f"# The local lane shaped like inventories/{env}.yml, written by `gpuaas local up --shape {env}`.\n"
+        "# Regenerated on every `up`: change the shipped profile, not this file.\n"
+    )
     target.write_text(header + yaml.safe_dump(shape(shipped, raw), sort_keys=False), encoding="utf-8")
     load_profile(target)
     lane_inventory_path(env).write_text(

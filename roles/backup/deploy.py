@@ -28,25 +28,31 @@ CONFIRM_ENV = "GPUAAS_CONFIRM"
 def backup() -> None:
     profile = current_profile()
     backup_set(name=f"Ensure a new complete backup set of {profile.name}", profile=profile)
-    retention(name=f"Ensure retention keeps {profile.backup.keep_last} sets"
-                   + (f" and {profile.backup.keep_days} days" if profile.backup.keep_days else ""),
-              profile=profile)  # fmt: skip
+    retention(
+        name=f"Ensure retention keeps {profile.backup.keep_last} sets"
+        + (f" and {profile.backup.keep_days} days" if profile.backup.keep_days else ""),
+        profile=profile,
+    )
 
 
 @deploy("Restore")
 def restore() -> None:
     profile = current_profile()
     plan = _plan(profile)
-    restored(name=f"Ensure {profile.name}'s services hold backup set {plan.manifest.set_id}", profile=profile,
-             plan=plan)  # fmt: skip
+    restored(
+        name=f"Ensure {profile.name}'s services hold backup set {plan.manifest.set_id}", profile=profile, plan=plan
+    )
 
 
 @deploy("Restore drill")
 def restore_drill() -> None:
     profile = current_profile()
     plan = _plan(profile)
-    drilled(name=f"Ensure backup set {plan.manifest.set_id} restores (scratch copies beside the live services)",
-            profile=profile, plan=plan)  # fmt: skip
+    drilled(
+        name=f"Ensure backup set {plan.manifest.set_id} restores (scratch copies beside the live services)",
+        profile=profile,
+        plan=plan,
+    )
 
 
 def _plan(profile: Profile) -> engine.RestorePlan:
@@ -54,8 +60,10 @@ def _plan(profile: Profile) -> engine.RestorePlan:
     only = tuple(name.strip() for name in os.environ.get(SERVICES_ENV, "").split(",") if name.strip())
     unknown = [name for name in only if name not in {module.SERVICE for module in engine.SERVICES}]
     if unknown:
-        raise DeployError(f"{SERVICES_ENV}: {', '.join(unknown)} is not a service with backups "
-                          f"({', '.join(module.SERVICE for module in engine.SERVICES)})")  # fmt: skip
+        raise DeployError(
+            f"{SERVICES_ENV}: {', '.join(unknown)} is not a service with backups "
+            f"({', '.join(module.SERVICE for module in engine.SERVICES)})"
+        )
     with store.reaching(profile, "reading the backup sets"):
         manifest = engine.choose_set(profile, os.environ.get(SET_ENV, "latest"), source)
     plan = engine.plan_restore(profile, manifest, allow_other_environment=source is not None, only=only)
@@ -87,8 +95,10 @@ def retention(profile: Profile):
     try:
         doomed = engine.expiring(profile)
     except Exception as error:  # botocore's connection, credential and API errors alike
-        raise DeployError(f"{profile.name}: the backup bucket {profile.backup.bucket} at {profile.backup.endpoint} "
-                          f"cannot be read ({error}); retention removed nothing") from None  # fmt: skip
+        raise DeployError(
+            f"{profile.name}: the backup bucket {profile.backup.bucket} at {profile.backup.endpoint} "
+            f"cannot be read ({error}); retention removed nothing"
+        ) from None
     if not doomed:
         host.noop("no backup set to remove")
         return
@@ -134,8 +144,11 @@ def _reported(state, host, call, profile: Profile) -> bool:
 def _restore(state, host, profile: Profile, plan: engine.RestorePlan) -> bool:
     wanted = f"restore {profile.name}"
     if os.environ.get(CONFIRM_ENV) != wanted:
-        host.log_styled(f"restore is destructive and refused without {CONFIRM_ENV}='{wanted}'; nothing was changed",
-                        fg="red", log_func=logger.error)  # fmt: skip
+        host.log_styled(
+            f"restore is destructive and refused without {CONFIRM_ENV}='{wanted}'; nothing was changed",
+            fg="red",
+            log_func=logger.error,
+        )
         return False
     try:
         results = engine.restore(profile, plan, log=lambda line: logger.info(f"{host.print_prefix}{line}"))
@@ -163,12 +176,19 @@ def write_drill_report(profile: Profile, report: dict):
     directory = REPO_ROOT / "build" / profile.name / "evidence"
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "restore-drill.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    lines = [f"# Restore drill of {report['set']}: {'passed' if report['passed'] else 'FAILED'}", "",
-             f"Source {report['source_sha']}; drill {report['started']} to {report['ended']}.", "",
-             "| service | result | differences |", "|---|---|---|"]  # fmt: skip
+    lines = [
+        f"# Restore drill of {report['set']}: {'passed' if report['passed'] else 'FAILED'}",
+        "",
+        f"Source {report['source_sha']}; drill {report['started']} to {report['ended']}.",
+        "",
+        "| service | result | differences |",
+        "|---|---|---|",
+    ]
     for key, entry in sorted(report["services"].items()):
-        lines.append(f"| {key} | {'match' if not entry['differences'] else 'differs'} | "
-                     f"{'; '.join(entry['differences']) or '-'} |")  # fmt: skip
+        lines.append(
+            f"| {key} | {'match' if not entry['differences'] else 'differs'} | "
+            f"{'; '.join(entry['differences']) or '-'} |"
+        )
     path = directory / "restore-drill.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -9,17 +9,36 @@ from pydantic import BaseModel, ConfigDict, Field
 from gpuaas.safetext import AbsolutePath, HostAddress, PackageName, safe_text
 
 ModuleName = Annotated[str, safe_text(r"[a-z0-9_]+", "a kernel module name of a-z, 0-9 and '_'")]
-SysctlKey = Annotated[str, safe_text(r"[a-z0-9_]+(\.[a-z0-9_-]+)+", "a kernel parameter name: dot-separated "
-                                     "parts of a-z, 0-9, '_' (and '-' after the first part)")]  # fmt: skip
-SysctlValue = Annotated[str, safe_text(r"[A-Za-z0-9._:/,-]+( [A-Za-z0-9._:/,-]+)*", "a kernel parameter value: "
-                                       "words of letters, digits, '.', '_', ':', '/', ',' and '-' separated by "
-                                       "single spaces")]  # fmt: skip
+SysctlKey = Annotated[
+    str,
+    safe_text(
+        r"[a-z0-9_]+(\.[a-z0-9_-]+)+",
+        "a kernel parameter name: dot-separated parts of a-z, 0-9, '_' (and '-' after the first part)",
+    ),
+]
+SysctlValue = Annotated[
+    str,
+    safe_text(
+        r"[A-Za-z0-9._:/,-]+( [A-Za-z0-9._:/,-]+)*",
+        "a kernel parameter value: "
+        "words of letters, digits, '.', '_', ':', '/', ',' and '-' separated by "
+        "single spaces",
+    ),
+]
 KconfigSymbol = Annotated[str, safe_text(r"CONFIG_[A-Z0-9_]+", "a kernel config symbol (CONFIG_ and A-Z, 0-9, '_')")]
-UnixName = Annotated[str, safe_text(r"[a-z_][a-z0-9_-]{0,31}", "a user name: up to 32 of a-z, 0-9, '_' and '-', "
-                                    "not starting with a digit or '-'")]  # fmt: skip
+UnixName = Annotated[
+    str,
+    safe_text(
+        r"[a-z_][a-z0-9_-]{0,31}", "a user name: up to 32 of a-z, 0-9, '_' and '-', not starting with a digit or '-'"
+    ),
+]
 Size = Annotated[str, safe_text(r"[0-9]+[KMGT]?", "a size: digits, optionally followed by K, M, G or T")]
-Duration = Annotated[str, safe_text(r"[0-9]+(s|min|h|day|week|month|year)",
-                                    "a duration: digits followed by s, min, h, day, week, month or year")]  # fmt: skip
+Duration = Annotated[
+    str,
+    safe_text(
+        r"[0-9]+(s|min|h|day|week|month|year)", "a duration: digits followed by s, min, h, day, week, month or year"
+    ),
+]
 
 
 class _Settings(BaseModel):

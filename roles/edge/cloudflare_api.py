@@ -61,11 +61,15 @@ def _reason(profile: Profile, error: cloudflare.APIError) -> str:
         isinstance(error, cloudflare.PermissionDeniedError)
         and any(code == INVALID_TOKEN_CODE for code, _ in _codes(error))
     ):
-        return (f"Cloudflare does not accept {token} ({_detail(error)}): it is wrong, expired, revoked or not "
-                "allowed from this address; nothing was changed")  # fmt: skip
+        return (
+            f"Cloudflare does not accept {token} ({_detail(error)}): it is wrong, expired, revoked or not "
+            "allowed from this address; nothing was changed"
+        )
     if isinstance(error, cloudflare.PermissionDeniedError):
-        return (f"{token} is valid but lacks the permission for this ({_detail(error)}); it needs Zone DNS Edit, "
-                "Zone Settings Edit and SSL and Certificates Edit on the zone")  # fmt: skip
+        return (
+            f"{token} is valid but lacks the permission for this ({_detail(error)}); it needs Zone DNS Edit, "
+            "Zone Settings Edit and SSL and Certificates Edit on the zone"
+        )
     if isinstance(error, cloudflare.RateLimitError):
         return "still rate limited (429) after retrying as Retry-After asked"
     if isinstance(error, cloudflare.InternalServerError):
@@ -149,29 +153,50 @@ def live_records(api: Cloudflare, profile: Profile, zone: str) -> list[Record]:
     """Every record of the zone, of every type (every page): a CNAME cannot share its name with a TXT
     or an MX record either, so all of them count for conflicts."""
     with api_errors(profile, "listing the DNS records"):
-        return [Record(r.name, r.type, str(r.content or ""), bool(getattr(r, "proxied", False)),
-                       int(r.ttl or 1), r.comment or "", r.id)
-                for r in api.dns.records.list(zone_id=zone, per_page=100)]  # fmt: skip
+        return [
+            Record(
+                r.name,
+                r.type,
+                str(r.content or ""),
+                bool(getattr(r, "proxied", False)),
+                int(r.ttl or 1),
+                r.comment or "",
+                r.id,
+            )
+            for r in api.dns.records.list(zone_id=zone, per_page=100)
+        ]
 
 
 def _fields(record: Record) -> dict:
-    return {"name": record.name, "type": record.type, "content": record.content, "proxied": record.proxied,
-            "ttl": record.ttl, "comment": record.comment}  # fmt: skip
+    return {
+        "name": record.name,
+        "type": record.type,
+        "content": record.content,
+        "proxied": record.proxied,
+        "ttl": record.ttl,
+        "comment": record.comment,
+    }
 
 
 def apply(api: Cloudflare, profile: Profile, zone: str, planned: Plan) -> str | None:
     """One batch, sent once: Cloudflare applies it whole or not at all. When its answer is lost, the
     zone is read back: the whole batch applied is a note (returned) and the run carries on; none or part
     of it applied stops the run, saying which record is which."""
-    doing = (f"applying {len(planned.create)} creates, {len(planned.update)} updates and "
-             f"{len(planned.delete)} deletes in one batch")  # fmt: skip
+    doing = (
+        f"applying {len(planned.create)} creates, {len(planned.update)} updates and "
+        f"{len(planned.delete)} deletes in one batch"
+    )
     try:
-        send_once(profile, doing, lambda: writer(api).dns.records.batch(
-            zone_id=zone,
-            deletes=[{"id": record.id} for record in planned.delete],
-            patches=[{"id": live.id, **_fields(wanted)} for live, wanted in planned.update],
-            posts=[_fields(record) for record in planned.create],
-        ))  # fmt: skip
+        send_once(
+            profile,
+            doing,
+            lambda: writer(api).dns.records.batch(
+                zone_id=zone,
+                deletes=[{"id": record.id} for record in planned.delete],
+                patches=[{"id": live.id, **_fields(wanted)} for live, wanted in planned.update],
+                posts=[_fields(record) for record in planned.create],
+            ),
+        )
     except UnknownOutcome as lost:
         return _read_back(api, profile, zone, planned, f"Cloudflare, zone {profile.dns.zone}, {doing}: {lost.reason}")
     return None
@@ -182,15 +207,21 @@ def _read_back(api: Cloudflare, profile: Profile, zone: str, planned: Plan, wher
     try:
         shown = outcome(planned, live_records(api, profile, zone))
     except EdgeError as error:
-        raise EdgeError(f"{where}, and reading the zone back failed too ({error}); whether the batch was applied "
-                        "is unknown: look at the zone before running again") from None  # fmt: skip
+        raise EdgeError(
+            f"{where}, and reading the zone back failed too ({error}); whether the batch was applied "
+            "is unknown: look at the zone before running again"
+        ) from None
     if shown.whole():
         return f"{where}, but reading the zone back shows the whole batch applied ({len(shown.applied)} changes)"
     if shown.none():
-        raise EdgeError(f"{where}; reading the zone back shows it was not applied (not applied: "
-                        f"{'; '.join(shown.not_applied)}); a new run plans it again")  # fmt: skip
-    raise EdgeError(f"{where}; reading the zone back shows it partly applied (applied: {'; '.join(shown.applied)}; "
-                    f"not applied: {'; '.join(shown.not_applied)}); a new run plans the rest")  # fmt: skip
+        raise EdgeError(
+            f"{where}; reading the zone back shows it was not applied (not applied: "
+            f"{'; '.join(shown.not_applied)}); a new run plans it again"
+        )
+    raise EdgeError(
+        f"{where}; reading the zone back shows it partly applied (applied: {'; '.join(shown.applied)}; "
+        f"not applied: {'; '.join(shown.not_applied)}); a new run plans the rest"
+    )
 
 
 def ssl_mode(api: Cloudflare, profile: Profile, zone: str) -> str:

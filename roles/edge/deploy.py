@@ -29,8 +29,10 @@ def on_conflict(profile: Profile) -> str:
     """What a conflict does to the run: `report` it, or `fail` the run once the rest is applied."""
     chosen = os.environ.get(ON_CONFLICT_ENV, "").strip()
     if chosen and chosen not in ("report", "fail"):
-        raise EdgeError(f"{ON_CONFLICT_ENV}={chosen!r}: must be `report` or `fail` (or unset for the profile's "
-                        f"dns.on_conflict, {profile.dns.on_conflict}); nothing was changed")  # fmt: skip
+        raise EdgeError(
+            f"{ON_CONFLICT_ENV}={chosen!r}: must be `report` or `fail` (or unset for the profile's "
+            f"dns.on_conflict, {profile.dns.on_conflict}); nothing was changed"
+        )
     return chosen or profile.dns.on_conflict
 
 
@@ -56,14 +58,22 @@ def edge() -> None:
         )
     # What the zone serves now; a change below reads it again once applied.
     readback.refresh(api, profile, zone)
-    dns_records(name=f"Ensure the DNS records of {profile.dns.zone} are as planned", profile=profile, zone=zone,
-                planned=planned)  # fmt: skip
+    dns_records(
+        name=f"Ensure the DNS records of {profile.dns.zone} are as planned", profile=profile, zone=zone, planned=planned
+    )
     if profile.dns.ssl_mode is not None:
-        zone_ssl_mode(name=f"Ensure {profile.dns.zone} uses SSL/TLS mode {profile.dns.ssl_mode}", profile=profile,
-                      zone=zone, mode=profile.dns.ssl_mode)  # fmt: skip
+        zone_ssl_mode(
+            name=f"Ensure {profile.dns.zone} uses SSL/TLS mode {profile.dns.ssl_mode}",
+            profile=profile,
+            zone=zone,
+            mode=profile.dns.ssl_mode,
+        )
     # Last, so that everything safe is applied before a conflict fails the run.
-    dns_names_free(name=f"Ensure every wanted name in {profile.dns.zone} is free of records of others",
-                   conflicts=planned.conflicts, on_conflict=conflicts)  # fmt: skip
+    dns_names_free(
+        name=f"Ensure every wanted name in {profile.dns.zone} is free of records of others",
+        conflicts=planned.conflicts,
+        on_conflict=conflicts,
+    )
 
 
 @operation(is_idempotent=False)
@@ -135,8 +145,12 @@ def _conflicts_fail(state, host, conflicts: list[str]) -> bool:
     """Name each conflict on the host's line and fail the operation, which makes the run exit non-zero."""
     for line in conflicts:
         host.log_styled(f"DNS conflict: {line}", fg="red", log_func=logger.error)
-    host.log_styled(f"{_conflicts(conflicts)} and on_conflict is fail (dns.on_conflict or {ON_CONFLICT_ENV}); "
-                    "everything else was applied", fg="red", log_func=logger.error)  # fmt: skip
+    host.log_styled(
+        f"{_conflicts(conflicts)} and on_conflict is fail (dns.on_conflict or {ON_CONFLICT_ENV}); "
+        "everything else was applied",
+        fg="red",
+        log_func=logger.error,
+    )
     return False
 
 

@@ -57,10 +57,14 @@ def _request(state, host, profile: Profile, settings: OriginCertificates, names:
     connector = {"_sudo": bool(host.data.get("_sudo"))}
     subject = shlex.quote(f"/CN={names[0]}")
     ok, output = host.run_shell_command(
-        StringCommand(f"openssl req -new -key {KEY} -subj {subject} -addext "
-                      f"{shlex.quote('subjectAltName=' + ','.join('DNS:' + n for n in names))}"),
-        print_output=False, print_input=False, **connector,
-    )  # fmt: skip
+        StringCommand(
+            f"openssl req -new -key {KEY} -subj {subject} -addext "
+            f"{shlex.quote('subjectAltName=' + ','.join('DNS:' + n for n in names))}"
+        ),
+        print_output=False,
+        print_input=False,
+        **connector,
+    )
     if not ok:
         host.log_styled(f"cannot make a CSR from {KEY}", fg="red", log_func=logger.error)
         return False
@@ -86,19 +90,30 @@ def issue_certificate(
     certificates are read back: one issued for this CSR is the answer; none means not issued."""
     doing = "requesting an Origin CA certificate"
     try:
-        return send_once(profile, doing, lambda: writer(api).origin_ca_certificates.create(
-            csr=csr, hostnames=names, request_type=f"origin-{settings.key_type}",
-            requested_validity=settings.validity_days,
-        ))  # fmt: skip
+        return send_once(
+            profile,
+            doing,
+            lambda: writer(api).origin_ca_certificates.create(
+                csr=csr,
+                hostnames=names,
+                request_type=f"origin-{settings.key_type}",
+                requested_validity=settings.validity_days,
+            ),
+        )
     except UnknownOutcome as lost:
         where = f"Cloudflare, zone {profile.dns.zone}, {doing}: {lost.reason}"
         zone = zone_id(api, profile)
         with api_errors(profile, "listing the Origin CA certificates"):
-            found = [c for c in api.origin_ca_certificates.list(zone_id=zone)
-                     if (c.csr or "").strip() == csr.strip() and c.certificate]  # fmt: skip
+            found = [
+                c
+                for c in api.origin_ca_certificates.list(zone_id=zone)
+                if (c.csr or "").strip() == csr.strip() and c.certificate
+            ]
         if not found:
-            raise EdgeError(f"{where}; the zone's certificates read back hold none for this request: not issued; "
-                            "a new run requests it again") from None  # fmt: skip
+            raise EdgeError(
+                f"{where}; the zone's certificates read back hold none for this request: not issued; "
+                "a new run requests it again"
+            ) from None
         logger.warning(f"{where}, but the zone's certificates read back hold {found[0].id} for this request: issued")
         return found[0]
 

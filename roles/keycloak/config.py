@@ -39,10 +39,15 @@ def dist_dir(profile: Profile) -> str:
 
 def paths(profile: Profile) -> dict[str, str]:
     dist = dist_dir(profile)
-    return {"dist": dist, "archive": f"{dist}.zip", "kc": f"{dist}/bin/kc.sh", "config": f"{dist}/conf/keycloak.conf",
-            "realm": f"{dist}/data/import/{settings_for(profile).realm}-realm.json",
-            # What the last `kc.sh build` was made from: a build is current only when this matches.
-            "build_stamp": f"{dist}/lib/quarkus/gpuaas-build.sha256"}  # fmt: skip
+    return {
+        "dist": dist,
+        "archive": f"{dist}.zip",
+        "kc": f"{dist}/bin/kc.sh",
+        "config": f"{dist}/conf/keycloak.conf",
+        "realm": f"{dist}/data/import/{settings_for(profile).realm}-realm.json",
+        # What the last `kc.sh build` was made from: a build is current only when this matches.
+        "build_stamp": f"{dist}/lib/quarkus/gpuaas-build.sha256",
+    }
 
 
 def public_url(profile: Profile, name: str) -> str:
@@ -56,9 +61,14 @@ def database_password_ref(profile: Profile) -> str:
 
 def context(profile: Profile, node: Host) -> dict:
     settings = settings_for(profile)
-    return {"settings": settings, "address": str(node.address), "paths": paths(profile),
-            "hostname_url": public_url(profile, settings.hostname), "postgres_port": profile.services.postgres.port,
-            "env_file": ENV_FILE}  # fmt: skip
+    return {
+        "settings": settings,
+        "address": str(node.address),
+        "paths": paths(profile),
+        "hostname_url": public_url(profile, settings.hostname),
+        "postgres_port": profile.services.postgres.port,
+        "env_file": ENV_FILE,
+    }
 
 
 def realm(profile: Profile) -> str:
@@ -79,8 +89,14 @@ def realm(profile: Profile) -> str:
         }
         for client in settings.clients
     ]
-    document = {"realm": settings.realm, "enabled": True, "sslRequired": "external", "registrationAllowed": False,
-                "bruteForceProtected": True, "clients": clients}  # fmt: skip
+    document = {
+        "realm": settings.realm,
+        "enabled": True,
+        "sslRequired": "external",
+        "registrationAllowed": False,
+        "bruteForceProtected": True,
+        "clients": clients,
+    }
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
@@ -89,9 +105,11 @@ def rendered_files(profile: Profile, node: Host) -> dict[str, str]:
     if not deployed(profile):
         return {}
     data, where = context(profile, node), paths(profile)
-    return {where["config"]: render_template(str(TEMPLATES / "keycloak.conf.j2"), data),
-            UNIT: render_template(str(TEMPLATES / "keycloak.service.j2"), data),
-            where["realm"]: realm(profile)}  # fmt: skip
+    return {
+        where["config"]: render_template(str(TEMPLATES / "keycloak.conf.j2"), data),
+        UNIT: render_template(str(TEMPLATES / "keycloak.service.j2"), data),
+        where["realm"]: realm(profile),
+    }
 
 
 def build_stamp(config_text: str) -> str:
@@ -100,6 +118,11 @@ def build_stamp(config_text: str) -> str:
 
 def environment_file(settings: KeycloakSettings, db_password: Secret, admin_password: Secret) -> Secret:
     """The unit's EnvironmentFile: the database password and the bootstrap admin."""
-    return secrets.environment_file("keycloak", {"KC_DB_PASSWORD": db_password,
-                                                 "KC_BOOTSTRAP_ADMIN_USERNAME": settings.admin_user,
-                                                 "KC_BOOTSTRAP_ADMIN_PASSWORD": admin_password})  # fmt: skip
+    return secrets.environment_file(
+        "keycloak",
+        {
+            "KC_DB_PASSWORD": db_password,
+            "KC_BOOTSTRAP_ADMIN_USERNAME": settings.admin_user,
+            "KC_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+        },
+    )

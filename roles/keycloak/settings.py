@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from gpuaas.fieldtypes import Port, SecretRef
 from gpuaas.safetext import ArtifactName, DnsLabel, PackageName, safe_text
 
-Name = Annotated[str, safe_text(r"[a-z0-9][a-z0-9-]{0,62}", "a name of 1 to 63 of a-z, 0-9 and '-', starting with "
-                                "a letter or digit")]  # fmt: skip
+Name = Annotated[
+    str, safe_text(r"[a-z0-9][a-z0-9-]{0,62}", "a name of 1 to 63 of a-z, 0-9 and '-', starting with a letter or digit")
+]
 Heap = Annotated[str, safe_text(r"[0-9]+[mg]", "a heap size: digits followed by m or g")]
 
 

@@ -23,6 +23,6 @@ def probes(profile: Profile, node: Host, environment: Secret, build_stamp: str) 
                 ENV_FILE: (environment.reveal(), "640", "root", "keycloak"),
                 UNIT: (rendered[UNIT], "644", "root", "root"),
             },
-        ),  # fmt: skip
+        ),
         services_probe(running=["keycloak"], enabled=["keycloak"]),
     ]

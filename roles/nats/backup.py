@@ -98,11 +98,11 @@ class _RelayTransport(TcpTransport):
     async def connect(self, uri, buffer_size: int, connect_timeout: int) -> None:
         ours, theirs = socket.socketpair()
         command = f"exec python3 -c {shlex.quote(_RELAY)} {shlex.quote(self.address)} {int(self.port)}"
-        self.process = subprocess.Popen(self.shell.argv(command), stdin=theirs, stdout=theirs,
-                                        stderr=subprocess.DEVNULL)  # fmt: skip
+        self.process = subprocess.Popen(
+            self.shell.argv(command), stdin=theirs, stdout=theirs, stderr=subprocess.DEVNULL
+        )
         theirs.close()
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(sock=ours, limit=buffer_size),
-                                                connect_timeout)  # fmt: skip
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(sock=ours, limit=buffer_size), connect_timeout)
         self._bare_io_reader = self._io_reader = reader
         self._bare_io_writer = self._io_writer = writer
 
@@ -124,8 +124,13 @@ class _Client:
     """A NATS connection driven from synchronous code through an event loop of its own thread,
     carried to the server by a relay on the host."""
 
-    def __init__(self, target: ServiceHost, address: str | None = None, port: int | None = None,
-                 login: tuple[str, Secret] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        target: ServiceHost,
+        address: str | None = None,
+        port: int | None = None,
+        login: tuple[str, Secret] | None = None,
+    ):
         """The host's own server (its address and port, the profile's user), or a server on the host at
         `address`:`port` with `login`."""
         settings = settings_for(target.profile)
@@ -136,10 +141,16 @@ class _Client:
         self.connection = NatsClient()
         self.connection._transport = self.transport  # the one way nats-py takes a connection it did not dial
         try:
-            self.call(self.connection.connect(
-                servers=[f"nats://{self.transport.address}:{self.transport.port}"], connect_timeout=10,
-                allow_reconnect=False, max_reconnect_attempts=0, user=user, password=password.reveal(),
-            ))  # fmt: skip
+            self.call(
+                self.connection.connect(
+                    servers=[f"nats://{self.transport.address}:{self.transport.port}"],
+                    connect_timeout=10,
+                    allow_reconnect=False,
+                    max_reconnect_attempts=0,
+                    user=user,
+                    password=password.reveal(),
+                )
+            )
         except HostCommandError:
             self.transport.ended()
             raise
@@ -264,14 +275,18 @@ def streams_in_set(job: RestoreJob) -> list[str]:
     unexpected = sorted(set(job.names) - {f"{name}.{kind}" for name in names for kind in ("json", "snapshot")})
     bad = [name for name in names if not STREAM_NAME.fullmatch(name)]
     if unexpected or bad:
-        raise RestoreRefused(f"{where}: {', '.join(unexpected + bad)} is not a stream artifact of this role "
-                             "(NAME.json and NAME.snapshot; a name of letters, digits, `_` and `-`)")  # fmt: skip
+        raise RestoreRefused(
+            f"{where}: {', '.join(unexpected + bad)} is not a stream artifact of this role "
+            "(NAME.json and NAME.snapshot; a name of letters, digits, `_` and `-`)"
+        )
     unlisted = [name for name in names if name not in job.figures] + sorted(set(job.figures) - set(names))
     halves = [name for name in names if {f"{name}.json", f"{name}.snapshot"} - set(job.names)]
     if unlisted or halves:
         counted = ", ".join(sorted(job.figures)) or "none"
-        raise RestoreRefused(f"{where}: the set's streams ({', '.join(names) or 'none'}) do not match the "
-                             f"streams its manifest counted ({counted})")  # fmt: skip
+        raise RestoreRefused(
+            f"{where}: the set's streams ({', '.join(names) or 'none'}) do not match the "
+            f"streams its manifest counted ({counted})"
+        )
     return names
 
 
@@ -284,8 +299,9 @@ def _restore_streams(client: _Client, job: RestoreJob, names: list[str]) -> dict
         with job.open(f"{name}.json") as stream:
             meta = json.loads(stream.read())
         if meta.get("config", {}).get("name") != name:
-            raise RestoreRefused(f"{job.node.name}: NATS restore refused: {name}.json configures another "
-                                 "stream than its name says")  # fmt: skip
+            raise RestoreRefused(
+                f"{job.node.name}: NATS restore refused: {name}.json configures another stream than its name says"
+            )
         deliver = client.api(f"STREAM.RESTORE.{name}", meta)["deliver_subject"]
         with job.open(f"{name}.snapshot") as snapshot:
             while chunk := snapshot.read(CHUNK):
@@ -295,8 +311,6 @@ def _restore_streams(client: _Client, job: RestoreJob, names: list[str]) -> dict
             raise HostCommandError(f"{job.node.name}: NATS restore of {name}: {done['error'].get('description')}")
         restored[name] = _figure(done["state"])
     return restored
-
-
 
 
 def staging_dir(profile: Profile) -> str:
@@ -314,9 +328,11 @@ def _stop_scratch(target: ServiceHost) -> None:
     in it (a swap journal, if any, is left alone)."""
     root = staging_dir(target.profile)
     scratch = shlex.quote(posixpath.join(root, "scratch"))
-    target.shell.run(f"systemctl stop {DRILL_UNIT} 2>/dev/null; systemctl reset-failed {DRILL_UNIT} 2>/dev/null; "
-                     f"rm -rf {scratch}; rmdir {shlex.quote(root)} 2>/dev/null; true",
-                     "removing the scratch nats-server")  # fmt: skip
+    target.shell.run(
+        f"systemctl stop {DRILL_UNIT} 2>/dev/null; systemctl reset-failed {DRILL_UNIT} 2>/dev/null; "
+        f"rm -rf {scratch}; rmdir {shlex.quote(root)} 2>/dev/null; true",
+        "removing the scratch nats-server",
+    )
 
 
 def _start_scratch(target: ServiceHost) -> Secret:
@@ -326,19 +342,22 @@ def _start_scratch(target: ServiceHost) -> Secret:
     scratch = posixpath.join(staging_dir(target.profile), "scratch")
     port = _scratch_port(target.profile)
     password = Secret("scratch nats password", secrets.token_hex(24))
-    config = (f'listen: "127.0.0.1:{port}"\\njetstream {{ store_dir: "{scratch}/store" }}\\n'
-              f'authorization {{ user: "{SCRATCH_USER}", password: "%s" }}\\n')  # fmt: skip
+    config = (
+        f'listen: "127.0.0.1:{port}"\\njetstream {{ store_dir: "{scratch}/store" }}\\n'
+        f'authorization {{ user: "{SCRATCH_USER}", password: "%s" }}\\n'
+    )
     quoted = shlex.quote(scratch)
     output = target.shell.run(
         f"read -r password; systemctl stop {DRILL_UNIT} 2>/dev/null; systemctl reset-failed {DRILL_UNIT} 2>/dev/null; "
         f"if [ -e {quoted} ]; then echo leftover; fi; "
         f"rm -rf {quoted} && install -d -m 700 {quoted} && umask 077 && "
-        f"printf {shlex.quote(config)} \"$password\" > {quoted}/nats.conf && "
+        f'printf {shlex.quote(config)} "$password" > {quoted}/nats.conf && '
         f"systemd-run --unit {DRILL_UNIT} --quiet {PROGRAM_LINK} -c {quoted}/nats.conf && "
         f"for i in $(seq 40); do bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}' 2>/dev/null && exit 0; sleep 0.25; "
         "done; exit 1",
-        "starting a scratch nats-server on loopback", secret=password,
-    )  # fmt: skip
+        "starting a scratch nats-server on loopback",
+        secret=password,
+    )
     if "leftover" in output:
         logger.warning(f"{target.node.name}: NATS: removed the scratch store an earlier restore or drill left")
     return password
@@ -361,16 +380,21 @@ def _staged(job: RestoreJob, names: list[str]) -> dict:
 def _live_streams_dir(target: ServiceHost) -> str:
     """The live server's directory of the global account's streams (from its /varz)."""
     settings = settings_for(target.profile)
-    varz = json.loads(target.shell.run(f"curl -fsS --max-time 5 {monitor_url(settings, '/varz')}",
-                                       "reading the NATS server's store directory"))  # fmt: skip
+    varz = json.loads(
+        target.shell.run(
+            f"curl -fsS --max-time 5 {monitor_url(settings, '/varz')}", "reading the NATS server's store directory"
+        )
+    )
     return posixpath.join(varz["jetstream"]["config"]["store_dir"], "$G", "streams")
 
 
 def _ready(target: ServiceHost) -> str:
     """Wait up to a minute for the live server's /healthz; `ready` says whether it answered."""
     healthz = monitor_url(settings_for(target.profile), "/healthz")
-    return (f"ready=no; for i in $(seq 120); do curl -fsS --max-time 2 {healthz} >/dev/null 2>&1 && ready=yes && "
-            "break; sleep 0.5; done")  # fmt: skip
+    return (
+        f"ready=no; for i in $(seq 120); do curl -fsS --max-time 2 {healthz} >/dev/null 2>&1 && ready=yes && "
+        "break; sleep 0.5; done"
+    )
 
 
 def _rollback_script(target: ServiceHost) -> str:
@@ -380,15 +404,17 @@ def _rollback_script(target: ServiceHost) -> str:
     script fails saying so."""
     swap = shlex.quote(posixpath.join(staging_dir(target.profile), "swap"))
     root = shlex.quote(staging_dir(target.profile))
-    return (f"kept=; if [ -s {swap}/live ]; then live=$(cat {swap}/live); systemctl stop {UNIT}; "
-            f"for old in {swap}/old/*; do name=${{old##*/}}; [ -d \"$old\" ] && [ -n \"$name\" ] || continue; "
-            "rm -rf \"$live/$name\"; if mv \"$old\" \"$live/$name\"; then echo \"put back $name\"; "
-            "else kept=yes; fi; done; "
-            f"if [ -f {swap}/added ]; then while read -r name; do [ -n \"$name\" ] || continue; "
-            f"rm -rf \"$live/$name\"; echo \"removed $name\"; done < {swap}/added; fi; "
-            f"if [ -z \"$kept\" ]; then rm -rf {swap}; fi; systemctl start {UNIT}; {_ready(target)}; fi; "
-            f"rm -rf {root}.done; if [ -n \"$kept\" ]; then echo 'could not put every stream back: the old ones "
-            f"wait in {swap}/old' >&2; exit 1; fi; rm -rf {swap}")  # fmt: skip
+    return (
+        f"kept=; if [ -s {swap}/live ]; then live=$(cat {swap}/live); systemctl stop {UNIT}; "
+        f'for old in {swap}/old/*; do name=${{old##*/}}; [ -d "$old" ] && [ -n "$name" ] || continue; '
+        'rm -rf "$live/$name"; if mv "$old" "$live/$name"; then echo "put back $name"; '
+        "else kept=yes; fi; done; "
+        f'if [ -f {swap}/added ]; then while read -r name; do [ -n "$name" ] || continue; '
+        f'rm -rf "$live/$name"; echo "removed $name"; done < {swap}/added; fi; '
+        f'if [ -z "$kept" ]; then rm -rf {swap}; fi; systemctl start {UNIT}; {_ready(target)}; fi; '
+        f'rm -rf {root}.done; if [ -n "$kept" ]; then echo \'could not put every stream back: the old ones '
+        f"wait in {swap}/old' >&2; exit 1; fi; rm -rf {swap}"
+    )
 
 
 def _swap_script(target: ServiceHost, live: str, names: list[str]) -> str:
@@ -398,31 +424,36 @@ def _swap_script(target: ServiceHost, live: str, names: list[str]) -> str:
     root = staging_dir(target.profile)
     swap, scratch = posixpath.join(root, "swap"), posixpath.join(root, "scratch")
     rollback = shlex.quote("set +e; " + _rollback_script(target))
-    return (f"live={shlex.quote(live)}; swap={shlex.quote(swap)}; "
-            f"restored=$(find {shlex.quote(scratch)}/store -type d -path '*/$G/streams' | head -n 1); "
-            "test -n \"$restored\" || exit 1; install -d -m 700 \"$swap/old\"; : > \"$swap/added\"; "
-            "printf '%s\\n' \"$live\" > \"$swap/live\"; "
-            f"trap {rollback} EXIT; set -e; systemctl stop {UNIT}; install -d -o nats -g nats \"$live\"; "
-            f"for name in {' '.join(names)}; do "
-            "if [ -d \"$live/$name\" ]; then mv \"$live/$name\" \"$swap/old/$name\"; "
-            "else echo \"$name\" >> \"$swap/added\"; fi; "
-            "chown -R nats:nats \"$restored/$name\"; mv \"$restored/$name\" \"$live/$name\"; done; "
-            f"systemctl start {UNIT}; {_ready(target)}; test \"$ready\" = yes; trap - EXIT")  # fmt: skip
+    return (
+        f"live={shlex.quote(live)}; swap={shlex.quote(swap)}; "
+        f"restored=$(find {shlex.quote(scratch)}/store -type d -path '*/$G/streams' | head -n 1); "
+        'test -n "$restored" || exit 1; install -d -m 700 "$swap/old"; : > "$swap/added"; '
+        'printf \'%s\\n\' "$live" > "$swap/live"; '
+        f'trap {rollback} EXIT; set -e; systemctl stop {UNIT}; install -d -o nats -g nats "$live"; '
+        f"for name in {' '.join(names)}; do "
+        'if [ -d "$live/$name" ]; then mv "$live/$name" "$swap/old/$name"; '
+        'else echo "$name" >> "$swap/added"; fi; '
+        'chown -R nats:nats "$restored/$name"; mv "$restored/$name" "$live/$name"; done; '
+        f'systemctl start {UNIT}; {_ready(target)}; test "$ready" = yes; trap - EXIT'
+    )
 
 
 def _commit(target: ServiceHost) -> None:
     """The restored streams are proven: the swap journal and the old streams go, in one rename first."""
     root = shlex.quote(staging_dir(target.profile))
-    target.shell.run(f"rm -rf {root}.done && mv {root} {root}.done && rm -rf {root}.done",
-                     "removing the streams the restore replaced")  # fmt: skip
+    target.shell.run(
+        f"rm -rf {root}.done && mv {root} {root}.done && rm -rf {root}.done",
+        "removing the streams the restore replaced",
+    )
 
 
 def _recover(target: ServiceHost) -> None:
     """Roll back what a run cut short left (logged), so that the live streams are as they were."""
     done = target.shell.run_detached(SWAP_UNIT, _rollback_script(target), "rolling back an unfinished NATS restore")
     if done.strip():
-        logger.warning(f"{target.node.name}: NATS: an unfinished restore was rolled back "
-                       f"({'; '.join(done.strip().splitlines())})")  # fmt: skip
+        logger.warning(
+            f"{target.node.name}: NATS: an unfinished restore was rolled back ({'; '.join(done.strip().splitlines())})"
+        )
 
 
 def restore(job: RestoreJob) -> dict:
@@ -436,15 +467,19 @@ def restore(job: RestoreJob) -> dict:
         staged = _staged(job, names)
         wrong = differences(job.figures, staged)
         if wrong:
-            raise RestoreRefused(f"{job.node.name}: the restored NATS streams differ from the manifest "
-                                 f"({'; '.join(wrong)}); the live streams were not touched")  # fmt: skip
+            raise RestoreRefused(
+                f"{job.node.name}: the restored NATS streams differ from the manifest "
+                f"({'; '.join(wrong)}); the live streams were not touched"
+            )
         try:
             job.shell.run_detached(SWAP_UNIT, _swap_script(job, live, names), "swapping in the restored NATS streams")
             found = {name: figure for name, figure in figures(job).items() if name in names}
             wrong = differences(job.figures, found)
             if wrong:
-                raise HostCommandError(f"{job.node.name}: after the swap NATS showed other figures than the "
-                                       f"manifest ({'; '.join(wrong)}); the live streams were put back")  # fmt: skip
+                raise HostCommandError(
+                    f"{job.node.name}: after the swap NATS showed other figures than the "
+                    f"manifest ({'; '.join(wrong)}); the live streams were put back"
+                )
         except Exception:
             job.shell.run_detached(SWAP_UNIT, _rollback_script(job), "putting the live NATS streams back")
             raise

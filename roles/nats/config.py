@@ -26,8 +26,13 @@ MONITOR_ADDRESS = "127.0.0.1"
 
 
 def context(profile: Profile, node: Host) -> dict:
-    return {"settings": settings_for(profile), "server_name": node.name, "address": str(node.address),
-            "monitor_address": MONITOR_ADDRESS, "program": PROGRAM_LINK}  # fmt: skip
+    return {
+        "settings": settings_for(profile),
+        "server_name": node.name,
+        "address": str(node.address),
+        "monitor_address": MONITOR_ADDRESS,
+        "program": PROGRAM_LINK,
+    }
 
 
 def monitor_url(settings: NatsSettings, path: str) -> str:

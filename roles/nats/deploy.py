@@ -18,7 +18,7 @@ from roles.nats.config import (
     monitor_url,
     profile_auth_file,
     settings_for,
-    templates,  # fmt: skip
+    templates,
 )
 from roles.nats.state import probes
 
@@ -35,13 +35,33 @@ def nats() -> None:
 
     data = context(profile, node)
     paths = templates()
-    config = files.template(name=f"Ensure {CONFIG} is rendered", src=paths[CONFIG], dest=CONFIG, user="root",
-                            group="nats", mode="640", jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
-    auth = secret_file(name=f"Ensure {AUTH} holds the credentials", path=AUTH,
-                       secret=profile_auth_file(profile), mode="640", group="nats")  # fmt: skip
-    unit = files.template(name=f"Ensure {UNIT} is rendered", src=paths[UNIT], dest=UNIT, mode="644",
-                          jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
+    config = files.template(
+        name=f"Ensure {CONFIG} is rendered",
+        src=paths[CONFIG],
+        dest=CONFIG,
+        user="root",
+        group="nats",
+        mode="640",
+        jinja_env_kwargs=jinja_env_kwargs(),
+        **data,
+    )
+    auth = secret_file(
+        name=f"Ensure {AUTH} holds the credentials",
+        path=AUTH,
+        secret=profile_auth_file(profile),
+        mode="640",
+        group="nats",
+    )
+    unit = files.template(
+        name=f"Ensure {UNIT} is rendered",
+        src=paths[UNIT],
+        dest=UNIT,
+        mode="644",
+        jinja_env_kwargs=jinja_env_kwargs(),
+        **data,
+    )
 
     healthz = monitor_url(settings, "/healthz")
-    service_running("nats", changed=[config, auth, unit, linked], unit=unit,
-                    ready=f"curl -fsS --max-time 2 {healthz} >/dev/null")  # fmt: skip
+    service_running(
+        "nats", changed=[config, auth, unit, linked], unit=unit, ready=f"curl -fsS --max-time 2 {healthz} >/dev/null"
+    )

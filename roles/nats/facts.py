@@ -24,5 +24,8 @@ class NatsVarz(FactBase):
             health = json.loads(health_text)
         except ValueError:
             return None
-        return {"version": varz.get("version"), "jetstream": bool(varz.get("jetstream")),
-                "healthy": health.get("status") == "ok"}  # fmt: skip
+        return {
+            "version": varz.get("version"),
+            "jetstream": bool(varz.get("jetstream")),
+            "healthy": health.get("status") == "ok",
+        }

@@ -21,6 +21,6 @@ def probes(profile: Profile, node: Host) -> list[Probe]:
                 AUTH: (auth.reveal(), "640", "root", "nats"),
                 UNIT: (rendered[UNIT], "644", "root", "root"),
             },
-        ),  # fmt: skip
+        ),
         services_probe(running=["nats"], enabled=["nats"]),
     ]

@@ -22,17 +22,26 @@ def settings_for(profile: Profile) -> ObjectStoreSettings:
 
 
 def context(profile: Profile, node: Host) -> dict:
-    return {"settings": settings_for(profile), "program": PROGRAM_LINK, "loopback": LOOPBACK,
-            "grpc_offset": GRPC_OFFSET}  # fmt: skip
+    return {
+        "settings": settings_for(profile),
+        "program": PROGRAM_LINK,
+        "loopback": LOOPBACK,
+        "grpc_offset": GRPC_OFFSET,
+    }
 
 
 def s3_forward(profile: Profile, node: Host) -> Forward:
     """The S3 API on the host's profile address: the one SeaweedFS port other hosts reach. Every
     SeaweedFS server, the S3 gateway included, listens on loopback: the gateway's gRPC port takes new
     identities from anyone who connects, and the others check no one."""
-    return Forward("seaweedfs-s3", str(node.address), settings_for(profile).s3_port, "seaweedfs.service",
-                   "SeaweedFS S3 API: requests signed with the backup identity's keys (s3.json) only.",
-                   "object_store")  # fmt: skip
+    return Forward(
+        "seaweedfs-s3",
+        str(node.address),
+        settings_for(profile).s3_port,
+        "seaweedfs.service",
+        "SeaweedFS S3 API: requests signed with the backup identity's keys (s3.json) only.",
+        "object_store",
+    )
 
 
 def rendered_files(profile: Profile, node: Host) -> dict[str, str]:

@@ -20,7 +20,7 @@ from roles.object_store.config import (
     local_url,
     profile_identities,
     s3_forward,
-    settings_for,  # fmt: skip
+    settings_for,
     shell,
 )
 from roles.object_store.facts import SeaweedBuckets
@@ -36,13 +36,29 @@ def object_store() -> None:
     linked = install_pinned(profile, settings.artifact, PROGRAM_LINK)
 
     service_account("seaweedfs", home=settings.data_dir, private_dirs=(settings.data_dir,))
-    credentials = secret_file(name=f"Ensure {S3_CONFIG} holds the backup identity", path=S3_CONFIG,
-                              secret=profile_identities(profile), mode="640", group="seaweedfs")  # fmt: skip
-    unit = files.template(name=f"Ensure {UNIT} is rendered", src=str(TEMPLATES / "seaweedfs.service.j2"), dest=UNIT,
-                          mode="644", jinja_env_kwargs=jinja_env_kwargs(), **context(profile, node))  # fmt: skip
+    credentials = secret_file(
+        name=f"Ensure {S3_CONFIG} holds the backup identity",
+        path=S3_CONFIG,
+        secret=profile_identities(profile),
+        mode="640",
+        group="seaweedfs",
+    )
+    unit = files.template(
+        name=f"Ensure {UNIT} is rendered",
+        src=str(TEMPLATES / "seaweedfs.service.j2"),
+        dest=UNIT,
+        mode="644",
+        jinja_env_kwargs=jinja_env_kwargs(),
+        **context(profile, node),
+    )
     # Any HTTP answer from the S3 gateway (403 without credentials) means it is up.
-    service_running("seaweedfs", changed=[credentials, unit, linked], unit=unit, seconds=60,
-                    ready=f"curl -s -o /dev/null --max-time 2 {local_url(settings.s3_port)}")  # fmt: skip
+    service_running(
+        "seaweedfs",
+        changed=[credentials, unit, linked],
+        unit=unit,
+        seconds=60,
+        ready=f"curl -s -o /dev/null --max-time 2 {local_url(settings.s3_port)}",
+    )
     forwarded(s3_forward(profile, node))
 
     bucket = profile.backup.bucket

@@ -15,7 +15,7 @@ from roles.object_store.config import (
     profile_identities,
     rendered_files,
     s3_forward,
-    settings_for,  # fmt: skip
+    settings_for,
 )
 
 
@@ -35,7 +35,7 @@ def probes(profile: Profile, node: Host) -> list[Probe]:
                 S3_CONFIG: (identities.reveal(), "640", "root", "seaweedfs"),
                 **units,
             },
-        ),  # fmt: skip
+        ),
         services_probe(running=units_running, enabled=units_running),
         Probe("bucket", f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 {shlex.quote(bucket_url)}", "200"),
     ]

@@ -62,8 +62,10 @@ def staging_dir(profile: Profile) -> str:
 def _curl(target: ServiceHost, arguments: str, path: str) -> str:
     """curl against the host's own API; the token line on stdin becomes the X-Vault-Token header."""
     settings = settings_for(target.profile)
-    return (f"read -r token; exec 4<&0; printf 'X-Vault-Token: %s\\n' \"$token\" | curl -sS --fail-with-body "
-            f"--cacert {trusted_ca(settings)} -H @- {arguments} {api_url(settings, target.node)}{path}")  # fmt: skip
+    return (
+        f"read -r token; exec 4<&0; printf 'X-Vault-Token: %s\\n' \"$token\" | curl -sS --fail-with-body "
+        f"--cacert {trusted_ca(settings)} -H @- {arguments} {api_url(settings, target.node)}{path}"
+    )
 
 
 def _seal_status_url(target: ServiceHost) -> str:
@@ -72,22 +74,27 @@ def _seal_status_url(target: ServiceHost) -> str:
 
 def _status(target: ServiceHost) -> dict:
     ca = trusted_ca(settings_for(target.profile))
-    text = target.shell.run(f"curl -sS --fail --cacert {ca} {_seal_status_url(target)}",
-                            "reading the OpenBao seal status")  # fmt: skip
+    text = target.shell.run(
+        f"curl -sS --fail --cacert {ca} {_seal_status_url(target)}", "reading the OpenBao seal status"
+    )
     return json.loads(text)
 
 
 #: Shell functions of the scripts below: `hdr` prints the token header (printf is a shell builtin, so
 #: the token never becomes an argument), `canary API CURL-OPTIONS...` prints the sha256 of the
 #: canary's value (`absent` without one), never the value.
-_FUNCTIONS = """hdr() { printf 'X-Vault-Token: %s\\n' "$token"; }
-canary() { api=$1; shift; hdr | curl -sS -H @- "$@" "$api/v1/""" + CANARY_PATH + """" | \\
+_FUNCTIONS = (
+    """hdr() { printf 'X-Vault-Token: %s\\n' "$token"; }
+canary() { api=$1; shift; hdr | curl -sS -H @- "$@" "$api/v1/"""
+    + CANARY_PATH
+    + """" | \\
   python3 -c "import hashlib, json, sys
 text = sys.stdin.read()
 data = (json.loads(text).get('data') or {}).get('data') or {} if text.strip().startswith('{') else {}
 value = data.get('value')
 print(hashlib.sha256(value.encode()).hexdigest() if isinstance(value, str) else 'absent')"; }
 """
+)
 
 
 def _live(target: ServiceHost) -> tuple[str, str]:
@@ -129,8 +136,11 @@ def _write_canary(job: BackupJob) -> str:
     value = secrets.token_hex(32)
     api, trust = _live(job)
     script = _WRITE_CANARY.format(functions=_FUNCTIONS, api=api, trust=trust, mount=CANARY_MOUNT, path=CANARY_PATH)
-    job.shell.run(script, "writing the OpenBao restore canary",
-                  secret=Secret("root token and canary", f"{_token(job).reveal()}\n{value}"))  # fmt: skip
+    job.shell.run(
+        script,
+        "writing the OpenBao restore canary",
+        secret=Secret("root token and canary", f"{_token(job).reveal()}\n{value}"),
+    )
     return hashlib.sha256(value.encode()).hexdigest()
 
 
@@ -148,9 +158,11 @@ def _refuse_unknown(job: RestoreJob) -> None:
     """The set must hold exactly this role's artifact and figures."""
     odd = [name for name in job.names if name != ARTIFACT] + [str(key) for key in job.figures if key not in FIGURES]
     if odd or ARTIFACT not in job.names:
-        raise RestoreRefused(f"{job.node.name}: OpenBao restore refused (nothing was changed): the set holds "
-                             f"{', '.join(odd) or f'no {ARTIFACT}'}; this role restores {ARTIFACT} with the "
-                             f"figures {', '.join(FIGURES)}")  # fmt: skip
+        raise RestoreRefused(
+            f"{job.node.name}: OpenBao restore refused (nothing was changed): the set holds "
+            f"{', '.join(odd) or f'no {ARTIFACT}'}; this role restores {ARTIFACT} with the "
+            f"figures {', '.join(FIGURES)}"
+        )
 
 
 def _expected(job: RestoreJob, found: dict) -> dict:
@@ -217,11 +229,13 @@ def _prepare_staging(target: ServiceHost) -> None:
         f"if [ -e {staging}/applying ]; then echo applying; exit 0; fi; "
         f"if [ -e {staging} ]; then echo leftover; rm -rf {staging}; fi; install -d -m 700 {staging}",
         "preparing the OpenBao staging directory",
-    )  # fmt: skip
+    )
     if "applying" in found:
-        raise HostCommandError(f"{target.node.name}: an unfinished OpenBao restore waits in "
-                               f"{staging_dir(target.profile)}; run the restore again (it puts the live state "
-                               "back first)")  # fmt: skip
+        raise HostCommandError(
+            f"{target.node.name}: an unfinished OpenBao restore waits in "
+            f"{staging_dir(target.profile)}; run the restore again (it puts the live state "
+            "back first)"
+        )
     if "leftover" in found:
         logger.warning(f"{target.node.name}: OpenBao: removed the staged files an earlier restore or drill left")
 
@@ -233,19 +247,30 @@ def _staged(job: RestoreJob) -> dict:
     _prepare_staging(job)
     staging = staging_dir(job.profile)
     staged = shlex.quote(posixpath.join(staging, ARTIFACT))
-    with job.open(ARTIFACT) as snapshot, job.shell.writer(f"umask 077 && cat > {staged}.part",
-                                                          "staging the OpenBao snapshot") as target:  # fmt: skip
+    with (
+        job.open(ARTIFACT) as snapshot,
+        job.shell.writer(f"umask 077 && cat > {staged}.part", "staging the OpenBao snapshot") as target,
+    ):
         copy_stream(snapshot, target)
     job.shell.run(f"mv {staged}.part {staged}", "keeping the staged OpenBao snapshot")
     settings = settings_for(job.profile)
     port = settings.port + DRILL_PORT_OFFSET
     scratch = shlex.quote(_scratch_dir(job.profile))
-    script = _SCRATCH.format(functions=_FUNCTIONS, port=port, cluster_port=port + 1, unit=DRILL_UNIT, dir=scratch,
-                             program=PROGRAM_LINK, shares=settings.key_shares, threshold=settings.key_threshold,
-                             staged=staged)  # fmt: skip
+    script = _SCRATCH.format(
+        functions=_FUNCTIONS,
+        port=port,
+        cluster_port=port + 1,
+        unit=DRILL_UNIT,
+        dir=scratch,
+        program=PROGRAM_LINK,
+        shares=settings.key_shares,
+        threshold=settings.key_threshold,
+        staged=staged,
+    )
     try:
-        answer = json.loads(job.shell.run(script, "proving the snapshot in a scratch OpenBao",
-                                          secret=_keys_and_token(job)))  # fmt: skip
+        answer = json.loads(
+            job.shell.run(script, "proving the snapshot in a scratch OpenBao", secret=_keys_and_token(job))
+        )
     finally:
         job.shell.run(f"systemctl stop {DRILL_UNIT} 2>/dev/null; rm -rf {scratch}", "removing the scratch OpenBao")
     return _figures(answer["status"], answer["canary"])
@@ -261,16 +286,19 @@ def _apply_script(target: ServiceHost, snapshot: str) -> str:
     """snapshot-force of a file on the host, then the live server unsealed with the environment's keys
     if the snapshot left it sealed, and awaited until active."""
     api, trust = _live(target)
-    return ("read -r keys; read -r token; set -e\n" + _FUNCTIONS +
-            f"hdr | curl -sS --fail-with-body -o /dev/null -H @- {trust} -X POST -T {snapshot} "
-            f"{api}/v1/sys/storage/raft/snapshot-force\n"
-            f"for i in $(seq 20); do curl -s {trust} {api}/v1/sys/seal-status | grep -q '\"sealed\":true' && break; "
-            "sleep 0.25; done\n"
-            f"if curl -s {trust} {api}/v1/sys/seal-status | grep -q '\"sealed\":true'; then for k in $keys; do "
-            f"printf '{{\"key\":\"%s\"}}' \"$k\" | curl -sS {trust} -X PUT --data @- {api}/v1/sys/unseal >/dev/null; "
-            "done; fi\n"
-            f"for i in $(seq 60); do [ \"$(curl -s {trust} -o /dev/null -w '%{{http_code}}' {api}/v1/sys/health)\" = "
-            "200 ] && exit 0; sleep 0.5; done; echo 'OpenBao did not become active' >&2; exit 1\n")  # fmt: skip
+    return (
+        "read -r keys; read -r token; set -e\n"
+        + _FUNCTIONS
+        + f"hdr | curl -sS --fail-with-body -o /dev/null -H @- {trust} -X POST -T {snapshot} "
+        f"{api}/v1/sys/storage/raft/snapshot-force\n"
+        f"for i in $(seq 20); do curl -s {trust} {api}/v1/sys/seal-status | grep -q '\"sealed\":true' && break; "
+        "sleep 0.25; done\n"
+        f"if curl -s {trust} {api}/v1/sys/seal-status | grep -q '\"sealed\":true'; then for k in $keys; do "
+        f'printf \'{{"key":"%s"}}\' "$k" | curl -sS {trust} -X PUT --data @- {api}/v1/sys/unseal >/dev/null; '
+        "done; fi\n"
+        f"for i in $(seq 60); do [ \"$(curl -s {trust} -o /dev/null -w '%{{http_code}}' {api}/v1/sys/health)\" = "
+        "200 ] && exit 0; sleep 0.5; done; echo 'OpenBao did not become active' >&2; exit 1\n"
+    )
 
 
 def _recover(job: RestoreJob) -> None:
@@ -278,11 +306,16 @@ def _recover(job: RestoreJob) -> None:
     before it is applied back. Logged; the staging directory is cleared afterwards by the next step."""
     staging = shlex.quote(staging_dir(job.profile))
     kept = f"{staging}/live.snap"
-    pending = job.shell.run(f"[ -e {staging}/applying ] && [ -s {kept} ] && echo pending || true",
-                            "looking for an unfinished OpenBao restore")  # fmt: skip
+    pending = job.shell.run(
+        f"[ -e {staging}/applying ] && [ -s {kept} ] && echo pending || true",
+        "looking for an unfinished OpenBao restore",
+    )
     if "pending" in pending:
-        job.shell.run(_apply_script(job, kept), "putting back the OpenBao state an unfinished restore replaced",
-                      secret=_keys_and_token(job))  # fmt: skip
+        job.shell.run(
+            _apply_script(job, kept),
+            "putting back the OpenBao state an unfinished restore replaced",
+            secret=_keys_and_token(job),
+        )
         logger.warning(f"{job.node.name}: OpenBao: an unfinished restore was rolled back to the state kept before it")
     job.shell.run(f"rm -f {staging}/applying", "clearing the OpenBao restore journal")
 
@@ -302,20 +335,28 @@ def restore(job: RestoreJob) -> dict:
     staging = shlex.quote(staging_dir(job.profile))
     if wrong:
         _clear_staging(job)
-        raise RestoreRefused(f"{job.node.name}: the OpenBao snapshot does not hold the state the manifest recorded "
-                             f"({'; '.join(wrong)}); the live server was not touched")  # fmt: skip
+        raise RestoreRefused(
+            f"{job.node.name}: the OpenBao snapshot does not hold the state the manifest recorded "
+            f"({'; '.join(wrong)}); the live server was not touched"
+        )
     kept = f"{staging}/live.snap"
-    job.shell.run(_curl(job, f"-o {kept}.part", "/v1/sys/storage/raft/snapshot") +
-                  f" && mv {kept}.part {kept} && touch {staging}/applying",
-                  "keeping a snapshot of the live OpenBao state", secret=_token(job))  # fmt: skip
+    job.shell.run(
+        _curl(job, f"-o {kept}.part", "/v1/sys/storage/raft/snapshot")
+        + f" && mv {kept}.part {kept} && touch {staging}/applying",
+        "keeping a snapshot of the live OpenBao state",
+        secret=_token(job),
+    )
     try:
-        job.shell.run(_apply_script(job, f"{staging}/{ARTIFACT}"), "applying the OpenBao snapshot",
-                      secret=_keys_and_token(job))  # fmt: skip
+        job.shell.run(
+            _apply_script(job, f"{staging}/{ARTIFACT}"), "applying the OpenBao snapshot", secret=_keys_and_token(job)
+        )
         found = figures(job)
         wrong = differences(job.figures, _expected(job, found))
         if wrong:
-            raise HostCommandError(f"{job.node.name}: after the restore OpenBao showed other figures than the "
-                                   f"manifest ({'; '.join(wrong)}); the live state was put back")  # fmt: skip
+            raise HostCommandError(
+                f"{job.node.name}: after the restore OpenBao showed other figures than the "
+                f"manifest ({'; '.join(wrong)}); the live state was put back"
+            )
     except Exception:
         job.shell.run(_apply_script(job, kept), "putting back the live OpenBao state", secret=_keys_and_token(job))
         job.shell.run(f"rm -rf {staging}", "removing the staged OpenBao snapshots")

@@ -37,15 +37,25 @@ def api_url(settings: OpenBaoSettings, node: Host) -> str:
 
 def context(profile: Profile, node: Host) -> dict:
     settings = settings_for(profile)
-    return {"settings": settings, "node_name": node.name, "address": str(node.address), "program": PROGRAM_LINK,
-            "raft_dir": raft_dir(settings), "tls_cert": TLS_CERT, "tls_key": TLS_KEY, "config": CONFIG}  # fmt: skip
+    return {
+        "settings": settings,
+        "node_name": node.name,
+        "address": str(node.address),
+        "program": PROGRAM_LINK,
+        "raft_dir": raft_dir(settings),
+        "tls_cert": TLS_CERT,
+        "tls_key": TLS_KEY,
+        "config": CONFIG,
+    }
 
 
 def rendered_files(profile: Profile, node: Host) -> dict[str, str]:
     """The server configuration and unit (neither holds a secret)."""
     data = context(profile, node)
-    return {CONFIG: render_template(str(TEMPLATES / "openbao.hcl.j2"), data),
-            UNIT: render_template(str(TEMPLATES / "openbao.service.j2"), data)}  # fmt: skip
+    return {
+        CONFIG: render_template(str(TEMPLATES / "openbao.hcl.j2"), data),
+        UNIT: render_template(str(TEMPLATES / "openbao.service.j2"), data),
+    }
 
 
 def subject_alt_names(node: Host) -> list[str]:

@@ -38,25 +38,54 @@ def openbao() -> None:
     linked = install_pinned(profile, settings.artifact, PROGRAM_LINK)
     service_account("openbao", home=settings.data_dir, private_dirs=(settings.data_dir, raft_dir(settings)))
 
-    files.directory(name="Ensure /etc/openbao is readable by openbao", path="/etc/openbao", user="root",
-                    group="openbao", mode="750")  # fmt: skip
+    files.directory(
+        name="Ensure /etc/openbao is readable by openbao", path="/etc/openbao", user="root", group="openbao", mode="750"
+    )
     if settings.tls_cert is None:
-        certificate = [host_certificate(name="Ensure the OpenBao TLS certificate is current", common_name=node.name,
-                                        names=subject_alt_names(node), days=settings.tls_days,
-                                        renew_days=settings.renew_days)]  # fmt: skip
+        certificate = [
+            host_certificate(
+                name="Ensure the OpenBao TLS certificate is current",
+                common_name=node.name,
+                names=subject_alt_names(node),
+                days=settings.tls_days,
+                renew_days=settings.renew_days,
+            )
+        ]
     else:
         certificate = [
-            secret_file(name=f"Ensure {TLS_CERT} is the profile's", path=TLS_CERT,
-                        secret=resolve(profile, settings.tls_cert), mode="644"),
-            secret_file(name=f"Ensure {TLS_KEY} is the profile's", path=TLS_KEY,
-                        secret=resolve(profile, settings.tls_key), mode="640", group="openbao"),
-        ]  # fmt: skip
+            secret_file(
+                name=f"Ensure {TLS_CERT} is the profile's",
+                path=TLS_CERT,
+                secret=resolve(profile, settings.tls_cert),
+                mode="644",
+            ),
+            secret_file(
+                name=f"Ensure {TLS_KEY} is the profile's",
+                path=TLS_KEY,
+                secret=resolve(profile, settings.tls_key),
+                mode="640",
+                group="openbao",
+            ),
+        ]
     data = context(profile, node)
-    config = files.template(name=f"Ensure {CONFIG} is rendered", src=str(TEMPLATES / "openbao.hcl.j2"), dest=CONFIG,
-                            user="root", group="openbao", mode="640",
-                            jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
-    unit = files.template(name=f"Ensure {UNIT} is rendered", src=str(TEMPLATES / "openbao.service.j2"), dest=UNIT,
-                          mode="644", jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
+    config = files.template(
+        name=f"Ensure {CONFIG} is rendered",
+        src=str(TEMPLATES / "openbao.hcl.j2"),
+        dest=CONFIG,
+        user="root",
+        group="openbao",
+        mode="640",
+        jinja_env_kwargs=jinja_env_kwargs(),
+        **data,
+    )
+    unit = files.template(
+        name=f"Ensure {UNIT} is rendered",
+        src=str(TEMPLATES / "openbao.service.j2"),
+        dest=UNIT,
+        mode="644",
+        jinja_env_kwargs=jinja_env_kwargs(),
+        **data,
+    )
     # Sealed (exit 2) is an answer: the server is up and waits for its keys.
     ready = f"{client(settings, node, 'status')} >/dev/null 2>&1; [ $? -ne 1 ]"
     restart = service_running("openbao", changed=[*certificate, config, unit, linked], unit=unit, ready=ready)
@@ -64,5 +93,10 @@ def openbao() -> None:
     status = host.get_fact(BaoStatus, client_command=client(settings, node, "status"))
     settled = bool(status and status["initialized"] and not status["sealed"])
     # A restart seals the server, so unseal follows any restart even when it was unsealed before.
-    initialized_and_unsealed(name="Ensure OpenBao is initialised and unsealed", profile=profile, node=node,
-                             settings=settings, _if=lambda: not settled or restart.did_change())  # fmt: skip
+    initialized_and_unsealed(
+        name="Ensure OpenBao is initialised and unsealed",
+        profile=profile,
+        node=node,
+        settings=settings,
+        _if=lambda: not settled or restart.did_change(),
+    )

@@ -20,7 +20,12 @@ class BaoStatus(FactBase):
             status = json.loads("\n".join(output))
         except ValueError:
             return None
-        return {"version": status.get("version"), "initialized": status.get("initialized"),
-                "sealed": status.get("sealed"), "storage_type": status.get("storage_type"),
-                "ha_enabled": status.get("ha_enabled"), "shares": status.get("n"),
-                "threshold": status.get("t")}  # fmt: skip
+        return {
+            "version": status.get("version"),
+            "initialized": status.get("initialized"),
+            "sealed": status.get("sealed"),
+            "storage_type": status.get("storage_type"),
+            "ha_enabled": status.get("ha_enabled"),
+            "shares": status.get("n"),
+            "threshold": status.get("t"),
+        }

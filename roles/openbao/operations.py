@@ -39,21 +39,27 @@ def host_certificate(common_name: str, names: list[str], days: int, renew_days: 
         return
     san = ",".join(name.replace("IP Address:", "IP:") for name in sorted(names))
     key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-    extensions = ["basicConstraints=CA:FALSE", "keyUsage=digitalSignature,keyEncipherment",
-                  "extendedKeyUsage=serverAuth,clientAuth", f"subjectAltName={san}"]  # fmt: skip
-    yield " && ".join([
-        f"mkdir -p -m 755 {TLS_DIR} && cd {TLS_DIR} && umask 077",
-        f"{{ openssl x509 -in {CA_CERT} -noout -checkend {renew_days * 86400} >/dev/null 2>&1 && test -s {CA_KEY} "
-        f"|| openssl req -x509 {key} -keyout {CA_KEY} -out {CA_CERT} -days {CA_DAYS} "
-        f"-subj {shlex.quote('/CN=' + common_name + ' OpenBao CA')} 2>/dev/null; }}",
-        f"openssl req {key} -keyout {TLS_KEY}.new -out server.csr -subj {shlex.quote('/CN=' + common_name)} "
-        "2>/dev/null",
-        f"printf '%s\\n' {' '.join(shlex.quote(line) for line in extensions)} > server.ext",
-        f"openssl x509 -req -in server.csr -CA {CA_CERT} -CAkey {CA_KEY} -CAcreateserial -days {days} "
-        f"-extfile server.ext -out {TLS_CERT}.new 2>/dev/null",
-        f"mv {TLS_KEY}.new {TLS_KEY} && mv {TLS_CERT}.new {TLS_CERT} && rm -f server.csr server.ext",
-        f"chmod 644 {CA_CERT} {TLS_CERT} && chown root:{group} {TLS_KEY} && chmod 640 {TLS_KEY}",
-    ])  # fmt: skip
+    extensions = [
+        "basicConstraints=CA:FALSE",
+        "keyUsage=digitalSignature,keyEncipherment",
+        "extendedKeyUsage=serverAuth,clientAuth",
+        f"subjectAltName={san}",
+    ]
+    yield " && ".join(
+        [
+            f"mkdir -p -m 755 {TLS_DIR} && cd {TLS_DIR} && umask 077",
+            f"{{ openssl x509 -in {CA_CERT} -noout -checkend {renew_days * 86400} >/dev/null 2>&1 && test -s {CA_KEY} "
+            f"|| openssl req -x509 {key} -keyout {CA_KEY} -out {CA_CERT} -days {CA_DAYS} "
+            f"-subj {shlex.quote('/CN=' + common_name + ' OpenBao CA')} 2>/dev/null; }}",
+            f"openssl req {key} -keyout {TLS_KEY}.new -out server.csr -subj {shlex.quote('/CN=' + common_name)} "
+            "2>/dev/null",
+            f"printf '%s\\n' {' '.join(shlex.quote(line) for line in extensions)} > server.ext",
+            f"openssl x509 -req -in server.csr -CA {CA_CERT} -CAkey {CA_KEY} -CAcreateserial -days {days} "
+            f"-extfile server.ext -out {TLS_CERT}.new 2>/dev/null",
+            f"mv {TLS_KEY}.new {TLS_KEY} && mv {TLS_CERT}.new {TLS_CERT} && rm -f server.csr server.ext",
+            f"chmod 644 {CA_CERT} {TLS_CERT} && chown root:{group} {TLS_KEY} && chmod 640 {TLS_KEY}",
+        ]
+    )
 
 
 @operation(is_idempotent=False)
@@ -73,10 +79,12 @@ def initialized_and_unsealed(profile: Profile, node: Host, settings: OpenBaoSett
 def _initialize_and_unseal(state, host, profile: Profile, node: Host, settings: OpenBaoSettings) -> bool:
     """Runs while the deploy executes (init's output does not exist before). Returns False on failure,
     after saying why on the host's log line."""
+
     def run(command: str, stdin: str | None = None) -> tuple[bool, str]:
         extra = {"_stdin": [stdin]} if stdin is not None else {}
-        ok, output = host.run_shell_command(StringCommand(command), print_output=False, print_input=False,
-                                            **connector_arguments(host), **extra)  # fmt: skip
+        ok, output = host.run_shell_command(
+            StringCommand(command), print_output=False, print_input=False, **connector_arguments(host), **extra
+        )
         return ok, output.stdout
 
     def fail(reason: str) -> bool:
@@ -93,8 +101,10 @@ def _initialize_and_unseal(state, host, profile: Profile, node: Host, settings: 
         if status["sealed"] or not status["initialized"]:
             keys = unseal_keys(profile, node, settings)
             if not _unseal(run, settings, node, keys):
-                return fail(f"the keys in secret '{settings.init_secret}' did not unseal {node.name}; they may "
-                            "belong to an earlier install of its storage")  # fmt: skip
+                return fail(
+                    f"the keys in secret '{settings.init_secret}' did not unseal {node.name}; they may "
+                    "belong to an earlier install of its storage"
+                )
     except SecretError as error:
         return fail(str(error))
     return True
@@ -102,8 +112,10 @@ def _initialize_and_unseal(state, host, profile: Profile, node: Host, settings: 
 
 def _status(run, settings: OpenBaoSettings, node: Host) -> dict | None:
     """The server's seal status, waiting up to 30s for it to answer."""
-    command = f"for i in $(seq 60); do {client(settings, node, 'status -format=json')}; [ $? -ne 1 ] && exit 0; " \
-              "sleep 0.5; done; exit 1"  # fmt: skip
+    command = (
+        f"for i in $(seq 60); do {client(settings, node, 'status -format=json')}; [ $? -ne 1 ] && exit 0; "
+        "sleep 0.5; done; exit 1"
+    )
     ok, text = run(command)
     try:
         return json.loads(text) if ok else None
@@ -120,8 +132,11 @@ def _store_init(run, profile: Profile, node: Host, settings: OpenBaoSettings, in
     """Run init (unless its output already waits on the host), store the output, then remove it from the host."""
     target = writable_path(profile, settings.init_secret)  # before init: refuse early when it cannot be stored
     if initialize:
-        init = client(settings, node, f"operator init -key-shares={settings.key_shares} "
-                                      f"-key-threshold={settings.key_threshold} -format=json")  # fmt: skip
+        init = client(
+            settings,
+            node,
+            f"operator init -key-shares={settings.key_shares} -key-threshold={settings.key_threshold} -format=json",
+        )
         ok, _ = run(f"umask 077 && {init} > {PENDING_INIT}.new && mv {PENDING_INIT}.new {PENDING_INIT}")
         if not ok:
             raise SecretError(f"`bao operator init` failed on {node.name}")
@@ -152,8 +167,10 @@ def _stored_entry(profile: Profile, node: Host, settings: OpenBaoSettings, field
     value = entry.get(field) if isinstance(entry, dict) else None
     if not isinstance(value, kind):
         name = SECRET_REF.match(settings.init_secret).group(1)
-        raise SecretError(f"{profile.source}: secrets.{name}: the value from {describe_source(profile, name)} "
-                          f"holds no {field} for {node.name}")  # fmt: skip
+        raise SecretError(
+            f"{profile.source}: secrets.{name}: the value from {describe_source(profile, name)} "
+            f"holds no {field} for {node.name}"
+        )
     return value
 
 

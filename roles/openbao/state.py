@@ -33,8 +33,9 @@ def probes(profile: Profile, node: Host) -> list[Probe]:
         names = ", ".join(sorted(subject_alt_names(node)))
         # The names and the expiry in one openssl run (each run costs tens of milliseconds).
         certificate = f"openssl x509 -in {TLS_CERT} -noout -ext subjectAltName -checkend {settings.renew_days * 86400}"
-        checks.append(Probe("certificate", certificate,
-                            f"X509v3 Subject Alternative Name: {names} Certificate will not expire"))  # fmt: skip
+        checks.append(
+            Probe("certificate", certificate, f"X509v3 Subject Alternative Name: {names} Certificate will not expire")
+        )
     else:
         files[TLS_CERT] = (resolve(profile, settings.tls_cert).reveal(), "644", "root", "root")
         files[TLS_KEY] = (resolve(profile, settings.tls_key).reveal(), "640", "root", "openbao")
@@ -42,7 +43,10 @@ def probes(profile: Profile, node: Host) -> list[Probe]:
         owned_files_probe("files", files),
         services_probe(running=["openbao"], enabled=["openbao"]),
         # The API's seal status (curl answers in a fraction of `bao status`'s start-up time).
-        Probe("unsealed", f"curl -sS --max-time 5 --cacert {trusted_ca(settings)} {api_url(settings, node)}"
-                          "/v1/sys/seal-status | grep -o '\"initialized\":[a-z]*,\"sealed\":[a-z]*'",
-              '"initialized":true,"sealed":false'),  # fmt: skip
+        Probe(
+            "unsealed",
+            f"curl -sS --max-time 5 --cacert {trusted_ca(settings)} {api_url(settings, node)}"
+            '/v1/sys/seal-status | grep -o \'"initialized":[a-z]*,"sealed":[a-z]*\'',
+            '"initialized":true,"sealed":false',
+        ),
     ]

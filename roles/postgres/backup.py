@@ -45,8 +45,14 @@ MAX_NAME = 63
 #: How long the swap waits for each session of the live database to end once told to, in milliseconds.
 SESSION_END_WAIT_MS = 10_000
 #: Settings whose stored value is already a quoted list (pg_dump writes these unquoted as well).
-LIST_SETTINGS = ("search_path", "temp_tablespaces", "local_preload_libraries", "session_preload_libraries",
-                 "shared_preload_libraries", "unix_socket_directories")  # fmt: skip
+LIST_SETTINGS = (
+    "search_path",
+    "temp_tablespaces",
+    "local_preload_libraries",
+    "session_preload_libraries",
+    "shared_preload_libraries",
+    "unix_socket_directories",
+)
 
 
 def applies(profile: Profile) -> bool:
@@ -60,8 +66,9 @@ def _psql(port: int, database: str, options: str = "") -> str:
 def _present(target: ServiceHost) -> list[str]:
     """The profiled databases that exist on the host, in profile order."""
     port = settings_for(target.profile).port
-    found = target.shell.run(_psql(port, "postgres", "-c 'SELECT datname FROM pg_database'"),
-                             "listing the PostgreSQL databases").split()  # fmt: skip
+    found = target.shell.run(
+        _psql(port, "postgres", "-c 'SELECT datname FROM pg_database'"), "listing the PostgreSQL databases"
+    ).split()
     return [database.name for database in settings_for(target.profile).databases if database.name in found]
 
 
@@ -72,9 +79,12 @@ def _counts(lines: list[str]) -> dict[str, int]:
 def figures(target: ServiceHost) -> dict:
     """{database: {schema.table: rows}} for every profiled database present."""
     port = settings_for(target.profile).port
-    return {name: _counts(target.shell.run(_psql(port, name), f"counting the rows of {name}", input=ROW_COUNTS.encode())
-                          .splitlines())  # fmt: skip
-            for name in _present(target)}  # fmt: skip
+    return {
+        name: _counts(
+            target.shell.run(_psql(port, name), f"counting the rows of {name}", input=ROW_COUNTS.encode()).splitlines()
+        )
+        for name in _present(target)
+    }
 
 
 def version(target: ServiceHost) -> str:
@@ -86,8 +96,13 @@ class _Snapshot:
     """A session holding a repeatable-read transaction open and its exported snapshot id."""
 
     def __init__(self, shell: HostShell, port: int, database: str):
-        self.process = subprocess.Popen(shell.argv(_psql(port, database)), stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        self.process = subprocess.Popen(
+            shell.argv(_psql(port, database)),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.database, self.node = database, shell.node.name
 
     def ask(self, sql: str) -> list[str]:
@@ -97,8 +112,9 @@ class _Snapshot:
         while (line := self.process.stdout.readline()) and line.strip() != END:
             lines.append(line.rstrip("\n"))
         if not line:
-            raise HostCommandError(f"{self.node}: the snapshot session of {self.database} ended: "
-                                   f"{self.process.stderr.read().strip()}")  # fmt: skip
+            raise HostCommandError(
+                f"{self.node}: the snapshot session of {self.database} ended: {self.process.stderr.read().strip()}"
+            )
         return lines
 
     def close(self) -> None:
@@ -119,8 +135,10 @@ def back_up(job: BackupJob) -> None:
         try:
             snapshot = session.ask("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT pg_export_snapshot();")
             counted[database] = _counts(session.ask(ROW_COUNTS))
-            dump = f"runuser -u postgres -- pg_dump -p {int(port)} -Fc --snapshot={shlex.quote(snapshot[-1])} " \
-                   f"{shlex.quote(database)}"  # fmt: skip
+            dump = (
+                f"runuser -u postgres -- pg_dump -p {int(port)} -Fc --snapshot={shlex.quote(snapshot[-1])} "
+                f"{shlex.quote(database)}"
+            )
             with job.shell.reader(dump, f"pg_dump of {database}") as stream:
                 job.upload(f"{database}.dump", stream)
         finally:
@@ -162,9 +180,11 @@ def _archives(job: RestoreJob) -> dict[str, str]:
     listed = [database.name for database in settings_for(job.profile).databases]
     clashing = sorted({copy for database in listed for copy in _copies(database)} & set(listed))
     if clashing:
-        raise RestoreRefused(f"{job.node.name}: postgres: {job.profile.source}: services.postgres.databases lists "
-                             f"{', '.join(clashing)}, the name a restore gives its copy of another database; "
-                             "rename it to restore; no database was touched")  # fmt: skip
+        raise RestoreRefused(
+            f"{job.node.name}: postgres: {job.profile.source}: services.postgres.databases lists "
+            f"{', '.join(clashing)}, the name a restore gives its copy of another database; "
+            "rename it to restore; no database was touched"
+        )
     chosen, unknown = {}, []
     for name in job.names:
         database = name.removesuffix(ARCHIVE)
@@ -173,10 +193,12 @@ def _archives(job: RestoreJob) -> dict[str, str]:
         else:
             unknown.append(repr(name[:80]))
     if unknown:
-        raise RestoreRefused(f"{job.node.name}: postgres: the set holds {', '.join(unknown)}, not an archive of a "
-                             f"database that {job.profile.source} lists in services.postgres.databases "
-                             f"({', '.join(listed)}); a restore replaces only the profile's databases; "
-                             "no database was touched")  # fmt: skip
+        raise RestoreRefused(
+            f"{job.node.name}: postgres: the set holds {', '.join(unknown)}, not an archive of a "
+            f"database that {job.profile.source} lists in services.postgres.databases "
+            f"({', '.join(listed)}); a restore replaces only the profile's databases; "
+            "no database was touched"
+        )
     return chosen
 
 
@@ -212,14 +234,18 @@ def _clear_leftovers(target: ServiceHost, suffixes: tuple[str, ...]) -> None:
     for copy in left:
         database = copies[copy]
         if copy == beside(database, PREVIOUS) and database not in found:
-            raise RestoreRefused(f"{target.node.name}: postgres: {copy} is there but {database} is not; it may be "
-                                 f"the only copy of {database}'s data, so nothing was restored (rename it back to "
-                                 f"{database}, or drop it, then restore again)")  # fmt: skip
+            raise RestoreRefused(
+                f"{target.node.name}: postgres: {copy} is there but {database} is not; it may be "
+                f"the only copy of {database}'s data, so nothing was restored (rename it back to "
+                f"{database}, or drop it, then restore again)"
+            )
     for copy in left:
         database = copies[copy]
         _drop(target, copy)
-        logger.warning(f"{target.node.name}: postgres: dropped {copy}, left beside {database} by an earlier "
-                       "restore or drill that did not finish")  # fmt: skip
+        logger.warning(
+            f"{target.node.name}: postgres: dropped {copy}, left beside {database} by an earlier "
+            "restore or drill that did not finish"
+        )
 
 
 def _create_beside_sql(database: str, copy: str) -> str:
@@ -269,8 +295,10 @@ def stage(job: RestoreJob, database: str, archive: str, copy: str) -> dict[str, 
     before the rows are counted: what the counts describe is exactly what was verified."""
     port = settings_for(job.profile).port
     owner = _sql(job, _create_beside_sql(database, copy), f"creating {copy} beside {database}").split()[-1]
-    command = f"runuser -u postgres -- pg_restore -p {int(port)} --exit-on-error --single-transaction " \
-              f"--no-owner --role={shlex.quote(owner)} -d {shlex.quote(copy)}"  # fmt: skip
+    command = (
+        f"runuser -u postgres -- pg_restore -p {int(port)} --exit-on-error --single-transaction "
+        f"--no-owner --role={shlex.quote(owner)} -d {shlex.quote(copy)}"
+    )
     with job.open(archive) as stream, job.shell.writer(command, f"pg_restore into {copy}") as target:
         copy_stream(stream, target)
     return _counts(_sql(job, ROW_COUNTS, f"counting the rows of {copy}", database=copy).splitlines())
@@ -330,23 +358,30 @@ def restore(job: RestoreJob) -> dict:
             found[database] = stage(job, database, archive, beside(database, STAGING))
             wrong = differences(job.figures.get(database, {}), found[database], database)
             if wrong:
-                raise RestoreRefused(f"{job.node.name}: postgres: the copy of {database} restored from the "
-                                     f"set does not match the manifest ({'; '.join(wrong)}); "
-                                     "no database was replaced")  # fmt: skip
+                raise RestoreRefused(
+                    f"{job.node.name}: postgres: the copy of {database} restored from the "
+                    f"set does not match the manifest ({'; '.join(wrong)}); "
+                    "no database was replaced"
+                )
     except BaseException:
         _drop_quietly(job, staged)
         raise
     swapped: list[str] = []
     for database in archives:
         try:
-            _sql(job, _swap_sql(database, beside(database, STAGING), beside(database, PREVIOUS)),
-                 f"swapping the restored copy of {database} in")  # fmt: skip
+            _sql(
+                job,
+                _swap_sql(database, beside(database, STAGING), beside(database, PREVIOUS)),
+                f"swapping the restored copy of {database} in",
+            )
         except BaseException as error:
             _drop_quietly(job, staged[len(swapped) :])
             if not swapped:
                 raise
-            raise HostCommandError(f"{error}; already replaced: {', '.join(swapped)}; left as they were: "
-                                 f"{', '.join(list(archives)[len(swapped):])}") from None  # fmt: skip
+            raise HostCommandError(
+                f"{error}; already replaced: {', '.join(swapped)}; left as they were: "
+                f"{', '.join(list(archives)[len(swapped) :])}"
+            ) from None
         swapped.append(database)
     for database in swapped:
         try:

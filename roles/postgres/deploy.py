@@ -25,19 +25,43 @@ def postgres() -> None:
     where, sources = paths(settings), templates()
     data = context(profile, node, memory_mb)
 
-    apt.packages(name=f"Ensure PostgreSQL {settings.version} is installed", packages=[f"postgresql-{settings.version}"],
-                 update=True, cache_time=3600)  # fmt: skip
-    conf = files.template(name=f"Ensure {where['conf']} is rendered", src=sources["conf"], dest=where["conf"],
-                          user="postgres", group="postgres", mode="644", jinja_env_kwargs=jinja_env_kwargs(),
-                          **data)  # fmt: skip
-    hba = files.template(name=f"Ensure {where['hba']} is rendered", src=sources["hba"], dest=where["hba"],
-                         user="postgres", group="postgres", mode="640", jinja_env_kwargs=jinja_env_kwargs(),
-                         **data)  # fmt: skip
+    apt.packages(
+        name=f"Ensure PostgreSQL {settings.version} is installed",
+        packages=[f"postgresql-{settings.version}"],
+        update=True,
+        cache_time=3600,
+    )
+    conf = files.template(
+        name=f"Ensure {where['conf']} is rendered",
+        src=sources["conf"],
+        dest=where["conf"],
+        user="postgres",
+        group="postgres",
+        mode="644",
+        jinja_env_kwargs=jinja_env_kwargs(),
+        **data,
+    )
+    hba = files.template(
+        name=f"Ensure {where['hba']} is rendered",
+        src=sources["hba"],
+        dest=where["hba"],
+        user="postgres",
+        group="postgres",
+        mode="640",
+        jinja_env_kwargs=jinja_env_kwargs(),
+        **data,
+    )
     service_running(unit, changed=[conf], ready=f"runuser -u postgres -- pg_isready -q -p {settings.port}")
     systemd.service(name=f"Ensure {unit} uses its access rules", service=unit, reloaded=True, _if=hba.did_change)
 
-    sql = secret_file(name=f"Ensure {ROLES_SQL} holds the roles and databases", path=ROLES_SQL,
-                      secret=sql_text, mode="600", user="postgres", group="postgres")  # fmt: skip
+    sql = secret_file(
+        name=f"Ensure {ROLES_SQL} holds the roles and databases",
+        path=ROLES_SQL,
+        secret=sql_text,
+        mode="600",
+        user="postgres",
+        group="postgres",
+    )
 
     def roles_or_databases_missing() -> bool:
         present = host.get_fact(PostgresObjects, port=settings.port)

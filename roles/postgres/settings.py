@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from gpuaas.fieldtypes import Port, SecretRef
 from gpuaas.safetext import safe_text
 
-Identifier = Annotated[str, safe_text(r"[a-z_][a-z0-9_]{0,62}", "an identifier of 1 to 63 of a-z, 0-9 and '_', "
-                                      "not starting with a digit")]  # fmt: skip
+Identifier = Annotated[
+    str, safe_text(r"[a-z_][a-z0-9_]{0,62}", "an identifier of 1 to 63 of a-z, 0-9 and '_', not starting with a digit")
+]
 
 
 class Database(BaseModel):
@@ -39,7 +40,9 @@ class PostgresSettings(BaseModel):
         description="Databases, each owned by a login role of the same name.",
     )
     max_connections: int = Field(default=200, ge=10, le=10000, description="max_connections.")
-    shared_buffers_share: float = Field(default=0.25, gt=0, le=0.5,
-                                        description="shared_buffers as a share of host memory.")  # fmt: skip
-    effective_cache_share: float = Field(default=0.75, gt=0, le=0.9,
-                                         description="effective_cache_size as a share of host memory.")  # fmt: skip
+    shared_buffers_share: float = Field(
+        default=0.25, gt=0, le=0.5, description="shared_buffers as a share of host memory."
+    )
+    effective_cache_share: float = Field(
+        default=0.75, gt=0, le=0.9, description="effective_cache_size as a share of host memory."
+    )

@@ -20,8 +20,10 @@ def probes(profile: Profile, node: Host) -> list[Probe]:
     where, rendered = paths(settings), rendered_files(profile, node, host.get_fact(MemoryMB))
     names = ", ".join(f"'{db.name}'" for db in settings.databases)
     # Each database owned by the login role of its name: one row per database when all are in place.
-    owned = (f"SELECT count(*) FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba AND r.rolname = d.datname "
-             f"AND r.rolcanlogin WHERE d.datname IN ({names})")  # fmt: skip
+    owned = (
+        f"SELECT count(*) FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba AND r.rolname = d.datname "
+        f"AND r.rolcanlogin WHERE d.datname IN ({names})"
+    )
     return [
         packages_probe([f"postgresql-{settings.version}"]),
         owned_files_probe(
@@ -31,7 +33,7 @@ def probes(profile: Profile, node: Host) -> list[Probe]:
                 where["hba"]: (rendered[where["hba"]], "640", "postgres", "postgres"),
                 ROLES_SQL: (sql.reveal(), "600", "postgres", "postgres"),
             },
-        ),  # fmt: skip
+        ),
         services_probe(running=[unit_name(profile)], enabled=[unit_name(profile)]),
         Probe("databases", f'{PSQL} -p {settings.port} -c "{owned}"', str(len(settings.databases))),
     ]

@@ -54,8 +54,10 @@ def _info(text: str) -> dict[str, str]:
 
 def _key_counts(keyspace: str) -> dict[str, int]:
     """`INFO keyspace` (`db0:keys=2,expires=0,avg_ttl=0`) as {"db0": 2}."""
-    return {db: int(dict(part.split("=") for part in value.strip().split(","))["keys"])
-            for db, value in _info(keyspace).items()}  # fmt: skip
+    return {
+        db: int(dict(part.split("=") for part in value.strip().split(","))["keys"])
+        for db, value in _info(keyspace).items()
+    }
 
 
 def figures(target: ServiceHost) -> dict:
@@ -69,13 +71,20 @@ def _settings(target: ServiceHost) -> dict[str, str]:
     found = dict(zip(lines[::2], lines[1::2], strict=False))
     if set(found) != set(names.split()):
         port = settings_for(target.profile).port
-        raise HostCommandError(f"{target.node.name}: Redis on port {port} did not answer CONFIG GET "
-                               f"({' '.join(lines)[:200] or 'no answer'}); is redis-server running?")  # fmt: skip
-    unsafe = [key for key in ("dir", "dbfilename", "appenddirname", "appendfilename")
-              if not (SAFE_PATH if key == "dir" else SAFE_NAME).fullmatch(found[key]) or found[key] in (".", "..")]
+        raise HostCommandError(
+            f"{target.node.name}: Redis on port {port} did not answer CONFIG GET "
+            f"({' '.join(lines)[:200] or 'no answer'}); is redis-server running?"
+        )
+    unsafe = [
+        key
+        for key in ("dir", "dbfilename", "appenddirname", "appendfilename")
+        if not (SAFE_PATH if key == "dir" else SAFE_NAME).fullmatch(found[key]) or found[key] in (".", "..")
+    ]
     if unsafe:
-        raise HostCommandError(f"{target.node.name}: Redis' {', '.join(unsafe)} is not a plain path (letters, digits, "
-                               "`.`, `_`, `-`); refused before anything was changed")  # fmt: skip
+        raise HostCommandError(
+            f"{target.node.name}: Redis' {', '.join(unsafe)} is not a plain path (letters, digits, "
+            "`.`, `_`, `-`); refused before anything was changed"
+        )
     return found
 
 
@@ -106,26 +115,36 @@ def _refuse_unknown(job: RestoreJob) -> None:
         str(key) for key in job.figures if not re.fullmatch(r"db[0-9]{1,5}", str(key))
     ]
     if odd or ARTIFACT not in job.names:
-        raise RestoreRefused(f"{job.node.name}: Redis restore refused (nothing was changed): the set holds "
-                             f"{', '.join(odd) or f'no {ARTIFACT}'}; this role restores {ARTIFACT} into "
-                             "databases db0, db1, ...")  # fmt: skip
+        raise RestoreRefused(
+            f"{job.node.name}: Redis restore refused (nothing was changed): the set holds "
+            f"{', '.join(odd) or f'no {ARTIFACT}'}; this role restores {ARTIFACT} into "
+            "databases db0, db1, ..."
+        )
 
 
 def _paths(settings: dict[str, str]) -> dict[str, str]:
     """The shell-quoted paths of a restore (the settings are checked to be plain names)."""
     directory = settings["dir"]
     staging = f"{directory}/{STAGING}"
-    return {name: shlex.quote(path) for name, path in {
-        "dir": directory, "staging": staging, "rdb": f"{directory}/{settings['dbfilename']}",
-        "aof": f"{directory}/{settings['appenddirname']}", "new": f"{staging}/new.rdb",
-    }.items()}  # fmt: skip
+    return {
+        name: shlex.quote(path)
+        for name, path in {
+            "dir": directory,
+            "staging": staging,
+            "rdb": f"{directory}/{settings['dbfilename']}",
+            "aof": f"{directory}/{settings['appenddirname']}",
+            "new": f"{staging}/new.rdb",
+        }.items()
+    }
 
 
 def _stop_scratch(staging: str) -> str:
     """A command stopping the scratch server a staging directory's pid file names (if that process
     is still a redis-server: a pid left by a run cut short may have been reused since)."""
-    return (f"if [ -s {staging}/scratch.pid ]; then pid=$(cat {staging}/scratch.pid); "
-            "if grep -q redis-server /proc/$pid/cmdline 2>/dev/null; then kill $pid; fi; fi")  # fmt: skip
+    return (
+        f"if [ -s {staging}/scratch.pid ]; then pid=$(cat {staging}/scratch.pid); "
+        "if grep -q redis-server /proc/$pid/cmdline 2>/dev/null; then kill $pid; fi; fi"
+    )
 
 
 def _clear_staging(settings: dict[str, str]) -> str:
@@ -143,15 +162,20 @@ def _staged(job: RestoreJob, settings: dict[str, str]) -> dict:
     leftover = job.shell.run(
         f"if [ -e {paths['staging']}/swapping ]; then echo swapping; exit 0; fi; "
         f"if [ -e {paths['staging']} ]; then echo leftover; {_clear_staging(settings)}; fi; "
-        f"install -d -m 700 -o redis -g redis {paths['staging']}", "preparing the Redis staging directory",
-    )  # fmt: skip
+        f"install -d -m 700 -o redis -g redis {paths['staging']}",
+        "preparing the Redis staging directory",
+    )
     if "swapping" in leftover:
-        raise HostCommandError(f"{job.node.name}: an unfinished Redis restore waits in {settings['dir']}/{STAGING}; "
-                               "run the restore again (it puts the live data back first)")  # fmt: skip
+        raise HostCommandError(
+            f"{job.node.name}: an unfinished Redis restore waits in {settings['dir']}/{STAGING}; "
+            "run the restore again (it puts the live data back first)"
+        )
     if "leftover" in leftover:
         logger.warning(f"{job.node.name}: Redis: removed the staged files an earlier restore or drill left")
-    with job.open(ARTIFACT) as rdb, job.shell.writer(f"umask 077 && cat > {paths['new']}.part",
-                                                     "staging the RDB") as target:  # fmt: skip
+    with (
+        job.open(ARTIFACT) as rdb,
+        job.shell.writer(f"umask 077 && cat > {paths['new']}.part", "staging the RDB") as target,
+    ):
         copy_stream(rdb, target)
     socket = shlex.quote(f"{settings['dir']}/{STAGING}/scratch.sock")
     cli = f"redis-cli -s {socket}"
@@ -173,14 +197,16 @@ def _rollback_script(settings: dict[str, str]) -> str:
     way)."""
     paths = _paths(settings)
     staging = paths["staging"]
-    return (f"{_stop_scratch(staging)}; if [ -e {staging}/swapping ]; then systemctl stop {UNIT}; "
-            f"if [ -d {staging}/old-aof ]; then rm -rf {paths['aof']}; mv {staging}/old-aof {paths['aof']}; "
-            f"echo 'put back the append-only files'; elif [ -e {staging}/no-old-aof ]; then rm -rf {paths['aof']}; "
-            "echo 'removed the restored append-only files'; fi; "
-            f"if [ -e {staging}/old.rdb ]; then if [ {staging}/old.rdb -ef {paths['rdb']} ]; then "
-            f"rm -f {staging}/old.rdb; else mv {staging}/old.rdb {paths['rdb']}; fi; echo 'put back the RDB'; fi; "
-            f"if [ -e {staging}/no-old.rdb ]; then rm -f {paths['rdb']}; echo 'removed the restored RDB'; fi; "
-            f"rm -rf {staging}; systemctl start {UNIT}; fi; rm -rf {staging}")  # fmt: skip
+    return (
+        f"{_stop_scratch(staging)}; if [ -e {staging}/swapping ]; then systemctl stop {UNIT}; "
+        f"if [ -d {staging}/old-aof ]; then rm -rf {paths['aof']}; mv {staging}/old-aof {paths['aof']}; "
+        f"echo 'put back the append-only files'; elif [ -e {staging}/no-old-aof ]; then rm -rf {paths['aof']}; "
+        "echo 'removed the restored append-only files'; fi; "
+        f"if [ -e {staging}/old.rdb ]; then if [ {staging}/old.rdb -ef {paths['rdb']} ]; then "
+        f"rm -f {staging}/old.rdb; else mv {staging}/old.rdb {paths['rdb']}; fi; echo 'put back the RDB'; fi; "
+        f"if [ -e {staging}/no-old.rdb ]; then rm -f {paths['rdb']}; echo 'removed the restored RDB'; fi; "
+        f"rm -rf {staging}; systemctl start {UNIT}; fi; rm -rf {staging}"
+    )
 
 
 def _swap_script(settings: dict[str, str]) -> str:
@@ -213,8 +239,11 @@ def _swap_script(settings: dict[str, str]) -> str:
 
 def _wait_ready(job: RestoreJob) -> None:
     # Loading a large data set takes a while; PING answers LOADING until it is done.
-    _ask(job, "for i in $(seq 120); do $cli ping 2>/dev/null | grep -q PONG && exit 0; sleep 0.5; done; exit 1",
-         "waiting for Redis to load its data set")  # fmt: skip
+    _ask(
+        job,
+        "for i in $(seq 120); do $cli ping 2>/dev/null | grep -q PONG && exit 0; sleep 0.5; done; exit 1",
+        "waiting for Redis to load its data set",
+    )
 
 
 def restore(job: RestoreJob) -> dict:
@@ -228,21 +257,27 @@ def restore(job: RestoreJob) -> dict:
         SWAP_UNIT, _rollback_script(settings), "rolling back an unfinished Redis restore"
     )
     if rolled_back.strip():
-        logger.warning(f"{job.node.name}: Redis: an unfinished restore was rolled back "
-                       f"({'; '.join(rolled_back.strip().splitlines())})")  # fmt: skip
+        logger.warning(
+            f"{job.node.name}: Redis: an unfinished restore was rolled back "
+            f"({'; '.join(rolled_back.strip().splitlines())})"
+        )
     try:
         wrong = differences(job.figures, _staged(job, settings))
         if wrong:
-            raise RestoreRefused(f"{job.node.name}: the staged Redis RDB differs from the manifest "
-                                 f"({'; '.join(wrong)}); the live data was not touched")  # fmt: skip
+            raise RestoreRefused(
+                f"{job.node.name}: the staged Redis RDB differs from the manifest "
+                f"({'; '.join(wrong)}); the live data was not touched"
+            )
         try:
             job.shell.run_detached(SWAP_UNIT, _swap_script(settings), "swapping in the restored Redis data set")
             _wait_ready(job)
             found = figures(job)
             wrong = differences(job.figures, found)
             if wrong:
-                raise HostCommandError(f"{job.node.name}: after the swap Redis showed other key counts than the "
-                                       f"manifest ({'; '.join(wrong)}); the live data was put back")  # fmt: skip
+                raise HostCommandError(
+                    f"{job.node.name}: after the swap Redis showed other key counts than the "
+                    f"manifest ({'; '.join(wrong)}); the live data was put back"
+                )
         except Exception:
             job.shell.run_detached(SWAP_UNIT, _rollback_script(settings), "putting the live Redis data back")
             _wait_ready(job)

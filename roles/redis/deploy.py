@@ -30,13 +30,26 @@ def redis() -> None:
         return
 
     apt.packages(name="Ensure redis-server is installed", packages=["redis-server"], update=True, cache_time=3600)
-    config = files.template(name=f"Ensure {CONFIG} is rendered", src=templates()[CONFIG], dest=CONFIG,
-                            user="root", group="redis", mode="640", jinja_env_kwargs=jinja_env_kwargs(),
-                            **context(profile, node))  # fmt: skip
-    auth = secret_file(name=f"Ensure {AUTH} holds the password", path=AUTH, secret=profile_auth_file(profile),
-                       mode="640", group="redis")  # fmt: skip
-    included = files.line(name=f"Ensure {MAIN_CONFIG} includes {CONFIG}", path=MAIN_CONFIG,
-                          line=f"^{INCLUDE_LINE}$", replace=INCLUDE_LINE)  # fmt: skip
+    config = files.template(
+        name=f"Ensure {CONFIG} is rendered",
+        src=templates()[CONFIG],
+        dest=CONFIG,
+        user="root",
+        group="redis",
+        mode="640",
+        jinja_env_kwargs=jinja_env_kwargs(),
+        **context(profile, node),
+    )
+    auth = secret_file(
+        name=f"Ensure {AUTH} holds the password",
+        path=AUTH,
+        secret=profile_auth_file(profile),
+        mode="640",
+        group="redis",
+    )
+    included = files.line(
+        name=f"Ensure {MAIN_CONFIG} includes {CONFIG}", path=MAIN_CONFIG, line=f"^{INCLUDE_LINE}$", replace=INCLUDE_LINE
+    )
     # An unauthenticated PING answers NOAUTH once the server is up: readiness without the password.
     ping = f"redis-cli -h {node.address} -p {settings.port} ping 2>&1 | grep -qE 'PONG|NOAUTH'"
     service_running("redis-server", changed=[config, auth, included], ready=ping)

@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from gpuaas.fieldtypes import Port, SecretRef
 from gpuaas.safetext import safe_text
 
-Memory = Annotated[str, safe_text(r"[0-9]+[kKmMgG]?[bB]?", "a memory size: digits, optionally followed by k, m or "
-                                  "g and b")]  # fmt: skip
+Memory = Annotated[
+    str, safe_text(r"[0-9]+[kKmMgG]?[bB]?", "a memory size: digits, optionally followed by k, m or g and b")
+]
 
 
 class RedisSettings(BaseModel):
@@ -24,6 +25,12 @@ class RedisSettings(BaseModel):
     appendfsync: Literal["always", "everysec", "no"] = Field(default="everysec", description="AOF fsync policy.")
     maxmemory: Memory = Field(default="0", description="Memory limit; 0 is none.")
     maxmemory_policy: Literal[
-        "noeviction", "allkeys-lru", "volatile-lru", "allkeys-lfu", "volatile-lfu", "allkeys-random",
-        "volatile-random", "volatile-ttl",
-    ] = Field(default="noeviction", description="What Redis does at the memory limit.")  # fmt: skip
+        "noeviction",
+        "allkeys-lru",
+        "volatile-lru",
+        "allkeys-lfu",
+        "volatile-lfu",
+        "allkeys-random",
+        "volatile-random",
+        "volatile-ttl",
+    ] = Field(default="noeviction", description="What Redis does at the memory limit.")

@@ -19,7 +19,7 @@ def probes(profile: Profile, node: Host) -> list[Probe]:
                 CONFIG: (rendered_files(profile, node)[CONFIG], "640", "root", "redis"),
                 AUTH: (auth.reveal(), "640", "root", "redis"),
             },
-        ),  # fmt: skip
+        ),
         Probe("include", f"grep -cxF {shlex.quote(INCLUDE_LINE)} {MAIN_CONFIG}", "[1-9][0-9]*", pattern=True),
         services_probe(running=["redis-server"], enabled=["redis-server"]),
     ]

@@ -41,5 +41,7 @@ def all_ready(names: list[str]) -> str:
 
 def wait(test: str, seconds: int, failure: str) -> str:
     """Poll `test` every second for `seconds`; then fail with `failure` on stderr."""
-    return (f"for i in $(seq {int(seconds)}); do {{ {test} ; }} && exit 0; sleep 1; done; "
-            f"echo {shlex.quote(failure)} >&2; exit 1")  # fmt: skip
+    return (
+        f"for i in $(seq {int(seconds)}); do {{ {test} ; }} && exit 0; sleep 1; done; "
+        f"echo {shlex.quote(failure)} >&2; exit 1"
+    )

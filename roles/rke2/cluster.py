@@ -38,8 +38,13 @@ def cluster_ready() -> None:
     server.shell(
         name=f"Wait for all {len(names)} nodes to be Ready",
         commands=[wait(all_ready(names), seconds, f"nodes not Ready after {seconds}s")],
-        _if=lambda: not all(host.get_fact(Nodes, kubectl=KUBECTL, kubeconfig=KUBECONFIG).get(n, {}).get("ready")
-                            for n in names),
-    )  # fmt: skip
-    kubeconfig_on_controller(name="Ensure the cluster's kubeconfig is on the controller", environment=profile.name,
-                             server=api_url(profile), target=str(default_path()))  # fmt: skip
+        _if=lambda: (
+            not all(host.get_fact(Nodes, kubectl=KUBECTL, kubeconfig=KUBECONFIG).get(n, {}).get("ready") for n in names)
+        ),
+    )
+    kubeconfig_on_controller(
+        name="Ensure the cluster's kubeconfig is on the controller",
+        environment=profile.name,
+        server=api_url(profile),
+        target=str(default_path()),
+    )

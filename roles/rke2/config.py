@@ -158,15 +158,19 @@ def registries(profile: Profile, settings: Rke2Settings) -> Secret | None:
     for registry, auth in settings.registries.configs.items():
         entry: dict[str, Any] = {}
         if auth.username or auth.password:
-            entry["auth"] = {"username": auth.username or "",
-                             "password": resolve(profile, auth.password).reveal() if auth.password else ""}  # fmt: skip
+            entry["auth"] = {
+                "username": auth.username or "",
+                "password": resolve(profile, auth.password).reveal() if auth.password else "",
+            }
         tls = {"ca_file": auth.ca_file} if auth.ca_file else {}
         tls |= {"insecure_skip_verify": True} if auth.insecure_skip_verify else {}
         if tls:
             entry["tls"] = tls
         configs[registry] = entry
-    document = {"mirrors": {name: {"endpoint": endpoints} for name, endpoints in settings.registries.mirrors.items()},
-                "configs": configs}  # fmt: skip
+    document = {
+        "mirrors": {name: {"endpoint": endpoints} for name, endpoints in settings.registries.mirrors.items()},
+        "configs": configs,
+    }
     return Secret("registries.yaml", dump(document))
 
 
@@ -192,20 +196,32 @@ def manifests(settings: Rke2Settings) -> dict[str, str]:
     """Manifest path -> HelmChart / HelmChartConfig resource the servers apply."""
     documents = {}
     for chart in settings.helm_charts:
-        spec: dict[str, Any] = {"chart": chart.chart, "targetNamespace": chart.target_namespace,
-                                "createNamespace": chart.create_namespace}  # fmt: skip
+        spec: dict[str, Any] = {
+            "chart": chart.chart,
+            "targetNamespace": chart.target_namespace,
+            "createNamespace": chart.create_namespace,
+        }
         spec |= {"repo": chart.repo} if chart.repo else {}
         spec |= {"version": chart.version} if chart.version else {}
         if chart.values:
             spec["valuesContent"] = yaml.safe_dump(chart.values, sort_keys=True)
-        documents[f"{MANIFESTS}/gpuaas-{chart.name}.yaml"] = dump({
-            "apiVersion": "helm.cattle.io/v1", "kind": "HelmChart",
-            "metadata": {"name": chart.name, "namespace": "kube-system"}, "spec": spec})  # fmt: skip
+        documents[f"{MANIFESTS}/gpuaas-{chart.name}.yaml"] = dump(
+            {
+                "apiVersion": "helm.cattle.io/v1",
+                "kind": "HelmChart",
+                "metadata": {"name": chart.name, "namespace": "kube-system"},
+                "spec": spec,
+            }
+        )
     for config in settings.helm_chart_configs:
-        documents[f"{MANIFESTS}/gpuaas-{config.name}-config.yaml"] = dump({
-            "apiVersion": "helm.cattle.io/v1", "kind": "HelmChartConfig",
-            "metadata": {"name": config.name, "namespace": "kube-system"},
-            "spec": {"valuesContent": yaml.safe_dump(config.values, sort_keys=True)}})  # fmt: skip
+        documents[f"{MANIFESTS}/gpuaas-{config.name}-config.yaml"] = dump(
+            {
+                "apiVersion": "helm.cattle.io/v1",
+                "kind": "HelmChartConfig",
+                "metadata": {"name": config.name, "namespace": "kube-system"},
+                "spec": {"valuesContent": yaml.safe_dump(config.values, sort_keys=True)},
+            }
+        )
     return documents
 
 

@@ -61,14 +61,27 @@ def rke2() -> None:
 
 def _cis_host(node: Host, sysctl_text: str) -> None:
     """What the CIS profile checks before RKE2 starts: the kernel parameters, and an etcd account on servers."""
-    sysctls = files.put(name=f"Ensure {CIS_SYSCTL} holds the CIS kernel parameters", src=StringIO(sysctl_text),
-                        dest=CIS_SYSCTL, mode="644")  # fmt: skip
-    server.shell(name="Ensure the CIS kernel parameters are applied", commands=[f"sysctl -p {CIS_SYSCTL}"],
-                 _if=sysctls.did_change)  # fmt: skip
+    sysctls = files.put(
+        name=f"Ensure {CIS_SYSCTL} holds the CIS kernel parameters",
+        src=StringIO(sysctl_text),
+        dest=CIS_SYSCTL,
+        mode="644",
+    )
+    server.shell(
+        name="Ensure the CIS kernel parameters are applied",
+        commands=[f"sysctl -p {CIS_SYSCTL}"],
+        _if=sysctls.did_change,
+    )
     if is_server(node):
         server.group(name="Ensure group etcd exists", group="etcd", system=True)
-        server.user(name="Ensure account etcd exists", user="etcd", group="etcd", system=True,
-                    shell="/sbin/nologin", create_home=False)  # fmt: skip
+        server.user(
+            name="Ensure account etcd exists",
+            user="etcd",
+            group="etcd",
+            system=True,
+            shell="/sbin/nologin",
+            create_home=False,
+        )
 
 
 def _staged(local: Path, directory: str, what: str, mode: str = "600") -> str:
@@ -86,19 +99,31 @@ def _install(settings: Rke2Settings, node: Host, release: dict[str, Path], versi
     tarball = _staged(release["artifact"], directory, f"the RKE2 {version} tarball")
     if "images_artifact" in release:
         images = release["images_artifact"]
-        files.put(name=f"Ensure {images.name} is where RKE2 imports images", src=str(images),
-                  dest=f"{IMAGES}/{images.name}", mode="600", create_remote_dir=True)  # fmt: skip
+        files.put(
+            name=f"Ensure {images.name} is where RKE2 imports images",
+            src=str(images),
+            dest=f"{IMAGES}/{images.name}",
+            mode="600",
+            create_remote_dir=True,
+        )
     if settings.install_method == "script":
         _staged(release["checksums_artifact"], directory, f"the RKE2 {version} checksum file")
         script = _staged(release["script_artifact"], directory, "the pinned RKE2 install script", mode="700")
         # INSTALL_RKE2_ARTIFACT_PATH: the script takes the verified tarball and checksum file from there
         # and downloads nothing.
-        environment = {"INSTALL_RKE2_ARTIFACT_PATH": directory, "INSTALL_RKE2_VERSION": version,
-                       "INSTALL_RKE2_TYPE": kind(node), "INSTALL_RKE2_METHOD": "tar",
-                       "INSTALL_RKE2_TAR_PREFIX": PREFIX}  # fmt: skip
+        environment = {
+            "INSTALL_RKE2_ARTIFACT_PATH": directory,
+            "INSTALL_RKE2_VERSION": version,
+            "INSTALL_RKE2_TYPE": kind(node),
+            "INSTALL_RKE2_METHOD": "tar",
+            "INSTALL_RKE2_TAR_PREFIX": PREFIX,
+        }
         assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in environment.items())
-        return server.shell(name=f"Ensure RKE2 {version} is installed (pinned install script)",
-                            commands=[f"env {assignments} sh {shlex.quote(script)}"], _if=wanted)  # fmt: skip
+        return server.shell(
+            name=f"Ensure RKE2 {version} is installed (pinned install script)",
+            commands=[f"env {assignments} sh {shlex.quote(script)}"],
+            _if=wanted,
+        )
     return server.shell(
         name=f"Ensure RKE2 {version} is installed under {PREFIX}",
         commands=[f"tar xzf {shlex.quote(tarball)} -C {PREFIX} && systemctl daemon-reload"],
@@ -109,23 +134,43 @@ def _install(settings: Rke2Settings, node: Host, release: dict[str, Path], versi
 def _configuration(profile: Profile, node: Host, settings: Rke2Settings, rendered: dict[str, str]) -> list:
     """Tokens, registries, the S3 drop-in, config.yaml and (servers) manifests, and the removal of what the
     role wrote before and is no longer asked to; returns what restarts RKE2."""
-    changed = [secret_file(name=f"Ensure {path} holds the join token", path=path, secret=value)
-               for path, value in token_files(profile, node).items()]  # fmt: skip
+    changed = [
+        secret_file(name=f"Ensure {path} holds the join token", path=path, secret=value)
+        for path, value in token_files(profile, node).items()
+    ]
     if (credentials := join_credentials(profile, node)) is not None:
         user, secret = credentials
-        changed.append(join_token_file(name=f"Ensure {TOKEN_FILE} holds the secure token that verifies the server",
-                                       path=TOKEN_FILE, ca_host=pyinfra_name(profile, first_server(profile)),
-                                       user=user, secret=secret))  # fmt: skip
+        changed.append(
+            join_token_file(
+                name=f"Ensure {TOKEN_FILE} holds the secure token that verifies the server",
+                path=TOKEN_FILE,
+                ca_host=pyinfra_name(profile, first_server(profile)),
+                user=user,
+                secret=secret,
+            )
+        )
     private = secret_files(profile, node)
     for path, value in private.items():
         changed.append(secret_file(name=f"Ensure {path} is current", path=path, secret=value))
-    changed.append(files.put(name=f"Ensure {CONFIG} is rendered", src=StringIO(rendered[CONFIG]), dest=CONFIG,
-                             mode="600", create_remote_dir=True))  # fmt: skip
+    changed.append(
+        files.put(
+            name=f"Ensure {CONFIG} is rendered",
+            src=StringIO(rendered[CONFIG]),
+            dest=CONFIG,
+            mode="600",
+            create_remote_dir=True,
+        )
+    )
     if is_server(node):
         # The servers apply these themselves (like `kubectl apply`): no restart needed.
         for path in manifests(settings):
-            files.put(name=f"Ensure manifest {path.rsplit('/', 1)[1]} is in place", src=StringIO(rendered[path]),
-                      dest=path, mode="600", create_remote_dir=True)  # fmt: skip
+            files.put(
+                name=f"Ensure manifest {path.rsplit('/', 1)[1]} is in place",
+                src=StringIO(rendered[path]),
+                dest=path,
+                mode="600",
+                create_remote_dir=True,
+            )
     return changed + _withdrawn(set(rendered) | set(private))
 
 
@@ -137,8 +182,7 @@ def _withdrawn(wanted: set[str]) -> list:
         if path in wanted:
             continue
         if path.startswith(f"{MANIFESTS}/"):
-            manifest_withdrawn(name=f"Ensure manifest {path.rsplit('/', 1)[1]} and what it created are gone",
-                               path=path)  # fmt: skip
+            manifest_withdrawn(name=f"Ensure manifest {path.rsplit('/', 1)[1]} and what it created are gone", path=path)
             continue
         removed = files.file(name=f"Ensure {path} is gone (no longer configured)", path=path, present=False)
         if read_at_start(path):
@@ -150,14 +194,14 @@ def _running(node: Host, settings: Rke2Settings, changed: list) -> None:
     """Start (or, after a change, restart) the unit, then wait a bounded time for the node to be ready."""
     unit = f"rke2-{kind(node)}"
     was_running = host.get_fact(SystemdStatus).get(f"{unit}.service", False)
-    started = systemd.service(name=f"Ensure {unit} is running and enabled", service=unit, running=True,
-                              enabled=True)  # fmt: skip
+    started = systemd.service(name=f"Ensure {unit} is running and enabled", service=unit, running=True, enabled=True)
     restarted = (
-        systemd.service(name=f"Ensure {unit} runs with its configuration", service=unit, restarted=True,
-                        _if=any_changed(*changed))
+        systemd.service(
+            name=f"Ensure {unit} runs with its configuration", service=unit, restarted=True, _if=any_changed(*changed)
+        )
         if was_running
         else started
-    )  # fmt: skip
+    )
     seconds = settings.ready_timeout
     if is_server(node):
         ready = f"{api_ready()} && {node_ready(node.name)}"
@@ -167,7 +211,8 @@ def _running(node: Host, settings: Rke2Settings, changed: list) -> None:
         what = "the kubelet"
     server.shell(
         name=f"Wait for {unit} to be ready",
-        commands=[wait(ready, seconds, f"{unit} on {node.name}: {what} not ready after {seconds}s; "
-                                       f"see journalctl -u {unit}")],
+        commands=[
+            wait(ready, seconds, f"{unit} on {node.name}: {what} not ready after {seconds}s; see journalctl -u {unit}")
+        ],
         _if=any_changed(started, restarted),
-    )  # fmt: skip
+    )

@@ -64,8 +64,10 @@ class OptionalFiles(FactBase):
     def command(self) -> str:
         header = shlex.quote(HEADER.strip())
         # The patterns are the role's own constants: left unquoted so that the shell expands them.
-        return (f"for f in {' '.join(OPTIONAL_FILES)}; do "
-                f'[ -f "$f" ] && [ "$(head -n 1 "$f")" = {header} ] && printf \'%s\\n\' "$f"; done; true')  # fmt: skip
+        return (
+            f"for f in {' '.join(OPTIONAL_FILES)}; do "
+            f'[ -f "$f" ] && [ "$(head -n 1 "$f")" = {header} ] && printf \'%s\\n\' "$f"; done; true'
+        )
 
     def process(self, output: list[str]) -> list[str]:
         return sorted(line.strip() for line in output if line.strip())

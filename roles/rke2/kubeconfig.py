@@ -73,8 +73,9 @@ def kubeconfig_on_controller(environment: str, server: str, target: str):
     digest = host.get_fact(Sha256File, path=KUBECONFIG)
     wanted = hashlib.sha256(f"{digest} {server} {target}".encode()).hexdigest()
     current = Path(target)
-    present = current.exists() and name in {c.get("name") for c in (yaml.safe_load(current.read_text()) or {})
-                                            .get("contexts") or []}  # fmt: skip
+    present = current.exists() and name in {
+        c.get("name") for c in (yaml.safe_load(current.read_text()) or {}).get("contexts") or []
+    }
     if digest and present and stamp.exists() and stamp.read_text().strip() == wanted:
         host.noop(f"context {name} in {target} is current")
         return

@@ -32,8 +32,10 @@ def join_token_file(path: str, ca_host: str, user: str, secret: Secret):
     server = state.inventory.get_host(ca_host)
     ca_sha256 = server.get_fact(Sha256File, path=SERVER_CA)
     if not ca_sha256:
-        failure = (f"{SERVER_CA} is not on {ca_host}: the server the nodes join has not started "
-                   "(journalctl -u rke2-server there)")  # fmt: skip
+        failure = (
+            f"{SERVER_CA} is not on {ca_host}: the server the nodes join has not started "
+            "(journalctl -u rke2-server there)"
+        )
         yield StringCommand(f"echo {shlex.quote(failure)} >&2; exit 1")
         return
     yield from secret_file._inner(path=path, secret=secure_token(ca_sha256, user, secret))
@@ -53,6 +55,8 @@ def manifest_withdrawn(path: str):
         return
     addon = posixpath.splitext(posixpath.basename(path))[0]
     quoted = shlex.quote(path)
-    yield (f"{kubectl(f'delete -f {quoted} --ignore-not-found')} && "
-           f"{kubectl(f'-n kube-system delete addons.k3s.cattle.io {shlex.quote(addon)} --ignore-not-found')} && "
-           f"rm -f {quoted}")  # fmt: skip
+    yield (
+        f"{kubectl(f'delete -f {quoted} --ignore-not-found')} && "
+        f"{kubectl(f'-n kube-system delete addons.k3s.cattle.io {shlex.quote(addon)} --ignore-not-found')} && "
+        f"rm -f {quoted}"
+    )

@@ -47,8 +47,9 @@ def verified_release(profile: Profile, settings: Rke2Settings) -> dict[str, Path
     release_version(profile, settings)
     names = settings.required_artifacts()
     files = {setting: artifacts.verified(name, profile.artifacts[name]) for setting, name in names.items()}
-    listed = dict(reversed(line.split(None, 1)) for line in files["checksums_artifact"].read_text().splitlines()
-                  if line.strip())  # fmt: skip
+    listed = dict(
+        reversed(line.split(None, 1)) for line in files["checksums_artifact"].read_text().splitlines() if line.strip()
+    )
     for setting in ("artifact", "images_artifact"):
         if setting in files:
             path, pin = files[setting], profile.artifacts[names[setting]]

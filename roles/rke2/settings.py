@@ -36,8 +36,10 @@ def _node_taint(text: str) -> str:
     return text
 
 
-_ENDPOINT_RULE = ("a mirror endpoint is an http:// or https:// URL: a host name or IP address, an optional port "
-                  "and path, without user or password, query, fragment, spaces or line breaks")  # fmt: skip
+_ENDPOINT_RULE = (
+    "a mirror endpoint is an http:// or https:// URL: a host name or IP address, an optional port "
+    "and path, without user or password, query, fragment, spaces or line breaks"
+)
 
 
 def _mirror_endpoint(text: str) -> str:
@@ -50,8 +52,10 @@ def _mirror_endpoint(text: str) -> str:
     except ValueError:
         raise ValueError(_ENDPOINT_RULE) from None
     if "@" in url.netloc:
-        raise ValueError("a mirror endpoint must not carry a user or password (before '@'): give credentials in "
-                         "registries.configs (username, password: secret:NAME)")  # fmt: skip
+        raise ValueError(
+            "a mirror endpoint must not carry a user or password (before '@'): give credentials in "
+            "registries.configs (username, password: secret:NAME)"
+        )
     if url.scheme not in ("http", "https") or "?" in text or "#" in text:
         raise ValueError(_ENDPOINT_RULE)
     if not _is_host(url.hostname or ""):
@@ -75,32 +79,66 @@ Taint = Annotated[str, AfterValidator(_node_taint)]
 #: An http(s) URL of a registry mirror.
 MirrorEndpoint = Annotated[str, AfterValidator(_mirror_endpoint)]
 #: A Kubernetes resource name (RFC 1123 label).
-Name = Annotated[str, safe_text(
-    r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?",
-    "a name of 1 to 63 of a-z, 0-9 and '-', starting and ending with a letter or digit",
-)]  # fmt: skip
+Name = Annotated[
+    str,
+    safe_text(
+        r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?",
+        "a name of 1 to 63 of a-z, 0-9 and '-', starting and ending with a letter or digit",
+    ),
+]
 
 #: Options the role writes itself from the profile: setting them by hand would fight the role.
-MANAGED_OPTIONS = frozenset({
-    "token", "token-file", "agent-token", "agent-token-file", "server", "node-name", "node-ip", "advertise-address",
-    "tls-san", "cni", "cluster-cidr", "service-cidr", "node-label", "node-taint", "profile", "private-registry",
-    "write-kubeconfig-mode", "etcd-snapshot-schedule-cron", "etcd-snapshot-retention", "etcd-s3",
-    "etcd-s3-endpoint", "etcd-s3-bucket", "etcd-s3-access-key", "etcd-s3-secret-key", "etcd-s3-region",
-    "etcd-s3-folder", "data-dir", "config",
-})  # fmt: skip
-
+MANAGED_OPTIONS = frozenset(
+    {
+        "token",
+        "token-file",
+        "agent-token",
+        "agent-token-file",
+        "server",
+        "node-name",
+        "node-ip",
+        "advertise-address",
+        "tls-san",
+        "cni",
+        "cluster-cidr",
+        "service-cidr",
+        "node-label",
+        "node-taint",
+        "profile",
+        "private-registry",
+        "write-kubeconfig-mode",
+        "etcd-snapshot-schedule-cron",
+        "etcd-snapshot-retention",
+        "etcd-s3",
+        "etcd-s3-endpoint",
+        "etcd-s3-bucket",
+        "etcd-s3-access-key",
+        "etcd-s3-secret-key",
+        "etcd-s3-region",
+        "etcd-s3-folder",
+        "data-dir",
+        "config",
+    }
+)
 
 
 #: A cron schedule of five fields (minute, hour, day of month, month, day of week).
-CronSchedule = Annotated[str, safe_text(
-    r"[0-9*/,-]+( [0-9*/,-]+){4}",
-    "a cron schedule of five space-separated fields of digits, '*', '/', ',' and '-'",
-)]  # fmt: skip
+CronSchedule = Annotated[
+    str,
+    safe_text(
+        r"[0-9*/,-]+( [0-9*/,-]+){4}",
+        "a cron schedule of five space-separated fields of digits, '*', '/', ',' and '-'",
+    ),
+]
 #: A folder inside the backup bucket.
-BucketFolder = Annotated[str, safe_text(
-    r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*",
-    "a folder path of '/'-separated names of letters, digits, '_' and '-'",
-)]  # fmt: skip
+BucketFolder = Annotated[
+    str,
+    safe_text(
+        r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*",
+        "a folder path of '/'-separated names of letters, digits, '_' and '-'",
+    ),
+]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -150,12 +188,15 @@ def _checked(options: dict[str, Any], known: frozenset[str], kind: str) -> dict[
     problems = []
     for number, key in enumerate(options, start=1):
         if key in MANAGED_OPTIONS:
-            problems.append(f"key number {number} is an option the role writes from the profile's own "
-                            "settings (addresses, tokens, labels, taints, CNI, registries, etcd snapshots); set it "
-                            "there")  # fmt: skip
+            problems.append(
+                f"key number {number} is an option the role writes from the profile's own "
+                "settings (addresses, tokens, labels, taints, CNI, registries, etcd snapshots); set it "
+                "there"
+            )
         elif key not in known:
-            problems.append(f"key number {number} is not a documented `rke2 {kind}` option (see RKE2's "
-                            f"`rke2 {kind} --help`)")  # fmt: skip
+            problems.append(
+                f"key number {number} is not a documented `rke2 {kind}` option (see RKE2's `rke2 {kind} --help`)"
+            )
     if problems:
         raise ValueError("; ".join(problems))
     return options
@@ -194,14 +235,10 @@ class Rke2Settings(_Strict):
         "PreferNoSchedule, NoExecute.",
     )
     gpu_taint: bool = Field(default=False, description="Taint GPU nodes nvidia.com/gpu=present:NoSchedule.")
-    etcd_snapshot_schedule: CronSchedule = Field(
-        default="0 */6 * * *", description="etcd snapshot cron schedule."
-    )
+    etcd_snapshot_schedule: CronSchedule = Field(default="0 */6 * * *", description="etcd snapshot cron schedule.")
     etcd_snapshot_retention: int = Field(default=12, ge=1, description="etcd snapshots kept on each server.")
     etcd_s3: bool = Field(default=False, description="Also send etcd snapshots to the profile's backup target.")
-    etcd_s3_folder: BucketFolder = Field(
-        default="etcd", description="Folder in the backup bucket for etcd snapshots."
-    )
+    etcd_s3_folder: BucketFolder = Field(default="etcd", description="Folder in the backup bucket for etcd snapshots.")
     registries: Registries = Field(default_factory=Registries, description="Private registries.")
     server_options: dict[str, Any] = Field(default={}, description="More `rke2 server` options (validated).")
     agent_options: dict[str, Any] = Field(default={}, description="More `rke2 agent` options (validated).")

@@ -82,8 +82,12 @@ def rollout_plan(profile: Profile, target: str | None, allow_downgrade: bool) ->
     if key not in _PLANS:
         running = running_versions(profile)
         batches = plan(profile, running, target, allow_downgrade)
-        record = {"environment": profile.name, "target": target, "running": running,
-                  "batches": [{"label": b.label, "nodes": list(b.nodes)} for b in batches]}  # fmt: skip
+        record = {
+            "environment": profile.name,
+            "target": target,
+            "running": running,
+            "batches": [{"label": b.label, "nodes": list(b.nodes)} for b in batches],
+        }
         path = REPO_ROOT / "build" / profile.name / "upgrade-plan.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2) + "\n")
@@ -94,8 +98,9 @@ def rollout_plan(profile: Profile, target: str | None, allow_downgrade: bool) ->
 def snapshot(target: str) -> None:
     """An etcd snapshot on the first server before anything changes."""
     name = "pre-upgrade-" + re.sub(r"[^a-z0-9-]", "-", target.lower())
-    server.shell(name=f"Take etcd snapshot {name}",
-                 commands=[f"{PROGRAM} etcd-snapshot save --name {shlex.quote(name)}"])  # fmt: skip
+    server.shell(
+        name=f"Take etcd snapshot {name}", commands=[f"{PROGRAM} etcd-snapshot save --name {shlex.quote(name)}"]
+    )
 
 
 def drain(batch: Batch, settings: Rke2Settings) -> None:
@@ -104,8 +109,9 @@ def drain(batch: Batch, settings: Rke2Settings) -> None:
     node stays cordoned."""
     for node in batch.nodes:
         name = shlex.quote(node)
-        drain_command = kubectl(f"drain {name} --ignore-daemonsets --delete-emptydir-data "
-                                f"--timeout={int(settings.drain_timeout)}s")  # fmt: skip
+        drain_command = kubectl(
+            f"drain {name} --ignore-daemonsets --delete-emptydir-data --timeout={int(settings.drain_timeout)}s"
+        )
         report = f"drain of {node} did not finish in {settings.drain_timeout}s; upgrading it cordoned"
         fallback = f"echo {shlex.quote(report)} >&2" if settings.drain_fallback == "continue" else "exit 1"
         cordon = kubectl(f"cordon {name}")

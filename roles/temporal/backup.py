@@ -117,23 +117,33 @@ def _clear_leftovers(target: ServiceHost, suffixes: tuple[str, ...]) -> None:
     the restored data; without it, it is the only copy and the restore stops naming it."""
     path = settings_for(target.profile).db_file
     listing = " ".join(shlex.quote(path + suffix) for suffix in ("", *suffixes))
-    found = set(target.shell.run(f"for file in {listing}; do if [ -e \"$file\" ]; then echo \"$file\"; fi; done",
-                                 "looking for copies beside Temporal's SQLite file").splitlines())  # fmt: skip
+    found = set(
+        target.shell.run(
+            f'for file in {listing}; do if [ -e "$file" ]; then echo "$file"; fi; done',
+            "looking for copies beside Temporal's SQLite file",
+        ).splitlines()
+    )
     if PREVIOUS in suffixes and path + PREVIOUS in found and path not in found:
-        raise RestoreRefused(f"{target.node.name}: temporal: {path + PREVIOUS} is there but {path} is not; it may "
-                             f"be the only copy of Temporal's data, so nothing was restored (move it back to {path}, "
-                             "or remove it, then restore again)")  # fmt: skip
+        raise RestoreRefused(
+            f"{target.node.name}: temporal: {path + PREVIOUS} is there but {path} is not; it may "
+            f"be the only copy of Temporal's data, so nothing was restored (move it back to {path}, "
+            "or remove it, then restore again)"
+        )
     for copy in (path + suffix for suffix in suffixes if path + suffix in found):
         _remove(target, copy)
-        logger.warning(f"{target.node.name}: temporal: removed {copy}, left beside {path} by an earlier restore or "
-                       "drill that did not finish")  # fmt: skip
+        logger.warning(
+            f"{target.node.name}: temporal: removed {copy}, left beside {path} by an earlier restore or "
+            "drill that did not finish"
+        )
 
 
 def stage(job: RestoreJob, copy: str) -> dict:
     """Write the set's SQLite file to `copy` (readable by root only), check it with SQLite's quick_check
     and count its rows. The stream is closed, and so checked against the manifest's sha256, first."""
-    with job.open(ARTIFACT) as db, job.shell.writer(f"umask 077 && cat > {shlex.quote(copy)}",
-                                                    f"writing {copy}") as out:  # fmt: skip
+    with (
+        job.open(ARTIFACT) as db,
+        job.shell.writer(f"umask 077 && cat > {shlex.quote(copy)}", f"writing {copy}") as out,
+    ):
         copy_stream(db, out)
     job.shell.run(_python(_CHECK, copy), f"checking {copy} with SQLite's quick_check")
     return json.loads(job.shell.run(_python(_COUNT, copy, ",".join(COUNTED)), f"counting the rows of {copy}"))
@@ -174,8 +184,10 @@ def restore(job: RestoreJob) -> dict:
         found = stage(job, path + STAGING)
         wrong = differences(job.figures, found)
         if wrong:
-            raise RestoreRefused(f"{job.node.name}: temporal: the file restored from the set does not match the "
-                                 f"manifest ({'; '.join(wrong)}); {path} was not replaced")  # fmt: skip
+            raise RestoreRefused(
+                f"{job.node.name}: temporal: the file restored from the set does not match the "
+                f"manifest ({'; '.join(wrong)}); {path} was not replaced"
+            )
     except BaseException:
         _remove_quietly(job, path + STAGING)
         raise

@@ -56,10 +56,18 @@ def stores(settings: TemporalSettings) -> dict[str, str]:
 
 def context(profile: Profile, node: Host) -> dict:
     settings = settings_for(profile)
-    return {"settings": settings, "address": str(node.address), "loopback": LOOPBACK, "program": PROGRAM_LINK,
-            "server": SERVER_LINK,
-            "data_dir": data_dir(settings), "config_root": CONFIG_ROOT, "env_file": ENV_FILE,
-            "postgres_port": profile.services.postgres.port, "plugin": SQL_PLUGIN}  # fmt: skip
+    return {
+        "settings": settings,
+        "address": str(node.address),
+        "loopback": LOOPBACK,
+        "program": PROGRAM_LINK,
+        "server": SERVER_LINK,
+        "data_dir": data_dir(settings),
+        "config_root": CONFIG_ROOT,
+        "env_file": ENV_FILE,
+        "postgres_port": profile.services.postgres.port,
+        "plugin": SQL_PLUGIN,
+    }
 
 
 def templates(settings: TemporalSettings) -> dict[str, str]:
@@ -98,8 +106,9 @@ def rendered_files(profile: Profile, node: Host) -> dict[str, str]:
 def environment_file(main: Secret, visibility: Secret) -> Secret:
     """The server's EnvironmentFile: both database passwords, read by the config template and by
     temporal-sql-tool."""
-    return secrets.environment_file("temporal", {"TEMPORAL_DB_PASSWORD": main,
-                                                 "TEMPORAL_VISIBILITY_DB_PASSWORD": visibility})  # fmt: skip
+    return secrets.environment_file(
+        "temporal", {"TEMPORAL_DB_PASSWORD": main, "TEMPORAL_VISIBILITY_DB_PASSWORD": visibility}
+    )
 
 
 def sql_tool(profile: Profile, node: Host, store: str, command: str) -> str:
@@ -108,9 +117,11 @@ def sql_tool(profile: Profile, node: Host, store: str, command: str) -> str:
     settings = settings_for(profile)
     database = stores(settings)[store]
     variable = "TEMPORAL_DB_PASSWORD" if store == "temporal" else "TEMPORAL_VISIBILITY_DB_PASSWORD"
-    return (f"set -a && . {ENV_FILE} && set +a && SQL_PASSWORD=\"${variable}\" {SQL_TOOL_LINK} "
-            f"--plugin {SQL_PLUGIN} --ep {node.address} -p {profile.services.postgres.port} -u {shlex.quote(database)} "
-            f"--db {shlex.quote(database)} {command}")  # fmt: skip
+    return (
+        f'set -a && . {ENV_FILE} && set +a && SQL_PASSWORD="${variable}" {SQL_TOOL_LINK} '
+        f"--plugin {SQL_PLUGIN} --ep {node.address} -p {profile.services.postgres.port} -u {shlex.quote(database)} "
+        f"--db {shlex.quote(database)} {command}"
+    )
 
 
 def health_command(settings: TemporalSettings, address: str) -> str:

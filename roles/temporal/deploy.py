@@ -52,17 +52,26 @@ def temporal() -> None:
         return
     changed = [install_pinned(profile, settings.artifact, PROGRAM_LINK)]
     if settings.mode == "server":
-        changed += [install_pinned(profile, settings.server_artifact, SERVER_LINK),
-                    install_pinned(profile, settings.sql_tool_artifact, SQL_TOOL_LINK)]  # fmt: skip
+        changed += [
+            install_pinned(profile, settings.server_artifact, SERVER_LINK),
+            install_pinned(profile, settings.sql_tool_artifact, SQL_TOOL_LINK),
+        ]
     service_account("temporal", home=data_dir(settings), private_dirs=(data_dir(settings),))
     if settings.mode == "server":
         changed.append(_server_configuration(profile, node, settings))
 
     data, rendered = context(profile, node), {}
     for path, template in templates(settings).items():
-        rendered[path] = files.template(name=f"Ensure {path} is rendered", src=template, dest=path, user="root",
-                                        group="temporal", mode="640" if path.endswith(".yaml") else "644",
-                                        jinja_env_kwargs=jinja_env_kwargs(), **data)  # fmt: skip
+        rendered[path] = files.template(
+            name=f"Ensure {path} is rendered",
+            src=template,
+            dest=path,
+            user="root",
+            group="temporal",
+            mode="640" if path.endswith(".yaml") else "644",
+            jinja_env_kwargs=jinja_env_kwargs(),
+            **data,
+        )
     unit = rendered.pop("/etc/systemd/system/temporal.service")
     wanted = {forward.name for forward in forwards(profile, node)}
     for name in FORWARD_NAMES:
@@ -71,8 +80,13 @@ def temporal() -> None:
     # Dev mode's server answers on loopback; its forwarders listen once it no longer holds every address.
     health_address = LOOPBACK if settings.mode == "dev" else str(node.address)
     ready = f"{health_command(settings, health_address)} 2>/dev/null | grep -q SERVING"
-    service_running("temporal", changed=[*changed, *rendered.values(), unit], unit=unit, ready=ready,
-                    seconds=120 if settings.mode == "server" else 60)  # fmt: skip
+    service_running(
+        "temporal",
+        changed=[*changed, *rendered.values(), unit],
+        unit=unit,
+        ready=ready,
+        seconds=120 if settings.mode == "server" else 60,
+    )
     for forward in forwards(profile, node):
         forwarded(forward)
     if settings.mode == "server":
@@ -82,29 +96,43 @@ def temporal() -> None:
 def _server_configuration(profile: Profile, node: Host, settings: TemporalSettings):
     """The database credentials and current schemas server mode needs; returns the credentials' operation."""
     credentials = secret_file(
-        name=f"Ensure {ENV_FILE} holds the database credentials", path=ENV_FILE, mode="640", group="temporal",
-        secret=environment_file(resolve(profile, password_ref(profile, settings.database)),
-                                resolve(profile, password_ref(profile, settings.visibility_database))),
-    )  # fmt: skip
+        name=f"Ensure {ENV_FILE} holds the database credentials",
+        path=ENV_FILE,
+        mode="640",
+        group="temporal",
+        secret=environment_file(
+            resolve(profile, password_ref(profile, settings.database)),
+            resolve(profile, password_ref(profile, settings.visibility_database)),
+        ),
+    )
     archive = artifacts.verified(settings.schema_artifact, profile.artifacts[settings.schema_artifact])
     target, source = schema_dir(profile), f"{SCHEMA_ROOT}/{archive.name}"
-    files.put(name=f"Ensure the Temporal schema source {archive.name} is on the host", src=str(archive),
-              dest=source, mode="644", create_remote_dir=True)  # fmt: skip
+    files.put(
+        name=f"Ensure the Temporal schema source {archive.name} is on the host",
+        src=str(archive),
+        dest=source,
+        mode="644",
+        create_remote_dir=True,
+    )
     q_target, q_new, q_source = shlex.quote(target), shlex.quote(f"{target}.new"), shlex.quote(source)
     server.shell(
         name=f"Ensure the Temporal schema is unpacked in {target}",
-        commands=[f"mkdir -p {q_new} && tar -xzf {q_source} -C {q_new} --strip-components=1 && rm -rf {q_target} "
-                  f"&& mv {q_new} {q_target}"],
+        commands=[
+            f"mkdir -p {q_new} && tar -xzf {q_source} -C {q_new} --strip-components=1 && rm -rf {q_target} "
+            f"&& mv {q_new} {q_target}"
+        ],
         _if=lambda: not host.get_fact(Directory, path=versioned_dir(profile, "temporal")),
-    )  # fmt: skip
+    )
     for store, database in stores(settings).items():
         directory = versioned_dir(profile, store)
         server.shell(
             name=f"Ensure the {database} database schema is current (temporal-sql-tool)",
-            commands=[f"{{ {sql_tool(profile, node, store, 'setup-schema -v 0.0')} ; }} 2>/dev/null; "
-                      f"{sql_tool(profile, node, store, f'update-schema -d {shlex.quote(directory)}')}"],
+            commands=[
+                f"{{ {sql_tool(profile, node, store, 'setup-schema -v 0.0')} ; }} 2>/dev/null; "
+                f"{sql_tool(profile, node, store, f'update-schema -d {shlex.quote(directory)}')}"
+            ],
             _if=lambda database=database, directory=directory: _schema_behind(database, directory),
-        )  # fmt: skip
+        )
     return credentials
 
 
@@ -119,8 +147,10 @@ def _namespaces(settings: TemporalSettings, address: str) -> None:
     for namespace in settings.namespaces:
         server.shell(
             name=f"Ensure namespace {namespace} is registered",
-            commands=[f"{PROGRAM_LINK} operator namespace create --namespace {shlex.quote(namespace)} "
-                      f"--address {shlex.quote(endpoint)}"],
+            commands=[
+                f"{PROGRAM_LINK} operator namespace create --namespace {shlex.quote(namespace)} "
+                f"--address {shlex.quote(endpoint)}"
+            ],
             _if=lambda namespace=namespace: (
                 namespace not in host.get_fact(TemporalNamespaces, program=PROGRAM_LINK, address=endpoint)
             ),

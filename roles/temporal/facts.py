@@ -60,12 +60,16 @@ class TemporalSchema(FactBase):
     def command(self, database: str, versioned_dir: str) -> str:
         # `database` is an identifier (a-z, 0-9, '_'): it is inert inside the SQL string literal too.
         query = shlex.quote(f"SELECT curr_version FROM schema_version WHERE db_name = '{database}'")
-        return (f"echo current=$(runuser -u postgres -- psql -XAtq -d {shlex.quote(database)} -c {query} "
-                f"2>/dev/null); echo available=$(ls {shlex.quote(versioned_dir)} 2>/dev/null "
-                "| tr '\\n' ' ')")  # fmt: skip
+        return (
+            f"echo current=$(runuser -u postgres -- psql -XAtq -d {shlex.quote(database)} -c {query} "
+            f"2>/dev/null); echo available=$(ls {shlex.quote(versioned_dir)} 2>/dev/null "
+            "| tr '\\n' ' ')"
+        )
 
     def process(self, output: list[str]) -> dict:
         values = dict(line.split("=", 1) for line in output if "=" in line)
         versions = [name for name in values.get("available", "").split() if name.startswith("v")]
-        return {"current": values.get("current", "").strip() or None,
-                "available": max(versions, key=_version_key).lstrip("v") if versions else None}  # fmt: skip
+        return {
+            "current": values.get("current", "").strip() or None,
+            "available": max(versions, key=_version_key).lstrip("v") if versions else None,
+        }

@@ -9,10 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from gpuaas.fieldtypes import Port
 from gpuaas.safetext import AbsolutePath, ArtifactName, safe_text
 
-Namespace = Annotated[str, safe_text(r"[a-z0-9][a-z0-9._-]{1,62}", "a namespace of 2 to 63 of a-z, 0-9, '.', '_' "
-                                     "and '-', starting with a letter or digit")]  # fmt: skip
-Identifier = Annotated[str, safe_text(r"[a-z_][a-z0-9_]{0,62}", "an identifier of 1 to 63 of a-z, 0-9 and '_', "
-                                      "not starting with a digit")]  # fmt: skip
+Namespace = Annotated[
+    str,
+    safe_text(
+        r"[a-z0-9][a-z0-9._-]{1,62}",
+        "a namespace of 2 to 63 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit",
+    ),
+]
+Identifier = Annotated[
+    str, safe_text(r"[a-z_][a-z0-9_]{0,62}", "an identifier of 1 to 63 of a-z, 0-9 and '_', not starting with a digit")
+]
 
 
 class TemporalSettings(BaseModel):

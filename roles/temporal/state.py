@@ -16,8 +16,11 @@ def probes(profile: Profile, node: Host) -> list[Probe]:
     if settings.mode != "dev":
         return []
     unit, forwarded = rendered_files(profile, node)[UNIT], forwards(profile, node)
-    forward_files = {path: (content, "644", "root", "root")
-                     for forward in forwarded for path, content in forward_units(forward).items()}  # fmt: skip
+    forward_files = {
+        path: (content, "644", "root", "root")
+        for forward in forwarded
+        for path, content in forward_units(forward).items()
+    }
     units_running = ["temporal", *forward_sockets(forwarded)]
     return [
         pinned_program_probe(profile, settings.artifact, PROGRAM_LINK),

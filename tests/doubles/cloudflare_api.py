@@ -48,8 +48,17 @@ class FakeCloudflare:
         self.server.shutdown()
 
     def add_record(self, name: str, type: str, content: str, comment: str = "", proxied: bool = False) -> dict:
-        record = {"id": f"rec-{next(self._ids)}", "name": name, "type": type, "content": content,
-                  "proxied": proxied, "ttl": 1, "comment": comment or None, "tags": [], "proxiable": True}  # fmt: skip
+        record = {
+            "id": f"rec-{next(self._ids)}",
+            "name": name,
+            "type": type,
+            "content": content,
+            "proxied": proxied,
+            "ttl": 1,
+            "comment": comment or None,
+            "tags": [],
+            "proxiable": True,
+        }
         if type == "MX":
             record["priority"] = 10
         self.records[record["id"]] = record
@@ -86,8 +95,15 @@ class FakeCloudflare:
         return None
 
     def _create(self, body: dict) -> dict:
-        record = {"id": f"rec-{next(self._ids)}", "proxiable": True, "tags": [], "ttl": 1, "proxied": False,
-                  "comment": None, **_stored(body)}  # fmt: skip
+        record = {
+            "id": f"rec-{next(self._ids)}",
+            "proxiable": True,
+            "tags": [],
+            "ttl": 1,
+            "proxied": False,
+            "comment": None,
+            **_stored(body),
+        }
         self.records[record["id"]] = record
         return record
 
@@ -138,8 +154,11 @@ class FakeCloudflare:
                     self.ssl = body["value"]
                 return 200, {}, _envelope({"id": "ssl", "value": self.ssl, "editable": True})
             if parts[2:] == ["dns_records"] and method == "GET":
-                found = [r for r in self.records.values()
-                         if all(k not in query or r[k] == query[k] for k in ("name", "type", "content"))]  # fmt: skip
+                found = [
+                    r
+                    for r in self.records.values()
+                    if all(k not in query or r[k] == query[k] for k in ("name", "type", "content"))
+                ]
                 return 200, {}, _page(sorted(found, key=lambda r: (r["name"], r["type"], r["id"])), query)
             if parts[2:] == ["dns_records"] and method == "POST":
                 problem = self._problem(_stored(body))
@@ -162,9 +181,15 @@ class FakeCloudflare:
         if method == "POST" and len(parts) == 1:
             certificate_id = f"cert-{next(self._ids)}"
             pem, expires = _sign(body["csr"], body["hostnames"], int(body.get("requested_validity", 5475)))
-            issued = {"id": certificate_id, "certificate": pem, "hostnames": body["hostnames"], "expires_on": expires,
-                      "request_type": body["request_type"], "requested_validity": body["requested_validity"],
-                      "csr": body["csr"]}  # fmt: skip
+            issued = {
+                "id": certificate_id,
+                "certificate": pem,
+                "hostnames": body["hostnames"],
+                "expires_on": expires,
+                "request_type": body["request_type"],
+                "requested_validity": body["requested_validity"],
+                "csr": body["csr"],
+            }
             self.certificates[certificate_id] = issued
             return 200, {}, _envelope(issued)
         if method == "DELETE" and len(parts) == 2 and parts[1] in self.certificates:
@@ -293,8 +318,12 @@ def _stored(body: dict) -> dict:
 
 
 def _envelope(result, errors: list[tuple[int, str]] = (), info: dict | None = None) -> dict:
-    body = {"success": not errors, "errors": [{"code": c, "message": m} for c, m in errors], "messages": [],
-            "result": result}  # fmt: skip
+    body = {
+        "success": not errors,
+        "errors": [{"code": c, "message": m} for c, m in errors],
+        "messages": [],
+        "result": result,
+    }
     if info is not None:
         body["result_info"] = info
     return body
@@ -305,5 +334,7 @@ def _page(items: list, query: dict) -> dict:
     page, per_page = int(query.get("page", 1)), min(int(query.get("per_page", 20)), 5000)
     chunk = items[(page - 1) * per_page : page * per_page]
     pages = max(1, -(-len(items) // per_page))
-    return _envelope(chunk, info={"page": page, "per_page": per_page, "count": len(chunk),
-                                  "total_count": len(items), "total_pages": pages})  # fmt: skip
+    return _envelope(
+        chunk,
+        info={"page": page, "per_page": per_page, "count": len(chunk), "total_count": len(items), "total_pages": pages},
+    )

@@ -35,9 +35,15 @@ WORKFLOW = f"backup-probe-{os.getpid()}"
 
 
 def run_deploy(deploy: str, env: dict | None = None, *flags: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["pyinfra", "-y", *flags, "inventories/local.py", deploy], cwd=REPO_ROOT,
-                          capture_output=True, text=True, check=False, timeout=900,
-                          env={**os.environ, **(env or {})})  # fmt: skip
+    return subprocess.run(
+        ["pyinfra", "-y", *flags, "inventories/local.py", deploy],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def secret(profile, name: str) -> str:
@@ -56,16 +62,22 @@ class Probe:
 
     # PostgreSQL, as the platform's own login role over the network
     def pg(self):
-        return psycopg.connect(host=SERVER, dbname="platform", user="platform",
-                               password=secret(self.profile, "pg_platform_password"), autocommit=True)  # fmt: skip
+        return psycopg.connect(
+            host=SERVER,
+            dbname="platform",
+            user="platform",
+            password=secret(self.profile, "pg_platform_password"),
+            autocommit=True,
+        )
 
     def redis(self):
         return redis.Redis(host=SERVER, port=6379, password=secret(self.profile, "redis_password"))
 
     def nats(self, coroutine):
         async def run():
-            client = await nats.connect(f"nats://{SERVER}:4222", user="platform",
-                                        password=secret(self.profile, "nats_password"))  # fmt: skip
+            client = await nats.connect(
+                f"nats://{SERVER}:4222", user="platform", password=secret(self.profile, "nats_password")
+            )
             try:
                 return await coroutine(client.jetstream())
             finally:
@@ -76,9 +88,12 @@ class Probe:
     def bao(self, method: str, path: str, body: dict | None = None) -> dict:
         token = json.loads(secret(self.profile, "openbao_init"))["local-server"]["root_token"]
         context = ssl.create_default_context(cadata=on_server("cat /etc/openbao/tls/ca.crt"))
-        request = urllib.request.Request(f"https://{SERVER}:8200/v1/{path}", method=method,
-                                         data=json.dumps(body).encode() if body is not None else None,
-                                         headers={"X-Vault-Token": token})  # fmt: skip
+        request = urllib.request.Request(
+            f"https://{SERVER}:8200/v1/{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"X-Vault-Token": token},
+        )
         try:
             with urllib.request.urlopen(request, context=context, timeout=10) as answer:
                 text = answer.read()
@@ -151,8 +166,13 @@ class Probe:
         }
 
     def expected(self) -> dict:
-        return {"rows": [(i, bytes(p)) for i, p in self.rows], "keys": self.keys, "messages": self.messages,
-                "secret": self.secret_value, "workflow": WORKFLOW}  # fmt: skip
+        return {
+            "rows": [(i, bytes(p)) for i, p in self.rows],
+            "keys": self.keys,
+            "messages": self.messages,
+            "secret": self.secret_value,
+            "workflow": WORKFLOW,
+        }
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +307,8 @@ def test_an_s3_outage_mid_backup_leaves_an_incomplete_set_that_is_never_offered(
     # Unreachable while the deploy is prepared, takes the lease or uploads: a non-zero exit that says so.
     said = stopped.stdout + stopped.stderr
     assert stopped.returncode != 0 and any(
-        reason in said for reason in ("cannot be read", "while taking the backup lease", "the set stays incomplete"))
+        reason in said for reason in ("cannot be read", "while taking the backup lease", "the set stays incomplete")
+    )
     client, bucket = store.client(local_hosts), local_hosts.backup.bucket
     sets = list_sets(client, bucket, "local")
     incomplete = [set_id for set_id, entry in sets.items() if not entry["complete"]]
@@ -338,11 +359,14 @@ def test_encrypted_sets_hold_no_plaintext_and_restore(probe, local_hosts, monkey
     identity = subprocess.run(["age-keygen"], capture_output=True, text=True, check=True).stdout
     recipient = next(line.split(": ")[1] for line in identity.splitlines() if "public key" in line)
     monkeypatch.setenv("GPUAAS_TEST_AGE_IDENTITY", identity.strip().splitlines()[-1])
-    encrypted = local_hosts.model_copy(update={
-        "backup": local_hosts.backup.model_copy(update={"encryption": BackupEncryption(
-            recipients=[recipient], identity="secret:backup_age_identity")}),
-        "secrets": {**local_hosts.secrets, "backup_age_identity": SecretSource(env="GPUAAS_TEST_AGE_IDENTITY")},
-    })  # fmt: skip
+    encrypted = local_hosts.model_copy(
+        update={
+            "backup": local_hosts.backup.model_copy(
+                update={"encryption": BackupEncryption(recipients=[recipient], identity="secret:backup_age_identity")}
+            ),
+            "secrets": {**local_hosts.secrets, "backup_age_identity": SecretSource(env="GPUAAS_TEST_AGE_IDENTITY")},
+        }
+    )
     probe.redis().set("probe:plaintext-marker", b"PLAINTEXT-MARKER")
     manifest = engine.back_up(encrypted, log=lambda line: None, services=(redis_backup,))
     client, bucket = store.client(local_hosts), local_hosts.backup.bucket

@@ -38,11 +38,20 @@ def test_units_run_from_the_upgraded_release():
 
 
 def test_upgrade_order_snapshot_server_then_agent_each_cordoned_and_uncordoned():
-    events = [line.split(" ", 1)[1] for line in SERVER.file("/var/lib/rancher/rke2/server/double.log")
-              .content_string.splitlines()]  # fmt: skip
-    steps = ["snapshot pre-upgrade", "cordon local-server", f"start server local-server {UPGRADED}",
-             "uncordon local-server", "cordon local-gpu-1", "drain local-gpu-1", f"join local-gpu-1 agent {UPGRADED}",
-             "uncordon local-gpu-1"]  # fmt: skip
+    events = [
+        line.split(" ", 1)[1]
+        for line in SERVER.file("/var/lib/rancher/rke2/server/double.log").content_string.splitlines()
+    ]
+    steps = [
+        "snapshot pre-upgrade",
+        "cordon local-server",
+        f"start server local-server {UPGRADED}",
+        "uncordon local-server",
+        "cordon local-gpu-1",
+        "drain local-gpu-1",
+        f"join local-gpu-1 agent {UPGRADED}",
+        "uncordon local-gpu-1",
+    ]
     positions = [next(i for i, event in enumerate(events) if event.startswith(step)) for step in steps]
     assert positions == sorted(positions), events
 

@@ -15,18 +15,30 @@ from gpuaas.secrets import resolve
 
 PROFILE = load_profile("local")
 # Path-style addressing and checksums only when required: what S3-compatible stores accept.
-S3_CONFIG = Config(s3={"addressing_style": "path"}, request_checksum_calculation="when_required",
-                   response_checksum_validation="when_required", retries={"max_attempts": 2})  # fmt: skip
+S3_CONFIG = Config(
+    s3={"addressing_style": "path"},
+    request_checksum_calculation="when_required",
+    response_checksum_validation="when_required",
+    retries={"max_attempts": 2},
+)
 
 
 def client(access_key: str, secret_key: str):
-    return boto3.client("s3", endpoint_url=str(PROFILE.backup.endpoint), region_name=PROFILE.backup.region,
-                        aws_access_key_id=access_key, aws_secret_access_key=secret_key, config=S3_CONFIG)  # fmt: skip
+    return boto3.client(
+        "s3",
+        endpoint_url=str(PROFILE.backup.endpoint),
+        region_name=PROFILE.backup.region,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=S3_CONFIG,
+    )
 
 
 def backup_client():
-    return client(resolve(PROFILE, PROFILE.backup.access_key_id).reveal(),
-                  resolve(PROFILE, PROFILE.backup.secret_access_key).reveal())  # fmt: skip
+    return client(
+        resolve(PROFILE, PROFILE.backup.access_key_id).reveal(),
+        resolve(PROFILE, PROFILE.backup.secret_access_key).reveal(),
+    )
 
 
 def test_backup_bucket_exists():

@@ -17,8 +17,9 @@ HOST = lane_host(PROFILE, DATA.name)
 
 
 def connect(database: str, user: str, password: str) -> psycopg.Connection:
-    return psycopg.connect(host=str(DATA.address), port=SETTINGS.port, dbname=database, user=user,
-                           password=password, connect_timeout=5)  # fmt: skip
+    return psycopg.connect(
+        host=str(DATA.address), port=SETTINGS.port, dbname=database, user=user, password=password, connect_timeout=5
+    )
 
 
 @pytest.mark.parametrize("database", SETTINGS.databases, ids=lambda d: d.name)

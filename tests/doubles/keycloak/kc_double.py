@@ -55,8 +55,12 @@ def database_login(options: dict[str, str]) -> None:
         raise SystemExit(f"ERROR: unsupported db-url {options['db-url']}")
     host, port, name = match.groups()
     environment = {**os.environ, "PGPASSWORD": os.environ.get("KC_DB_PASSWORD", "")}
-    subprocess.run(["psql", "-XAtq", f"host={host} port={port} dbname={name} user={options['db-username']}",
-                    "-c", "SELECT 1"], env=environment, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["psql", "-XAtq", f"host={host} port={port} dbname={name} user={options['db-username']}", "-c", "SELECT 1"],
+        env=environment,
+        check=True,
+        capture_output=True,
+    )
 
 
 def start(arguments: list[str]) -> int:
@@ -76,8 +80,14 @@ def start(arguments: list[str]) -> int:
     STATE.mkdir(parents=True, exist_ok=True)
     admin = STATE / "admin.json"
     if not admin.exists() and os.environ.get("KC_BOOTSTRAP_ADMIN_USERNAME"):
-        admin.write_text(json.dumps({"username": os.environ["KC_BOOTSTRAP_ADMIN_USERNAME"],
-                                     "password": os.environ.get("KC_BOOTSTRAP_ADMIN_PASSWORD", "")}))  # fmt: skip
+        admin.write_text(
+            json.dumps(
+                {
+                    "username": os.environ["KC_BOOTSTRAP_ADMIN_USERNAME"],
+                    "password": os.environ.get("KC_BOOTSTRAP_ADMIN_PASSWORD", ""),
+                }
+            )
+        )
     if "--import-realm" in arguments:
         for document in sorted((HOME / "data" / "import").glob("*.json")):
             realm = json.loads(document.read_text())
@@ -110,9 +120,13 @@ def serve(options: dict[str, str]) -> None:
             form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
             field = lambda name: form.get(name, [""])[0]  # noqa: E731
             admin = json.loads((STATE / "admin.json").read_text())
-            granted = (self.path == "/realms/master/protocol/openid-connect/token" and field("client_id") == "admin-cli"
-                       and field("grant_type") == "password" and field("username") == admin["username"]
-                       and field("password") == admin["password"])  # fmt: skip
+            granted = (
+                self.path == "/realms/master/protocol/openid-connect/token"
+                and field("client_id") == "admin-cli"
+                and field("grant_type") == "password"
+                and field("username") == admin["username"]
+                and field("password") == admin["password"]
+            )
             return (
                 self._send(200, {"access_token": "double"}) if granted else self._send(401, {"error": "invalid_grant"})
             )

@@ -47,8 +47,11 @@ rm -f /usr/local/bin/rke2-uninstall.sh
 
 def _tarball(path: Path, members: dict[str, tuple[bytes, int]]) -> Path:
     """The same bytes for the same members, so a release built again keeps its pin."""
-    with path.open("wb") as file, gzip.GzipFile(filename="", mode="wb", fileobj=file, mtime=0) as packed, \
-            tarfile.open(fileobj=packed, mode="w") as archive:  # fmt: skip
+    with (
+        path.open("wb") as file,
+        gzip.GzipFile(filename="", mode="wb", fileobj=file, mtime=0) as packed,
+        tarfile.open(fileobj=packed, mode="w") as archive,
+    ):
         for name, (body, mode) in members.items():
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(body), mode, 1767225600
@@ -69,11 +72,13 @@ def build_release(directory: Path, version: str) -> dict[str, Path]:
         "lib/systemd/system/rke2-server.service": (UNIT.format(kind="server", other="rke2-agent").encode(), 0o644),
         "lib/systemd/system/rke2-agent.service": (UNIT.format(kind="agent", other="rke2-server").encode(), 0o644),
         "lib/systemd/system/rke2-server.env": (b"HOME=/root\n", 0o644),
-        "share/rke2/rke2-cis-sysctl.conf": (b"vm.panic_on_oom=0\nvm.overcommit_memory=1\nkernel.panic=10\n"
-                                            b"kernel.panic_on_oops=1\n", 0o644),
+        "share/rke2/rke2-cis-sysctl.conf": (
+            b"vm.panic_on_oom=0\nvm.overcommit_memory=1\nkernel.panic=10\nkernel.panic_on_oops=1\n",
+            0o644,
+        ),
         "share/rke2/kubectl-double": ((HERE / "kubectl_double.py").read_bytes(), 0o755),
         "share/rke2/LICENSE.txt": (b"test double of RKE2, not RKE2\n", 0o644),
-    }  # fmt: skip
+    }
     tarball = _tarball(target / "rke2.linux-amd64.tar.gz", members)
     images = target / "rke2-images.linux-amd64.tar.zst"
     images.write_bytes(f"images of the RKE2 double {version}\n".encode())
@@ -87,8 +92,12 @@ def build_release(directory: Path, version: str) -> dict[str, Path]:
 
 
 RELEASES = "https://github.com/rancher/rke2/releases/download"
-ARTIFACTS = {"artifact": "rke2", "checksums_artifact": "rke2-checksums", "images_artifact": "rke2-images",
-             "script_artifact": "rke2-install-script"}  # fmt: skip
+ARTIFACTS = {
+    "artifact": "rke2",
+    "checksums_artifact": "rke2-checksums",
+    "images_artifact": "rke2-images",
+    "script_artifact": "rke2-install-script",
+}
 #: Where RKE2's install.sh of a release is published (its tag), so that its pin names one file.
 SCRIPTS = "https://raw.githubusercontent.com/rancher/rke2"
 #: The cluster settings the local lane's tests use: the API name does not resolve from the controller.
@@ -96,9 +105,16 @@ SETTINGS = {
     "kubeconfig_via_address": True,
     "gpu_taint": True,
     "node_labels": ["gpuaas.io/tier=test"],
-    "helm_charts": [{"name": "gpu-operator", "chart": "gpu-operator", "repo": "https://helm.ngc.nvidia.com/nvidia",
-                     "version": "v25.3.0", "target_namespace": "gpu-operator"}],
-}  # fmt: skip
+    "helm_charts": [
+        {
+            "name": "gpu-operator",
+            "chart": "gpu-operator",
+            "repo": "https://helm.ngc.nvidia.com/nvidia",
+            "version": "v25.3.0",
+            "target_namespace": "gpu-operator",
+        }
+    ],
+}
 
 
 def release_inventory(directory: Path, version: str, settings: dict | None = None) -> Path:
@@ -109,6 +125,7 @@ def release_inventory(directory: Path, version: str, settings: dict | None = Non
     files = build_release(directory, version)
     urls = {setting: f"{RELEASES}/{version}/{path.name}" for setting, path in files.items()}
     urls["script_artifact"] = f"{SCRIPTS}/{version}/install.sh"
-    pins = {ARTIFACTS[setting]: pin(ARTIFACTS[setting], path, version, urls[setting])
-            for setting, path in files.items()}  # fmt: skip
+    pins = {
+        ARTIFACTS[setting]: pin(ARTIFACTS[setting], path, version, urls[setting]) for setting, path in files.items()
+    }
     return inventory(directory, pins, {}, {"rke2": SETTINGS | (settings or {})})

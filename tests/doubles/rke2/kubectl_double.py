@@ -33,16 +33,20 @@ def main() -> None:
     context = ssl._create_unverified_context()
 
     def call(path: str, body: dict | None = None):
-        request = urllib.request.Request(server + path, json.dumps(body).encode() if body else None,
-                                         headers={"Authorization": f"Bearer {token}"},
-                                         method="POST" if body else "GET")  # fmt: skip
+        request = urllib.request.Request(
+            server + path,
+            json.dumps(body).encode() if body else None,
+            headers={"Authorization": f"Bearer {token}"},
+            method="POST" if body else "GET",
+        )
         try:
             return json.loads(urllib.request.urlopen(request, context=context, timeout=10).read())
         except urllib.error.HTTPError as error:
             sys.exit(f"Error from server ({error.code}): {error.read().decode()}")
 
-    output = next((w.split("=", 1)[1] if "=" in w else words[words.index(w) + 1] for w in words
-                   if w.startswith("-o")), "")  # fmt: skip
+    output = next(
+        (w.split("=", 1)[1] if "=" in w else words[words.index(w) + 1] for w in words if w.startswith("-o")), ""
+    )
     if words[:2] == ["get", "--raw"]:
         request = urllib.request.Request(server + words[2], headers={"Authorization": f"Bearer {token}"})
         print(urllib.request.urlopen(request, context=context, timeout=10).read().decode(), end="")

@@ -76,9 +76,16 @@ def notify_ready() -> None:
 
 
 def node_record(options: dict, role: str) -> dict:
-    return {"name": options["node-name"], "role": role, "address": options.get("node-ip", ""), "version": VERSION,
-            "labels": options.get("node-label", []), "taints": options.get("node-taint", []),
-            "ready": True, "unschedulable": False}  # fmt: skip
+    return {
+        "name": options["node-name"],
+        "role": role,
+        "address": options.get("node-ip", ""),
+        "version": VERSION,
+        "labels": options.get("node-label", []),
+        "taints": options.get("node-taint", []),
+        "ready": True,
+        "unschedulable": False,
+    }
 
 
 def load_nodes() -> dict:
@@ -92,11 +99,15 @@ def save_nodes(nodes: dict) -> None:
 def kubernetes_node(record: dict) -> dict:
     labels = dict(label.split("=", 1) for label in record["labels"])
     labels["node-role.kubernetes.io/control-plane"] = "true" if record["role"] == "server" else None
-    return {"metadata": {"name": record["name"], "labels": {k: v for k, v in labels.items() if v is not None}},
-            "spec": {"unschedulable": record["unschedulable"], "taints": record["taints"]},
-            "status": {"conditions": [{"type": "Ready", "status": "True" if record["ready"] else "False"}],
-                       "nodeInfo": {"kubeletVersion": record["version"]},
-                       "addresses": [{"type": "InternalIP", "address": record["address"]}]}}  # fmt: skip
+    return {
+        "metadata": {"name": record["name"], "labels": {k: v for k, v in labels.items() if v is not None}},
+        "spec": {"unschedulable": record["unschedulable"], "taints": record["taints"]},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True" if record["ready"] else "False"}],
+            "nodeInfo": {"kubeletVersion": record["version"]},
+            "addresses": [{"type": "InternalIP", "address": record["address"]}],
+        },
+    }
 
 
 def https_server(port: int, handler, certificate: Path, key: Path) -> ThreadingHTTPServer:
@@ -205,15 +216,41 @@ def certificates(tls: Path, names: list) -> tuple:
     curve = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
     made = not ca.exists()
     if made:
-        openssl("req", "-x509", *curve, "-keyout", str(ca_key), "-out", str(ca), "-days", "3650",
-                "-subj", "/CN=rke2-server-ca@double")  # fmt: skip
+        openssl(
+            "req",
+            "-x509",
+            *curve,
+            "-keyout",
+            str(ca_key),
+            "-out",
+            str(ca),
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=rke2-server-ca@double",
+        )
     certificate, key, request, extensions = (tls / n for n in ("serving.crt", "serving.key", "serving.csr", "san.ext"))
     if made or not certificate.exists():
         sans = ["IP:127.0.0.1", *(("IP:" if n[0].isdigit() else "DNS:") + n for n in names)]
         extensions.write_text(f"subjectAltName={','.join(sans)}\n")
         openssl("req", "-new", *curve, "-keyout", str(key), "-out", str(request), "-subj", "/CN=rke2-double")
-        openssl("x509", "-req", "-in", str(request), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
-                "-days", "365", "-extfile", str(extensions), "-out", str(certificate))  # fmt: skip
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(request),
+            "-CA",
+            str(ca),
+            "-CAkey",
+            str(ca_key),
+            "-CAcreateserial",
+            "-days",
+            "365",
+            "-extfile",
+            str(extensions),
+            "-out",
+            str(certificate),
+        )
     return ca, certificate, key
 
 
@@ -242,12 +279,22 @@ def serve_first_server(options: dict) -> None:
     Handler.ca = ca.read_bytes()
     import base64
 
-    kubeconfig = {"apiVersion": "v1", "kind": "Config",
-                  "clusters": [{"name": "default", "cluster": {"server": "https://127.0.0.1:6443",
-                                "certificate-authority-data": base64.b64encode(ca.read_bytes()).decode()}}],
-                  "users": [{"name": "default", "user": {"token": Handler.admin}}],
-                  "contexts": [{"name": "default", "context": {"cluster": "default", "user": "default"}}],
-                  "current-context": "default"}  # fmt: skip
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "default",
+                "cluster": {
+                    "server": "https://127.0.0.1:6443",
+                    "certificate-authority-data": base64.b64encode(ca.read_bytes()).decode(),
+                },
+            }
+        ],
+        "users": [{"name": "default", "user": {"token": Handler.admin}}],
+        "contexts": [{"name": "default", "context": {"cluster": "default", "user": "default"}}],
+        "current-context": "default",
+    }
     KUBECONFIG.parent.mkdir(parents=True, exist_ok=True)
     KUBECONFIG.write_text(json.dumps(kubeconfig, indent=2))
     KUBECONFIG.chmod(int(options.get("write-kubeconfig-mode", "0600"), 8))
@@ -273,8 +320,10 @@ def verified_context(url: str, token: str) -> ssl.SSLContext:
     offered = urllib.request.urlopen(f"{url}/cacerts", timeout=5, context=ssl._create_unverified_context()).read()
     actual = hashlib.sha256(offered).hexdigest()
     if actual != expected:
-        sys.exit(f"failed to join {url}: token CA hash does not match the Cluster CA certificate hash: "
-                 f"{expected} != {actual}")  # fmt: skip
+        sys.exit(
+            f"failed to join {url}: token CA hash does not match the Cluster CA certificate hash: "
+            f"{expected} != {actual}"
+        )
     return ssl.create_default_context(cadata=offered.decode())
 
 
@@ -289,8 +338,9 @@ def join(options: dict, role: str) -> None:
     while True:
         try:
             context = verified_context(url, token)
-            urllib.request.urlopen(urllib.request.Request(f"{url}/v1-rke2/join", payload, method="POST"),
-                                   timeout=5, context=context)  # fmt: skip
+            urllib.request.urlopen(
+                urllib.request.Request(f"{url}/v1-rke2/join", payload, method="POST"), timeout=5, context=context
+            )
             return
         except urllib.error.HTTPError as refused:
             sys.exit(f"failed to join {url}: {refused.code} {refused.reason}: token is not valid")

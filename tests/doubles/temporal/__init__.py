@@ -12,11 +12,15 @@ HERE = Path(__file__).parent
 VERSION = "0.0.0"
 #: A tiny versioned schema per store: two versions, so update-schema has an order to keep.
 SCHEMA = {
-    "temporal": {"1.0": "CREATE TABLE namespaces (id BYTEA PRIMARY KEY, name TEXT UNIQUE NOT NULL);\n",
-                 "1.1": "CREATE TABLE executions (shard_id INT NOT NULL, run_id BYTEA NOT NULL);\n"},
-    "visibility": {"1.0": "CREATE TABLE executions_visibility (run_id TEXT PRIMARY KEY);\n",
-                   "1.1": "ALTER TABLE executions_visibility ADD COLUMN status INT;\n"},
-}  # fmt: skip
+    "temporal": {
+        "1.0": "CREATE TABLE namespaces (id BYTEA PRIMARY KEY, name TEXT UNIQUE NOT NULL);\n",
+        "1.1": "CREATE TABLE executions (shard_id INT NOT NULL, run_id BYTEA NOT NULL);\n",
+    },
+    "visibility": {
+        "1.0": "CREATE TABLE executions_visibility (run_id TEXT PRIMARY KEY);\n",
+        "1.1": "ALTER TABLE executions_visibility ADD COLUMN status INT;\n",
+    },
+}
 
 
 def _tarball(path: Path, members: dict[str, tuple[bytes, int]]) -> Path:
@@ -41,8 +45,12 @@ def build_schema_source(directory: Path) -> Path:
     for store, versions in SCHEMA.items():
         base = f"temporal-{VERSION}/schema/postgresql/v12/{store}/versioned"
         for version, sql in versions.items():
-            manifest = {"CurrVersion": version, "MinCompatibleVersion": "1.0", "Description": f"{store} {version}",
-                        "SchemaUpdateCqlFiles": ["schema.sql"]}  # fmt: skip
+            manifest = {
+                "CurrVersion": version,
+                "MinCompatibleVersion": "1.0",
+                "Description": f"{store} {version}",
+                "SchemaUpdateCqlFiles": ["schema.sql"],
+            }
             members[f"{base}/v{version}/manifest.json"] = (json.dumps(manifest).encode(), 0o644)
             members[f"{base}/v{version}/schema.sql"] = (sql.encode(), 0o644)
     return _tarball(directory / f"v{VERSION}.tar.gz", members)

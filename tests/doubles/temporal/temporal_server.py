@@ -38,8 +38,12 @@ def check_datastores(text: str) -> None:
         host, port = address.rsplit(":", 1)
         query = f"SELECT curr_version FROM schema_version WHERE db_name = '{database}'"
         target = f"host={host} port={port} dbname={database} user={user}"
-        result = subprocess.run(["psql", "-XAtq", target, "-c", query], env={**os.environ, "PGPASSWORD": password},
-                                capture_output=True, text=True)  # fmt: skip
+        result = subprocess.run(
+            ["psql", "-XAtq", target, "-c", query],
+            env={**os.environ, "PGPASSWORD": password},
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             sys.exit(f"datastore {database}: {result.stderr.strip()}")
         if result.stdout.strip() in ("", "0.0"):
@@ -58,9 +62,27 @@ def main() -> None:
     frontend = text.split("frontend:", 1)[1]
     grpc, http = values(frontend, "grpcPort")[0], values(frontend, "httpPort")[0]
     metrics = values(text, "listenAddress")[0].rsplit(":", 1)[1]
-    os.execvp("temporal", ["temporal", "server", "start-dev", "--ip", "0.0.0.0", "--port", grpc, "--http-port", http,
-                           "--metrics-port", metrics, "--headless", "--db-filename", "temporal-double.db",
-                           "--log-level", "warn"])  # fmt: skip
+    os.execvp(
+        "temporal",
+        [
+            "temporal",
+            "server",
+            "start-dev",
+            "--ip",
+            "0.0.0.0",
+            "--port",
+            grpc,
+            "--http-port",
+            http,
+            "--metrics-port",
+            metrics,
+            "--headless",
+            "--db-filename",
+            "temporal-double.db",
+            "--log-level",
+            "warn",
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,9 @@ CREATE TABLE IF NOT EXISTS schema_update_history (version_partition INT NOT NULL
 def psql(options, sql: str) -> str:
     target = f"host={options.ep} port={options.p} dbname={options.db} user={options.u}"
     environment = {**os.environ, "PGPASSWORD": os.environ.get("SQL_PASSWORD", "")}
-    result = subprocess.run(["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", target], input=sql, text=True,
-                            env=environment, capture_output=True)  # fmt: skip
+    result = subprocess.run(
+        ["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", target], input=sql, text=True, env=environment, capture_output=True
+    )
     if result.returncode != 0:
         sys.exit(f"sql error: {result.stderr.strip()}")
     return result.stdout.strip()
