@@ -6,22 +6,23 @@ pyinfra inventories/ENV.py deploys/data.py
 """
 
 from gpuaas.context import current_node, current_profile, host_in
+from gpuaas.managed import probes_of
 from gpuaas.probe import prefetch
 from gpuaas.report import service_enabled
 from roles import keycloak, nats, object_store, openbao, postgres, redis, temporal
 from roles.keycloak.deploy import keycloak as keycloak_server
+from roles.nats import state as nats_state
 from roles.nats.deploy import nats as nats_server
-from roles.nats.state import probes as nats_state
+from roles.object_store import state as object_store_state
 from roles.object_store.deploy import object_store as seaweedfs
-from roles.object_store.state import probes as object_store_state
+from roles.openbao import state as openbao_state
 from roles.openbao.deploy import openbao as openbao_server
-from roles.openbao.state import probes as openbao_state
+from roles.postgres import state as postgres_state
 from roles.postgres.deploy import postgres as postgres_server
-from roles.postgres.state import probes as postgres_state
+from roles.redis import state as redis_state
 from roles.redis.deploy import redis as redis_server
-from roles.redis.state import probes as redis_state
+from roles.temporal import state as temporal_state
 from roles.temporal.deploy import temporal as temporal_server
-from roles.temporal.state import probes as temporal_state
 
 profile = current_profile()
 # role, its switch in services (the name and what the report calls it), its deploy, its state's probes
@@ -41,6 +42,14 @@ deployed = [
     if host_in(role.APPLIES_TO) and (switch is None or service_enabled(profile, *switch))
 ]
 if deployed:
-    prefetch([state(profile, current_node()) for _, state in deployed if state is not None])
+    prefetch(
+        [
+            probes_of(state.desired(profile, current_node()))
+            if hasattr(state, "desired")
+            else state.probes(profile, current_node())
+            for _, state in deployed
+            if state is not None
+        ]
+    )
 for deploy, _ in deployed:
     deploy()

@@ -1,25 +1,33 @@
-"""The whole desired state of roles/redis as probes, checked in one round trip (see gpuaas.probe)."""
+"""Everything roles/redis keeps on a data host, declared once: the deploy converges it and the one-round-trip
+check reads it back (see gpuaas.managed)."""
 
 from __future__ import annotations
 
-import shlex
-
-from gpuaas.probe import Probe, owned_files_probe, packages_probe, services_probe
+from gpuaas.managed import Item, Line, Packages, SecretFile, Service, Template
 from gpuaas.profile import Host, Profile
-from roles.redis.config import AUTH, CONFIG, INCLUDE_LINE, MAIN_CONFIG, profile_auth_file, rendered_files
+from roles.redis.config import (
+    AUTH,
+    CONFIG,
+    INCLUDE_LINE,
+    MAIN_CONFIG,
+    context,
+    profile_auth_file,
+    settings_for,
+    templates,
+)
 
 
-def probes(profile: Profile, node: Host) -> list[Probe]:
-    auth = profile_auth_file(profile)
+def desired(profile: Profile, node: Host) -> list[Item]:
+    settings = settings_for(profile)
+    config = Template(CONFIG, templates()[CONFIG], context(profile, node), mode="640", group="redis")
+    auth = SecretFile(AUTH, profile_auth_file(profile), mode="640", group="redis", what="the password")
+    included = Line(MAIN_CONFIG, INCLUDE_LINE)
+    # An unauthenticated PING answers NOAUTH once the server is up: readiness without the password.
+    ping = f"redis-cli -h {node.address} -p {settings.port} ping 2>&1 | grep -qE 'PONG|NOAUTH'"
     return [
-        packages_probe(["redis-server"]),
-        owned_files_probe(
-            "files",
-            {
-                CONFIG: (rendered_files(profile, node)[CONFIG], "640", "root", "redis"),
-                AUTH: (auth.reveal(), "640", "root", "redis"),
-            },
-        ),
-        Probe("include", f"grep -cxF {shlex.quote(INCLUDE_LINE)} {MAIN_CONFIG}", "[1-9][0-9]*", pattern=True),
-        services_probe(running=["redis-server"], enabled=["redis-server"]),
+        Packages(("redis-server",)),
+        config,
+        auth,
+        included,
+        Service("redis-server", ready=ping, restart_on=(config, auth, included)),
     ]
