@@ -209,7 +209,7 @@ def step(name: str, argument: str) -> dict:
         in_place = types.SimpleNamespace(
             restore=restore_in_place, **{key: getattr(postgres_backup, key) for key in kept}
         )
-        engine.SERVICES = (in_place,)
+        engine.service_parts = lambda: (in_place,)
 
     profile = bench_profile()
     out: dict = {}

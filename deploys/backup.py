@@ -4,8 +4,8 @@ pyinfra -y inventories/ENV.py deploys/backup.py
 """
 
 from gpuaas.context import host_in
-from roles import backup as role
+from roles.backup import ROLE
 from roles.backup.deploy import backup
 
-if host_in(role.APPLIES_TO):
+if host_in(ROLE.applies_to):
     backup()

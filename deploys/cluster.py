@@ -7,23 +7,23 @@ runs) make the first server ready before any node joins it, and every server bef
 """
 
 from gpuaas.context import current_node, current_profile, host_in
+from gpuaas.groups import CLUSTER, RKE2_AGENTS, RKE2_SERVERS
 from gpuaas.operations import join_point
 from roles.rke2.cluster import cluster_ready
 from roles.rke2.config import first_server
 from roles.rke2.deploy import rke2
 
-CLUSTER = ("rke2_servers", "rke2_agents")
-first = host_in(("rke2_servers",)) and current_node() == first_server(current_profile())
+first = host_in((RKE2_SERVERS,)) and current_node() == first_server(current_profile())
 
 if first:
     rke2()
 if host_in(CLUSTER):
     join_point(name="Wait until the first server is ready", reason="the first server is ready")
-if host_in(("rke2_servers",)) and not first:
+if host_in((RKE2_SERVERS,)) and not first:
     rke2()
 if host_in(CLUSTER):
     join_point(name="Wait until every server is ready", reason="every server is ready")
-if host_in(("rke2_agents",)):
+if host_in((RKE2_AGENTS,)):
     rke2()
 if host_in(CLUSTER):
     join_point(name="Wait until every node has joined", reason="every node has joined")

@@ -6,11 +6,11 @@ pyinfra inventories/ENV.py deploys/edge.py           # apply it
 """
 
 from gpuaas.context import current_profile, host_in
-from roles import edge
+from roles.edge import ROLE
 from roles.edge.deploy import edge as cloudflare_edge
 from roles.edge.origin import origin_certificate
 
-if host_in(edge.APPLIES_TO):
+if host_in(ROLE.applies_to):
     cloudflare_edge()
 
 origin = current_profile().dns.origin_certificates

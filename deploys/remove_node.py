@@ -6,14 +6,14 @@ GPUAAS_NODES=prod-gpu-06 GPUAAS_CONFIRM='remove-node prod prod-gpu-06' \\
 """
 
 from gpuaas.context import current_node, current_profile, host_in
+from gpuaas.groups import CLUSTER, RKE2_SERVERS
 from gpuaas.operations import join_point
 from roles.rke2.config import first_server, settings_for
 from roles.rke2.lifecycle import confirmed_nodes, remove_from_api, uninstall
 
-CLUSTER = ("rke2_servers", "rke2_agents")
 profile = current_profile()
 names = confirmed_nodes(profile, "remove-node")
-first = host_in(("rke2_servers",)) and current_node() == first_server(profile)
+first = host_in((RKE2_SERVERS,)) and current_node() == first_server(profile)
 
 if first:
     remove_from_api(names, settings_for(profile, first_server(profile)))

@@ -9,8 +9,8 @@ GPUAAS_CONFIRM='restore ENV' pyinfra -y inventories/ENV.py deploys/restore.py
 """
 
 from gpuaas.context import host_in
-from roles import backup as role
+from roles.backup import ROLE
 from roles.backup.deploy import restore
 
-if host_in(role.APPLIES_TO):
+if host_in(ROLE.applies_to):
     restore()

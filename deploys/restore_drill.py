@@ -6,8 +6,8 @@ pyinfra -y inventories/ENV.py deploys/restore_drill.py
 """
 
 from gpuaas.context import host_in
-from roles import backup as role
+from roles.backup import ROLE
 from roles.backup.deploy import restore_drill
 
-if host_in(role.APPLIES_TO):
+if host_in(ROLE.applies_to):
     restore_drill()

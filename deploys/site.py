@@ -1,27 +1,26 @@
-"""Site: what every host of an environment gets, in order: the common baseline, the data services,
-then the RKE2 cluster (once the profile pins RKE2's release; until then it says so once per run).
+"""Site: what every host of an environment gets, in order: the baseline roles, the data services, then
+the RKE2 cluster (once the RKE2 role can be deployed; until then it says once per run why not).
 
 pyinfra inventories/ENV.py deploys/site.py
 """
 
 from pyinfra import local
 
-from gpuaas.context import current_profile, host_in
+from gpuaas.context import current_profile, current_profile_host
+from gpuaas.discovery import role_named, roles_in
 from gpuaas.report import not_deployed
-from roles import common
-from roles.common.deploy import common as common_baseline
-from roles.rke2.config import first_server, settings_for
-from roles.rke2.release import missing_pins
+from gpuaas.role import Phase
 
-if host_in(common.APPLIES_TO):
-    common_baseline()
+profile, node = current_profile(), current_profile_host()
+for role in roles_in(Phase.BASELINE):
+    if node is not None and role.applies(node):
+        role.converge()
 
 local.include("deploys/data.py")
 
-profile = current_profile()
-unpinned = missing_pins(profile, settings_for(profile, first_server(profile)))
-if not unpinned:
+rke2 = role_named("rke2")
+reason = rke2.not_deployed_because(profile)
+if reason is None:
     local.include("deploys/cluster.py")
 else:
-    pins = ", ".join(unpinned)
-    not_deployed("RKE2", f"artifacts {pins} are not pinned in {profile.source} (see roles/rke2/README.md)")
+    not_deployed(rke2.title, reason)

@@ -6,9 +6,10 @@ GPUAAS_NODES=dev-1 GPUAAS_CONFIRM='uninstall dev dev-1' pyinfra inventories/dev.
 """
 
 from gpuaas.context import current_node, current_profile, host_in
+from gpuaas.groups import CLUSTER
 from roles.rke2.lifecycle import confirmed_nodes, uninstall
 
 names = confirmed_nodes(current_profile(), "uninstall", allow_first_server=True)
 
-if host_in(("rke2_servers", "rke2_agents")) and current_node().name in names:
+if host_in(CLUSTER) and current_node().name in names:
     uninstall()

@@ -14,6 +14,7 @@ import os
 from pyinfra import config, host
 
 from gpuaas.context import current_node, current_profile, host_in
+from gpuaas.groups import CLUSTER, RKE2_SERVERS
 from gpuaas.operations import join_point
 from roles.rke2.cluster import cluster_nodes
 from roles.rke2.config import first_server, settings_for
@@ -23,10 +24,9 @@ from roles.rke2.upgrade import ALLOW_DOWNGRADE_ENV, drain, readmit, rollout_plan
 # One failed node stops every host: the rollout must not go on past it.
 config.FAIL_PERCENT = 0
 
-CLUSTER = ("rke2_servers", "rke2_agents")
 profile = current_profile()
 first_node = first_server(profile)
-first = host_in(("rke2_servers",)) and current_node() == first_node
+first = host_in((RKE2_SERVERS,)) and current_node() == first_node
 settings = settings_for(profile, first_node)
 target = profile.artifacts[settings.artifact].version if settings.artifact in profile.artifacts else None
 batches = rollout_plan(profile, target, allow_downgrade=os.environ.get(ALLOW_DOWNGRADE_ENV) == "yes")

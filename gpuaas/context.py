@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from pyinfra import host
 
+from gpuaas.groups import HOST_GROUPS
 from gpuaas.profile import Host, Profile, load_profile
 
 
@@ -25,3 +26,8 @@ def current_node() -> Host:
 def host_in(groups: tuple[str, ...]) -> bool:
     """True when the current host is in any of `groups`."""
     return any(group in host.groups for group in groups)
+
+
+def current_profile_host() -> Host | None:
+    """The current host's entry in the profile; None on the controller (pyinfra's @local)."""
+    return current_node() if host_in(HOST_GROUPS) else None

@@ -7,12 +7,15 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from gpuaas.catalog import ROLES
+from gpuaas.discovery import all_roles
 from gpuaas.profile import REPO_ROOT, Backup
 
-#: Each role's README and the settings model its variable table comes from (roles/backup's
-#: variables are the profile's `backup:` section).
-ROLE_README_SETTINGS: dict[str, type[BaseModel]] = {role.name: role.settings for role in ROLES} | {"backup": Backup}
+
+def readme_settings() -> dict[str, type[BaseModel]]:
+    """Each role's README and the settings model its variable table comes from (roles/backup's
+    variables are the profile's `backup:` section)."""
+    return {role.name: role.settings for role in all_roles() if role.settings} | {"backup": Backup}
+
 
 BEGIN, END = "<!-- BEGIN variables (gpuaas docs) -->", "<!-- END variables (gpuaas docs) -->"
 
@@ -54,7 +57,7 @@ def readme_with_table(readme: str, model: type[BaseModel]) -> str:
 def update_readmes(root: Path = REPO_ROOT) -> list[Path]:
     """Rewrite the variable table of every role README; returns those that changed."""
     changed = []
-    for role, model in ROLE_README_SETTINGS.items():
+    for role, model in readme_settings().items():
         path = root / "roles" / role / "README.md"
         current = path.read_text(encoding="utf-8")
         updated = readme_with_table(current, model)

@@ -8,8 +8,9 @@ from typing import Any
 
 from gpuaas.connection import identity_file, pyinfra_data, pyinfra_name, without_nagle
 from gpuaas.errors import ProfileError
+from gpuaas.groups import CONTROLLER, HOST_GROUPS
 from gpuaas.lane import hosts as lane_hosts
-from gpuaas.profile import HOST_GROUPS, Host, Profile, display_path, load_profile, resolve_profile_path
+from gpuaas.profile import Host, Profile, display_path, load_profile, resolve_profile_path
 from gpuaas.secrets import generate_missing
 
 
@@ -22,7 +23,7 @@ def groups_for(profile: Profile, source: Path) -> dict[str, list[tuple[str, dict
         group: [(pyinfra_name(profile, node), host_data(profile, source, node)) for node in profile.group(group)]
         for group in HOST_GROUPS
     }
-    groups["controller"] = [("@local", {"gpuaas_profile": str(source)})]
+    groups[CONTROLLER] = [("@local", {"gpuaas_profile": str(source)})]
     return groups
 
 

@@ -9,16 +9,19 @@ the operations the items queued at hand (`Applied`) to act on what changed.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from io import StringIO
+from pathlib import Path
 from typing import Any, Protocol
 
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import apt, files
 
 from filters.jinja import jinja_env_kwargs
+from gpuaas.forwarding import Forward, forward_sockets, forward_units, forwarded, unforwarded
 from gpuaas.operations import install_pinned, pinned_program_probe, secret_file, service_account, service_running
 from gpuaas.probe import Probe, account_probe, in_place, owned_files_probe, packages_probe, services_probe
 from gpuaas.profile import Profile
@@ -322,6 +325,84 @@ class Checked:
 
     def apply(self, applied: Applied) -> None:
         return None
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file copied as it is from the controller (an archive, verified there against its pin), with its
+    sha256, mode and owner; its parent directories are created when missing."""
+
+    path: str
+    source: Path = field(hash=False, compare=False)
+    sha256: str = field(hash=False, compare=False)
+    mode: str = "644"
+    user: str = "root"
+    group: str = "root"
+    #: What the operation calls the file: `keycloak-26.0.7.zip`.
+    what: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"file {self.path}"
+
+    def probes(self) -> list[Probe]:
+        path = shlex.quote(self.path)
+        wanted = f"{self.sha256} {self.path} {self.path} {self.mode} {self.user} {self.group}"
+        return [Probe(self.name, f"sha256sum {path}; stat -c '%n %a %U %G' {path}", wanted)]
+
+    def apply(self, applied: Applied) -> OperationMeta:
+        return files.put(
+            name=f"Ensure {self.what or self.source.name} is on the host",
+            src=str(self.source),
+            dest=self.path,
+            user=self.user,
+            group=self.group,
+            mode=self.mode,
+            create_remote_dir=True,
+        )
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """A port of the host's profile address forwarded to the same port on loopback, where the service
+    listens: the socket and forwarder units (0644 root), the socket listening and enabled (see
+    gpuaas.forwarding)."""
+
+    forward: Forward
+
+    @property
+    def name(self) -> str:
+        return f"forward {self.forward.name}"
+
+    def probes(self) -> list[Probe]:
+        units = {path: (content, "644", "root", "root") for path, content in forward_units(self.forward).items()}
+        written = owned_files_probe(self.name, units)
+        sockets = forward_sockets([self.forward])
+        listening = services_probe(running=sockets, enabled=sockets)
+        wanted = f"{re.escape(written.wanted)} {listening.wanted}"
+        return [Probe(self.name, f"{written.command}; {listening.command}", wanted, pattern=True)]
+
+    def apply(self, applied: Applied) -> None:
+        forwarded(self.forward)
+
+
+@dataclass(frozen=True)
+class Unforwarded:
+    """A forwarder gone (its units stopped, disabled and removed): the service binds the port itself."""
+
+    unit_name: str
+
+    @property
+    def name(self) -> str:
+        return f"forward {self.unit_name} absent"
+
+    def probes(self) -> list[Probe]:
+        paths = [shlex.quote(f"/etc/systemd/system/{self.unit_name}.{kind}") for kind in ("socket", "service")]
+        tests = " || ".join(f"test -e {path}" for path in paths)
+        return [Probe(self.name, f"if {tests}; then echo present; else echo absent; fi", "absent")]
+
+    def apply(self, applied: Applied) -> None:
+        unforwarded(self.unit_name)
 
 
 def probes_of(items: Sequence[Item]) -> list[Probe]:

@@ -6,7 +6,7 @@ import ipaddress
 import re
 from collections.abc import Hashable
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -20,36 +20,29 @@ from pydantic import (
     IPvAnyNetwork,
     PrivateAttr,
     ValidationError,
+    create_model,
 )
 
+from gpuaas.discovery import all_roles, settings_models
 from gpuaas.errors import Problem, ProfileError, field_path
 from gpuaas.fieldtypes import SECRET_REF, Port, SecretRef, label_key_problem, label_value_problem
+from gpuaas.groups import DATA, HOST_GROUPS, RKE2_AGENTS, RKE2_SERVERS
+from gpuaas.role import Section, required_artifacts
 from gpuaas.safetext import SAFE_FILE_NAME, FileName, Version, safe_text
-from roles.common.settings import CommonSettings
-from roles.keycloak.settings import KeycloakSettings
-from roles.nats.settings import NatsSettings
-from roles.object_store.settings import ObjectStoreSettings
-from roles.openbao.settings import OpenBaoSettings
-from roles.postgres.settings import PostgresSettings
-from roles.redis.settings import RedisSettings
-from roles.rke2.settings import Rke2Settings
-from roles.temporal.settings import TemporalSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INVENTORY_DIR = REPO_ROOT / "inventories"
 
-#: Every role whose settings a profile may set, with its settings model (the defaults live there).
-ROLE_SETTINGS: dict[str, type[BaseModel]] = {"common": CommonSettings, "rke2": Rke2Settings}
+#: Every role whose settings a profile may set under `roles:` (and `hosts[].roles:`), with its settings
+#: model (the defaults live there).
+ROLE_SETTINGS: dict[str, type[BaseModel]] = settings_models(Section.ROLES)
 
-GroupName = Literal["rke2_servers", "rke2_agents", "data"]
-HOST_GROUPS: tuple[str, ...] = get_args(GroupName)
+GroupName = Literal[HOST_GROUPS]
 # `\Z`, not `$`: with re.match, `$` also matches before a trailing newline, which would let one through.
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 HOSTNAME = re.compile(rf"^{_LABEL}\Z")
 FQDN = re.compile(rf"^{_LABEL}(\.{_LABEL})+\Z")
 S3_BUCKET = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
-#: Databases every PostgreSQL cluster has: a profile's own database may not take their names.
-RESERVED_DATABASES = ("postgres", "template0", "template1")
 #: A profile is small: a YAML document that expands (aliases counted each time used) past this many
 #: nodes is refused before anything walks it (an alias bomb would take minutes and gigabytes).
 MAX_YAML_NODES = 20_000
@@ -250,7 +243,7 @@ class DnsRecord(Strict):
 class OriginCertificates(Strict):
     """Cloudflare Origin CA certificates on the hosts that terminate TLS behind Cloudflare."""
 
-    hosts_group: GroupName = Field(default="rke2_servers", description="The hosts that terminate TLS.")
+    hosts_group: GroupName = Field(default=RKE2_SERVERS, description="The hosts that terminate TLS.")
     hostnames: list[Fqdn] = Field(default=[], description="Names on the certificate (default: every DNS record).")
     key_type: Literal["ecc", "rsa"] = Field(default="ecc", description="Key made on the host (never sent).")
     validity_days: Literal[7, 30, 90, 365, 730, 1095, 5475] = Field(default=5475, description="Requested validity.")
@@ -346,14 +339,13 @@ class Service(Strict):
     port: Port
 
 
-class Services(Strict):
-    postgres: PostgresSettings = PostgresSettings()
-    redis: RedisSettings = RedisSettings()
-    nats: NatsSettings = NatsSettings()
-    temporal: TemporalSettings = TemporalSettings()
-    keycloak: KeycloakSettings = KeycloakSettings()
-    openbao: OpenBaoSettings = OpenBaoSettings()
-    object_store: ObjectStoreSettings = ObjectStoreSettings()
+#: `services:`: one block per role whose settings live there, each defaulting to its model's defaults.
+Services: type[Strict] = create_model(
+    "Services",
+    __base__=Strict,
+    __doc__="The data services' settings, one block per role (see each role's README).",
+    **{name: (model, model()) for name, model in settings_models(Section.SERVICES).items()},
+)
 
 
 class Profile(Strict):
@@ -486,7 +478,7 @@ def _check_hosts(p: Profile):
         seen_addresses.setdefault(address, i)
         if len(set(host.groups)) != len(host.groups):
             yield Problem(f"hosts[{i}].groups", "a group is listed twice")
-        if {"rke2_servers", "rke2_agents"} <= set(host.groups):
+        if {RKE2_SERVERS, RKE2_AGENTS} <= set(host.groups):
             yield Problem(
                 f"hosts[{i}].groups",
                 "a host is an RKE2 server or an RKE2 agent, not both (a server runs workloads too)",
@@ -494,9 +486,9 @@ def _check_hosts(p: Profile):
         reserved = _reserved_address_problem(host.address, p.network.node_cidr, router)
         if reserved:
             yield Problem(f"hosts[{i}].address", reserved)
-        if host.ring is not None and "rke2_agents" not in host.groups:
+        if host.ring is not None and RKE2_AGENTS not in host.groups:
             yield Problem(f"hosts[{i}].ring", "only GPU agents (group rke2_agents) carry a ring")
-        if p.rollout.rings and "rke2_agents" in host.groups and host.ring is None:
+        if p.rollout.rings and RKE2_AGENTS in host.groups and host.ring is None:
             yield Problem(f"hosts[{i}].ring", "rollout.rings is on: every rke2_agents host needs a ring 0-4")
 
 
@@ -513,7 +505,7 @@ def _check_connection(p: Profile):
 
 
 def _check_topology(p: Profile):
-    servers, agents = p.group("rke2_servers"), p.group("rke2_agents")
+    servers, agents = p.group(RKE2_SERVERS), p.group(RKE2_AGENTS)
     if p.topology == "two-node":
         if len(servers) != 1:
             yield Problem("hosts", f"a two-node profile has exactly one rke2_servers host, found {len(servers)}")
@@ -524,7 +516,7 @@ def _check_topology(p: Profile):
             yield Problem("hosts", "a single-node profile has exactly one host, in rke2_servers")
     elif len(servers) % 2 == 0:
         yield Problem("hosts", f"etcd needs an odd number of rke2_servers hosts for quorum, found {len(servers)}")
-    if not p.group("data"):
+    if not p.group(DATA):
         yield Problem("hosts", "no host is in group data (the data services need one)")
 
 
@@ -603,14 +595,6 @@ def _check_dns(p: Profile):
             yield Problem(f"dns.records[{cname}]", f"a CNAME cannot stand beside other records of its name ({others})")
 
 
-def required_artifacts(settings: BaseModel) -> dict[str, str]:
-    """Setting name -> artifact, for the artifacts a role's settings name (`required_artifacts()`, else
-    its `artifact`)."""
-    if hasattr(settings, "required_artifacts"):
-        return settings.required_artifacts()
-    return {"artifact": settings.artifact} if hasattr(settings, "artifact") else {}
-
-
 def _check_artifacts(p: Profile):
     for name, artifact in p.artifacts.items():
         if (artifact.url is None) == (artifact.wheel is None):
@@ -622,34 +606,6 @@ def _check_artifacts(p: Profile):
         for field, wanted in required_artifacts(service).items():
             if wanted not in p.artifacts:
                 yield Problem(f"services.{name}.{field}", "names an artifact that is not pinned under artifacts")
-
-
-def _check_object_store(p: Profile):
-    store = p.services.object_store
-    if not store.enabled:
-        return
-    data = p.group("data")
-    expected = f"http://{data[0].address}:{store.s3_port}" if data else None
-    if str(p.backup.endpoint).rstrip("/") != expected:
-        # Names the endpoint it must be (made of the data host's address and the store's port), never the one given.
-        yield Problem("backup.endpoint", f"services.object_store is enabled: the backup endpoint is {expected}")
-
-
-def _check_keycloak(p: Profile):
-    keycloak = p.services.keycloak
-    databases = [db.name for db in p.services.postgres.databases]
-    if keycloak.enabled and keycloak.database not in databases:
-        yield Problem("services.keycloak.database", "names no database of services.postgres.databases")
-
-
-def _check_temporal(p: Profile):
-    temporal = p.services.temporal
-    if not (temporal.enabled and temporal.mode == "server"):
-        return
-    databases = [db.name for db in p.services.postgres.databases]
-    for field in ("database", "visibility_database"):
-        if getattr(temporal, field) not in databases:
-            yield Problem(f"services.temporal.{field}", "names no database of services.postgres.databases")
 
 
 def _check_services(p: Profile):
@@ -797,25 +753,18 @@ def _check_labels(p: Profile):
                 yield Problem(f"hosts[{i}].labels.{key}", problem)
 
 
-def _check_postgres(p: Profile):
-    seen: dict[str, int] = {}
-    for i, database in enumerate(p.services.postgres.databases):
-        path = f"services.postgres.databases[{i}].name"
-        if database.name in seen:
-            yield Problem(path, f"services.postgres.databases[{seen[database.name]}] has the same name")
-        seen.setdefault(database.name, i)
-        if database.name in RESERVED_DATABASES or database.name.startswith("pg_"):
-            yield Problem(
-                path,
-                f"is reserved by PostgreSQL ({', '.join(RESERVED_DATABASES)}, and pg_ for roles); choose another name",
-            )
+def _check_each_role(p: Profile):
+    """Each role's own checks of the profile (its declaration names them)."""
+    for role in all_roles():
+        checks = role.part(role.checks)
+        if checks is not None:
+            yield from checks(p)
 
 
 CHECKS = (
     _check_urls,
     _check_labels,
-    _check_postgres,
-    _check_object_store,
+    _check_each_role,
     _check_backup,
     _check_connection,
     _check_hosts,
@@ -824,8 +773,6 @@ CHECKS = (
     _check_dns,
     _check_artifacts,
     _check_services,
-    _check_keycloak,
-    _check_temporal,
     _check_roles,
 )
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import yaml
 
-from gpuaas.catalog import ROLES
-from gpuaas.profile import HOST_GROUPS, SECRET_REF, Profile, deep_merge
-from roles import common
-from roles.common import config as common_config
+from gpuaas.discovery import all_roles
+from gpuaas.groups import HOST_GROUPS
+from gpuaas.profile import SECRET_REF, Profile, deep_merge
+from gpuaas.role import Section
 
 
 def _dump(data: Any) -> str:
@@ -26,9 +26,11 @@ def host_settings(profile: Profile, name: str) -> dict[str, Any]:
         "connection": profile.connection.model_dump(mode="json"),
         "network": profile.network.model_dump(mode="json"),
         "cluster": profile.cluster.model_dump(mode="json"),
-        "roles": {"common": common_config.settings_for(profile, node).model_dump(mode="json")}
-        if any(g in node.groups for g in common.APPLIES_TO)
-        else {},
+        "roles": {
+            role.name: role.settings_of(profile, node).model_dump(mode="json")
+            for role in all_roles()
+            if role.section is Section.ROLES and role.applies(node)
+        },
     }
 
 
@@ -36,9 +38,9 @@ def host_files(profile: Profile, name: str) -> dict[str, str]:
     """Remote path -> content of every file the roles write on the host."""
     node = profile.host(name)
     files: dict[str, str] = {}
-    for role in ROLES:
-        if any(g in node.groups for g in role.applies_to):
-            files.update(role.rendered_files(profile, node))
+    for role in all_roles():
+        if role.applies(node):
+            files.update(role.files(profile, node))
     return files
 
 

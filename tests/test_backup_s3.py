@@ -347,7 +347,8 @@ def test_retention_leaves_a_leased_set_alone_and_removes_it_once_its_run_is_dead
 def test_a_stale_restore_marker_is_cleared_and_reported_and_a_live_one_is_kept(s3, profile):
     stale, live, newest = write_set(s3, profile), write_set(s3, profile), write_set(s3, profile)
     killed = lease(s3, profile, "restore")  # a restore killed while it read `stale`: its lease is gone
-    mark_in_use(s3, profile.backup.bucket, stale.manifest, killed.marker())
+    killed_marker = killed.marker()
+    mark_in_use(s3, profile.backup.bucket, stale.manifest, killed_marker)
     staging_restore = Lease(s3, profile.backup.bucket, "staging", "restore", 300, 0, lambda line: None)
     staging_restore.acquire()  # another environment's live run reads `live`
     mark_in_use(s3, profile.backup.bucket, live.manifest, staging_restore.marker())
@@ -356,7 +357,7 @@ def test_a_stale_restore_marker_is_cleared_and_reported_and_a_live_one_is_kept(s
     removed = engine.expire(keep_one, log=lines.append)
     assert lines[0] == (
         f"local: cleared a stale restore-in-progress marker on set {stale.manifest.set_id} left by "
-        f"{killed.record.holder}'s restore of {json.loads(killed.marker())['since']} (no live lease "
+        f"{killed.record.holder}'s restore of {json.loads(killed_marker)['since']} (no live lease "
         "holds it: that run was stopped before it finished)"
     )
     assert removed == [stale.manifest.set_id]  # `live` is being read, `newest` is kept
@@ -411,7 +412,7 @@ def test_a_restore_refused_before_the_swap_keeps_the_live_data_and_says_so(s3, p
         changed_set=writer.manifest.set_id if case == "object changed" else "",
         figures={"db0": 1} if case == "figures differ" else None,
     )
-    monkeypatch.setattr(engine, "SERVICES", (module,))
+    monkeypatch.setattr(engine, "service_parts", lambda: (module,))
     plan = engine.plan_restore(profile, engine.choose_set(profile, "latest"))
     lines: list[str] = []
     with pytest.raises(RestoreRefused) as refused:
@@ -432,7 +433,7 @@ def test_a_restore_refused_before_the_swap_keeps_the_live_data_and_says_so(s3, p
 
 def test_a_drill_whose_copy_is_refused_fails_and_says_why(s3, profile, monkeypatch):
     write_set(s3, profile)
-    monkeypatch.setattr(engine, "SERVICES", (StagingRedis(figures={"db0": 1}),))
+    monkeypatch.setattr(engine, "service_parts", lambda: (StagingRedis(figures={"db0": 1}),))
     report = engine.drill(
         profile, engine.plan_restore(profile, engine.choose_set(profile, "latest")), log=lambda line: None
     )
@@ -445,7 +446,7 @@ def test_a_drill_whose_copy_is_refused_fails_and_says_why(s3, profile, monkeypat
 def test_a_restore_that_matches_swaps(s3, profile, monkeypatch):
     write_set(s3, profile)
     StagingRedis.live = {"db0": "live data"}
-    monkeypatch.setattr(engine, "SERVICES", (StagingRedis(),))
+    monkeypatch.setattr(engine, "service_parts", lambda: (StagingRedis(),))
     plan = engine.plan_restore(profile, engine.choose_set(profile, "latest"))
     assert engine.restore(profile, plan, log=lambda line: None) == {"local-server/redis": []}
     assert StagingRedis.live == {"db0": "REDIS0011 known data"}

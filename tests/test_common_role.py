@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 
 from gpuaas.docs import readme_with_table
+from gpuaas.managed import probes_of
 from gpuaas.probe import Probe, StateProbe, mismatches, sha1
 from gpuaas.profile import REPO_ROOT, load_profile
 from gpuaas.templating import render_template
 from roles.common.config import config_files, hosts_entries, settings_for
 from roles.common.facts import ActiveSwap, KernelModuleState
 from roles.common.settings import CommonSettings
-from roles.common.state import probes
+from roles.common.state import baseline
 
 
 def _rendered(settings: CommonSettings) -> dict[str, str]:
@@ -69,23 +70,21 @@ def test_host_override_beats_profile_and_default(raw):
 def test_probes_want_exactly_what_the_deploy_writes():
     local = load_profile("local")
     settings = settings_for(local, local.hosts[0])
-    checks = {p.key: p for p in probes(settings, "local-server", ["172.30.77.10 local-server"])}
+    checks = {p.key: p for p in probes_of(baseline(settings, "local-server", ["172.30.77.10 local-server"]))}
     for config in config_files(settings):
         content = render_template(config.template, config.context)
-        assert f"{sha1(content)} {config.path}" in checks["files"].wanted
-        assert f"{config.path} 644 root root" in checks["files"].wanted
-    assert "/proc/sys/net/ipv4/ip_forward" in checks["sysctls"].command
-    assert checks["services"].matches(
-        "ActiveState=active UnitFileState=enabled ActiveState=active UnitFileState=static"
-    )
-    assert not checks["services"].matches(
-        "ActiveState=active UnitFileState=disabled ActiveState=active UnitFileState=x"
-    )
-    assert checks["module:br_netfilter"].matches("builtin") and not checks["module:br_netfilter"].matches("absent")
-    assert checks["sysctls"].wanted == "1 1 1"
+        assert f"{sha1(content)} {config.path}" in checks[f"file {config.path}"].wanted
+        assert f"{config.path} 644 root root" in checks[f"file {config.path}"].wanted
+    assert "/proc/sys/net/ipv4/ip_forward" in checks["sysctl net.ipv4.ip_forward"].command
+    assert checks["service chrony"].matches("ActiveState=active UnitFileState=enabled")
+    assert checks["service systemd-journald"].matches("ActiveState=active UnitFileState=static")
+    assert not checks["service chrony"].matches("ActiveState=active UnitFileState=disabled")
+    assert checks["kernel module br_netfilter"].matches("builtin")
+    assert not checks["kernel module br_netfilter"].matches("absent")
+    assert [p.wanted for key, p in checks.items() if key.startswith("sysctl ")] == ["1", "1", "1"]
     assert checks["hostname"].wanted == "local-server"
-    assert checks["packages"].wanted == " ".join(["ii"] * len(settings.packages))
-    assert checks["block:/etc/hosts"].wanted == sha1("172.30.77.10 local-server\n") + " -"
+    assert checks[f"packages {' '.join(settings.packages)}"].wanted == " ".join(["ii"] * len(settings.packages))
+    assert checks["block /etc/hosts"].wanted == sha1("172.30.77.10 local-server\n") + " -"
 
 
 def test_state_probe_parses_and_compares():
@@ -122,8 +121,8 @@ def test_role_readme_table_is_generated_from_the_settings():
 
 
 def test_every_role_readme_table_is_generated_from_its_settings():
-    from gpuaas.docs import ROLE_README_SETTINGS
+    from gpuaas.docs import readme_settings
 
-    for role, model in ROLE_README_SETTINGS.items():
+    for role, model in readme_settings().items():
         readme = (REPO_ROOT / "roles" / role / "README.md").read_text()
         assert readme == readme_with_table(readme, model), f"roles/{role}: run `gpuaas docs` to regenerate it"

@@ -7,7 +7,6 @@ A secret whose final copy fails leaves no copy of its value anywhere on the host
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import time
@@ -24,6 +23,7 @@ from roles.object_store.config import S3_CONFIG
 from roles.openbao.config import settings_for as openbao_settings
 from roles.postgres.config import ROLES_SQL
 from roles.redis.config import AUTH as REDIS_AUTH
+from tests.hosttools.runs import pyinfra
 
 pytestmark = pytest.mark.hosts
 
@@ -44,18 +44,6 @@ def on(name: str, command: str, check: bool = True) -> str:
 def as_operator(profile, name: str, command: str, input: str = "") -> None:
     subprocess.run(
         ["ssh", "-F", str(config_file(profile)), name, command], input=input, text=True, check=True, capture_output=True
-    )
-
-
-def pyinfra(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["pyinfra", "-y", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-        env={**os.environ, **(env or {})},
     )
 
 

@@ -35,20 +35,18 @@ from gpuaas.backup.writer import (
     utc_now,
     verify,
 )
+from gpuaas.discovery import backed_up
+from gpuaas.groups import DATA, RKE2_SERVERS
 from gpuaas.profile import HOSTNAME, Host, Profile
 from gpuaas.safetext import SAFE_FILE_NAME
 from gpuaas.secrets import resolve
 from gpuaas.source import source_sha
-from roles.nats import backup as nats_backup
-from roles.openbao import backup as openbao_backup
-from roles.postgres import backup as postgres_backup
-from roles.redis import backup as redis_backup
-from roles.rke2 import config as rke2_config
-from roles.temporal import backup as temporal_backup
 
-#: Restored in this order: the databases others keep their state in come first.
-SERVICES: tuple[ServiceBackup, ...] = (postgres_backup, redis_backup, nats_backup, openbao_backup, temporal_backup)
-DATA_GROUP = "data"
+
+def service_parts() -> tuple[ServiceBackup, ...]:
+    """Each role's part of a backup set, in restore order: the databases others keep their state in first."""
+    return tuple(role.part(role.backup) for role in backed_up())
+
 
 Log = Callable[[str], None]
 
@@ -58,7 +56,7 @@ class ObjectChanged(BackupSetError, RestoreRefused):
 
 
 def _service(name: str) -> ServiceBackup:
-    return next(module for module in SERVICES if module.SERVICE == name)
+    return next(module for module in service_parts() if module.SERVICE == name)
 
 
 def manifest_key(profile: Profile, environment: str | None = None) -> ManifestKey:
@@ -102,12 +100,12 @@ def _upload(writer: SetWriter, profile: Profile, key_prefix: str, name: str, str
         return writer.upload(key_prefix + name, sealed)
 
 
-def back_up(profile: Profile, log: Log = print, services: tuple[ServiceBackup, ...] = SERVICES) -> Manifest:
+def back_up(profile: Profile, log: Log = print, services: tuple[ServiceBackup, ...] | None = None) -> Manifest:
     """One backup set of every service the profile runs on its data hosts; the manifest, written last.
     Any failure leaves the set without a manifest (never offered for a restore) and raises."""
     s3 = store.client(profile)
     with exclusive(s3, profile, "backup", log) as lease:
-        return _back_up(s3, profile, lease, log, services)
+        return _back_up(s3, profile, lease, log, services if services is not None else service_parts())
 
 
 def _back_up(s3, profile: Profile, lease: Lease, log: Log, services: tuple[ServiceBackup, ...]) -> Manifest:
@@ -118,7 +116,7 @@ def _back_up(s3, profile: Profile, lease: Lease, log: Log, services: tuple[Servi
     lease.note(writer.manifest.set_id)
     log(f"backup set {writer.prefix} started")
     try:
-        for node in profile.group(DATA_GROUP):
+        for node in profile.group(DATA):
             shell = HostShell(profile, node)
             for module in services:
                 if not module.applies(profile):
@@ -152,10 +150,11 @@ def _back_up(s3, profile: Profile, lease: Lease, log: Log, services: tuple[Servi
 def etcd_snapshots(s3, profile: Profile, newest: int = 3) -> list[dict]:
     """The newest etcd snapshots RKE2 itself sent to the bucket (`roles.rke2.etcd_s3`), so that a set
     names the cluster state of its time; empty when the cluster does not send them."""
-    servers = profile.group("rke2_servers")
-    if not servers or not rke2_config.settings_for(profile, servers[0]).etcd_s3:
+    servers = profile.group(RKE2_SERVERS)
+    rke2 = profile.role_settings("rke2", servers[0]) if servers else None
+    if rke2 is None or not rke2.etcd_s3:
         return []
-    folder = rke2_config.settings_for(profile, servers[0]).etcd_s3_folder.strip("/") + "/"
+    folder = rke2.etcd_s3_folder.strip("/") + "/"
     found = [
         {"key": item["Key"], "size": item["Size"], "modified": item["LastModified"].isoformat()}
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=profile.backup.bucket, Prefix=folder)
@@ -257,7 +256,7 @@ def plan_restore(
             f"{profile.name}'s backup.encryption names no identity to decrypt it"
         )
     _refuse_unknown_names(profile, manifest, only)
-    targets = profile.group(DATA_GROUP)
+    targets = profile.group(DATA)
     sources = list(dict.fromkeys(name.split("/")[0] for name in manifest.services))
     by_name = {node.name: node for node in targets}
     if not all(source in by_name for source in sources) and len(sources) > len(targets):
@@ -267,7 +266,7 @@ def plan_restore(
     mapping = {source: by_name.get(source) or targets[index] for index, source in enumerate(sources)}
     plan = RestorePlan(manifest)
     base = prefix(manifest.environment, manifest.set_id)
-    for module in SERVICES:
+    for module in service_parts():
         for source in sources:
             key = f"{source}/{module.SERVICE}"
             if key not in manifest.services or (only and module.SERVICE not in only):
@@ -287,8 +286,8 @@ def _refuse_unknown_names(profile: Profile, manifest: Manifest, only: tuple[str,
     by position), a service the profile backs up, a plain file name under its service's folder. The
     roles check the database and stream names inside."""
     own = manifest.environment == profile.name
-    data_hosts = [node.name for node in profile.group(DATA_GROUP)]
-    services = [module.SERVICE for module in SERVICES if module.applies(profile)]
+    data_hosts = [node.name for node in profile.group(DATA)]
+    services = [module.SERVICE for module in service_parts() if module.applies(profile)]
     selected = [name for name in manifest.services if not only or name.partition("/")[2] in only]
     problems = []
     for name in selected:

@@ -58,11 +58,11 @@ def restore_drill() -> None:
 def _plan(profile: Profile) -> engine.RestorePlan:
     source = os.environ.get(FROM_ENV) or None
     only = tuple(name.strip() for name in os.environ.get(SERVICES_ENV, "").split(",") if name.strip())
-    unknown = [name for name in only if name not in {module.SERVICE for module in engine.SERVICES}]
+    unknown = [name for name in only if name not in {module.SERVICE for module in engine.service_parts()}]
     if unknown:
         raise DeployError(
             f"{SERVICES_ENV}: {', '.join(unknown)} is not a service with backups "
-            f"({', '.join(module.SERVICE for module in engine.SERVICES)})"
+            f"({', '.join(module.SERVICE for module in engine.service_parts())})"
         )
     with store.reaching(profile, "reading the backup sets"):
         manifest = engine.choose_set(profile, os.environ.get(SET_ENV, "latest"), source)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from filters import hosts_lines
+from gpuaas.groups import RKE2_SERVERS
 from gpuaas.profile import Host, Profile
 from gpuaas.templating import render_template
 from roles.common.settings import CommonSettings
@@ -46,7 +47,7 @@ def hosts_entries(profile: Profile) -> list[dict[str, Any]]:
     entries = []
     for node in profile.hosts:
         names = [node.name]
-        if node.name == profile.group("rke2_servers")[0].name:
+        if node.name == profile.group(RKE2_SERVERS)[0].name:
             names.append(profile.cluster.api_hostname)
         entries.append({"address": str(node.address), "names": names})
     return entries

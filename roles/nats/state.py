@@ -1,26 +1,43 @@
-"""The whole desired state of roles/nats as probes, checked in one round trip (see gpuaas.probe)."""
+"""Everything roles/nats keeps on a data host, declared once: the deploy converges it and the one-round-trip
+check reads it back (see gpuaas.managed)."""
 
 from __future__ import annotations
 
-from gpuaas.operations import pinned_program_probe
-from gpuaas.probe import Probe, account_probe, owned_files_probe, services_probe
+from gpuaas.managed import Account, Item, PinnedProgram, SecretFile, Service, Template
 from gpuaas.profile import Host, Profile
-from roles.nats.config import AUTH, CONFIG, PROGRAM_LINK, UNIT, profile_auth_file, rendered_files, settings_for
+from roles.nats.config import (
+    AUTH,
+    CONFIG,
+    PROGRAM_LINK,
+    UNIT,
+    context,
+    monitor_url,
+    profile_auth_file,
+    settings_for,
+    templates,
+)
 
 
-def probes(profile: Profile, node: Host) -> list[Probe]:
-    auth = profile_auth_file(profile)
-    settings, rendered = settings_for(profile), rendered_files(profile, node)
+def desired(profile: Profile, node: Host) -> list[Item]:
+    """The pinned nats-server, its account and JetStream store, its config, credentials and unit, and the
+    server running on them (restarted when any of them changed)."""
+    settings = settings_for(profile)
+    data, paths = context(profile, node), templates()
+    program = PinnedProgram(profile, settings.artifact, PROGRAM_LINK)
+    config = Template(CONFIG, paths[CONFIG], data, mode="640", group="nats")
+    auth = SecretFile(AUTH, profile_auth_file(profile), mode="640", group="nats", what="the credentials")
+    unit = Template(UNIT, paths[UNIT], data, mode="644")
+    healthz = monitor_url(settings, "/healthz")
     return [
-        pinned_program_probe(profile, settings.artifact, PROGRAM_LINK),
-        account_probe("nats", (settings.store_dir,)),
-        owned_files_probe(
-            "files",
-            {
-                CONFIG: (rendered[CONFIG], "640", "root", "nats"),
-                AUTH: (auth.reveal(), "640", "root", "nats"),
-                UNIT: (rendered[UNIT], "644", "root", "root"),
-            },
+        program,
+        Account("nats", home="/var/lib/nats", private_dirs=(settings.store_dir,)),
+        config,
+        auth,
+        unit,
+        Service(
+            "nats",
+            ready=f"curl -fsS --max-time 2 {healthz} >/dev/null",
+            restart_on=(config, auth, unit, program),
+            unit_file=unit,
         ),
-        services_probe(running=["nats"], enabled=["nats"]),
     ]

@@ -1,41 +1,50 @@
-"""The whole desired state of roles/object_store as probes, checked in one round trip (see gpuaas.probe)."""
+"""Everything roles/object_store keeps on a data host, declared once: the deploy converges it and the
+one-round-trip check reads it back (see gpuaas.managed)."""
 
 from __future__ import annotations
 
 import shlex
 
-from gpuaas.forwarding import forward_sockets
-from gpuaas.operations import pinned_program_probe
-from gpuaas.probe import Probe, account_probe, owned_files_probe, services_probe
+from gpuaas.managed import Account, Checked, Forwarded, Item, PinnedProgram, SecretFile, Service, Template
 from gpuaas.profile import Host, Profile
 from roles.object_store.config import (
     PROGRAM_LINK,
     S3_CONFIG,
+    TEMPLATES,
+    UNIT,
+    context,
     local_url,
     profile_identities,
-    rendered_files,
     s3_forward,
     settings_for,
 )
 
 
-def probes(profile: Profile, node: Host) -> list[Probe]:
-    identities = profile_identities(profile)
-    settings, bucket = settings_for(profile), profile.backup.bucket
-    # A bucket is a directory of the filer's /buckets: asking the filer is much quicker than `weed shell`.
-    bucket_url = local_url(settings.filer_port, f"/buckets/{bucket}/")
-    units = {path: (content, "644", "root", "root") for path, content in rendered_files(profile, node).items()}
-    units_running = ["seaweedfs", *forward_sockets([s3_forward(profile, node)])]
+def bucket_exists(profile: Profile) -> Checked:
+    """The profile's backup bucket, created by the deploy's own step. A bucket is a directory of the
+    filer's /buckets: asking the filer is much quicker than `weed shell`."""
+    bucket = profile.backup.bucket
+    url = local_url(settings_for(profile).filer_port, f"/buckets/{bucket}/")
+    return Checked(
+        f"bucket {bucket}", f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 {shlex.quote(url)}", "200"
+    )
+
+
+def desired(profile: Profile, node: Host) -> list[Item]:
+    settings = settings_for(profile)
+    program = PinnedProgram(profile, settings.artifact, PROGRAM_LINK)
+    credentials = SecretFile(
+        S3_CONFIG, profile_identities(profile), mode="640", group="seaweedfs", what="the backup identity"
+    )
+    unit = Template(UNIT, str(TEMPLATES / "seaweedfs.service.j2"), context(profile, node))
+    # Any HTTP answer from the S3 gateway (403 without credentials) means it is up.
+    ready = f"curl -s -o /dev/null --max-time 2 {local_url(settings.s3_port)}"
     return [
-        pinned_program_probe(profile, settings.artifact, PROGRAM_LINK),
-        account_probe("seaweedfs", (settings.data_dir,)),
-        owned_files_probe(
-            "files",
-            {
-                S3_CONFIG: (identities.reveal(), "640", "root", "seaweedfs"),
-                **units,
-            },
-        ),
-        services_probe(running=units_running, enabled=units_running),
-        Probe("bucket", f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 {shlex.quote(bucket_url)}", "200"),
+        program,
+        Account("seaweedfs", home=settings.data_dir, private_dirs=(settings.data_dir,)),
+        credentials,
+        unit,
+        Service("seaweedfs", ready=ready, restart_on=(credentials, unit, program), unit_file=unit, seconds=60),
+        Forwarded(s3_forward(profile, node)),
+        bucket_exists(profile),
     ]

@@ -1,4 +1,22 @@
-"""roles/postgres: Debian's PostgreSQL 15, tuned from host memory, with the platform's databases."""
+"""roles/postgres: Debian's PostgreSQL on the data hosts, with the platform's roles and databases."""
 
-#: Host groups this role is applied to.
-APPLIES_TO = ("data",)
+from gpuaas.groups import DATA
+from gpuaas.role import Phase, Role, Section
+from roles.postgres.settings import PostgresSettings
+
+ROLE = Role(
+    __name__,
+    title="PostgreSQL",
+    applies_to=(DATA,),
+    phase=Phase.DATA,
+    order=10,
+    settings=PostgresSettings,
+    section=Section.SERVICES,
+    rendered_files="config:rendered_files",
+    listeners="listeners:listeners",
+    deploy="deploy:postgres",
+    desired="state:desired",
+    readback="readback:read_back",
+    backup="backup",
+    checks="checks:problems",
+)

@@ -23,11 +23,13 @@ from pyinfra import logger
 from gpuaas.backup.service import BackupJob, RestoreJob, RestoreRefused, ServiceHost, differences
 from gpuaas.backup.transport import HostCommandError, HostShell, copy_stream
 from gpuaas.profile import Profile
+from roles.postgres.checks import dependants
 from roles.postgres.config import settings_for
 
 SERVICE = "postgres"
-#: The services that keep their state in these databases, stopped while it is replaced.
-DEPENDANTS = ("temporal", "temporal-server", "keycloak")
+#: The units of the roles that keep their state in these databases (each role's declaration names
+#: them), stopped while it is replaced.
+DEPENDANTS = dependants()
 END = "--end-of-figures--"
 #: Every user table with its exact row count, in one statement.
 ROW_COUNTS = (

@@ -1,4 +1,20 @@
-"""roles/rke2: RKE2 servers and agents from pinned artifacts, joined into one cluster."""
+"""roles/rke2: the RKE2 cluster on its server and agent hosts, from a release pinned by sha256."""
 
-#: Host groups this role is applied to.
-APPLIES_TO = ("rke2_servers", "rke2_agents")
+from gpuaas.groups import RKE2_AGENTS, RKE2_SERVERS
+from gpuaas.role import Phase, Role, Section
+from roles.rke2.settings import Rke2Settings
+
+ROLE = Role(
+    __name__,
+    title="RKE2",
+    applies_to=(RKE2_SERVERS, RKE2_AGENTS),
+    phase=Phase.CLUSTER,
+    order=10,
+    settings=Rke2Settings,
+    section=Section.ROLES,
+    rendered_files="config:rendered_files",
+    listeners="listeners:listeners",
+    deploy="deploy:rke2",
+    readback="readback:read_back",
+    blocker="release:unpinned",
+)

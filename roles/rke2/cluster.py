@@ -7,6 +7,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from gpuaas.context import current_profile
+from gpuaas.groups import CLUSTER
 from gpuaas.profile import Profile
 from roles.rke2.checks import all_ready, wait
 from roles.rke2.config import API_PORT, KUBECONFIG, KUBECTL, first_server, settings_for
@@ -15,7 +16,7 @@ from roles.rke2.kubeconfig import default_path, kubeconfig_on_controller
 
 
 def cluster_nodes(profile: Profile) -> list[str]:
-    return [node.name for node in profile.hosts if {"rke2_servers", "rke2_agents"} & set(node.groups)]
+    return [node.name for node in profile.hosts if set(CLUSTER) & set(node.groups)]
 
 
 def api_url(profile: Profile) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from gpuaas.groups import RKE2_SERVERS
 from gpuaas.profile import Host, Profile
 from gpuaas.secrets import Secret, resolve
 from roles.rke2.settings import Rke2Settings
@@ -43,7 +44,7 @@ def settings_for(profile: Profile, node: Host) -> Rke2Settings:
 
 
 def is_server(node: Host) -> bool:
-    return "rke2_servers" in node.groups
+    return RKE2_SERVERS in node.groups
 
 
 def kind(node: Host) -> str:
@@ -53,7 +54,7 @@ def kind(node: Host) -> str:
 
 def first_server(profile: Profile) -> Host:
     """The server that starts the cluster; every other node joins it."""
-    return profile.group("rke2_servers")[0]
+    return profile.group(RKE2_SERVERS)[0]
 
 
 def join_url(profile: Profile) -> str:
@@ -85,7 +86,7 @@ def node_taints(node: Host, settings: Rke2Settings) -> list[str]:
 
 def tls_sans(profile: Profile) -> list[str]:
     """The API's names: the profile's API hostname, then every server's name and address."""
-    servers = profile.group("rke2_servers")
+    servers = profile.group(RKE2_SERVERS)
     return [str(profile.cluster.api_hostname), *(s.name for s in servers), *(str(s.address) for s in servers)]
 
 

@@ -11,6 +11,7 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.files import File
 from pyinfra.operations import server
 
+from gpuaas.groups import CLUSTER
 from gpuaas.profile import Profile
 from roles.rke2.checks import kubectl
 from roles.rke2.config import KUBECONFIG, KUBECTL, PREFIX, first_server
@@ -31,7 +32,7 @@ def confirmed_nodes(profile: Profile, action: str, allow_first_server: bool = Fa
     names = [n.strip() for n in os.environ.get(NODES_ENV, "").split(",") if n.strip()]
     if not names:
         raise DeployError(f"{action}: name the nodes in {NODES_ENV} (comma-separated)")
-    cluster = {h.name for h in profile.hosts if {"rke2_servers", "rke2_agents"} & set(h.groups)}
+    cluster = {h.name for h in profile.hosts if set(CLUSTER) & set(h.groups)}
     unknown = [n for n in names if n not in cluster]
     if unknown:
         raise DeployError(f"{action}: {', '.join(unknown)} are not cluster nodes of {profile.name}")

@@ -59,3 +59,14 @@ def verified_release(profile: Profile, settings: Rke2Settings) -> dict[str, Path
                     f"{listed.get(path.name, 'missing')}, not {pin.sha256}; refusing to install it"
                 )
     return files
+
+
+def unpinned(profile: Profile) -> str | None:
+    """Why the cluster cannot be deployed yet: the release artifacts the profile does not pin; None
+    when every one is pinned."""
+    from roles.rke2.config import first_server, settings_for
+
+    missing = missing_pins(profile, settings_for(profile, first_server(profile)))
+    if not missing:
+        return None
+    return f"artifacts {', '.join(missing)} are not pinned in {profile.source} (see roles/rke2/README.md)"

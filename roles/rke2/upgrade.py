@@ -12,6 +12,7 @@ from pyinfra import state
 from pyinfra.api.exceptions import DeployError
 from pyinfra.operations import server
 
+from gpuaas.groups import RKE2_AGENTS, RKE2_SERVERS
 from gpuaas.inventory import pyinfra_name
 from gpuaas.profile import REPO_ROOT, Profile
 from roles.rke2.checks import all_ready, kubectl, node_ready, wait
@@ -49,9 +50,9 @@ def plan(profile: Profile, running: dict[str, str], target: str, allow_downgrade
             f"(set {ALLOW_DOWNGRADE_ENV}=yes to allow it)"
         )
     due = [h for h in profile.hosts if h.name in running and running[h.name] != target]
-    servers = [h for h in due if "rke2_servers" in h.groups]
+    servers = [h for h in due if RKE2_SERVERS in h.groups]
     batches = [Batch(f"server {h.name}", (h.name,)) for h in servers]
-    agents = [h for h in due if "rke2_agents" in h.groups and h not in servers]
+    agents = [h for h in due if RKE2_AGENTS in h.groups and h not in servers]
     for ring in sorted({h.ring for h in agents}, key=lambda r: (r is None, r)):
         members = [h.name for h in agents if h.ring == ring]
         label = f"ring {ring}" if ring is not None else "agents"

@@ -126,3 +126,8 @@ def sql_tool(profile: Profile, node: Host, store: str, command: str) -> str:
 
 def health_command(settings: TemporalSettings, address: str) -> str:
     return f"{PROGRAM_LINK} operator cluster health --address {address}:{settings.port}"
+
+
+def mode_label(profile: Profile) -> str:
+    """What reports add to the role's title: the mode the profile runs it in."""
+    return f"{settings_for(profile).mode} mode"

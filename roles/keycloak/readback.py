@@ -1,0 +1,15 @@
+"""What roles/keycloak reads back from the current host: Keycloak's version and readiness, from its
+home and management port."""
+
+from __future__ import annotations
+
+from pyinfra import host
+
+from gpuaas.profile import Host, Profile
+from roles.keycloak.config import HOME_LINK
+from roles.keycloak.facts import KeycloakReadiness
+
+
+def read_back(profile: Profile, node: Host) -> dict | None:
+    port = profile.services.keycloak.management_port
+    return host.get_fact(KeycloakReadiness, home=HOME_LINK, address=str(node.address), management_port=port)

@@ -1,0 +1,14 @@
+"""What roles/nats reads back from the current host: nats-server's version, JetStream and health, from
+its monitoring port."""
+
+from __future__ import annotations
+
+from pyinfra import host
+
+from gpuaas.profile import Host, Profile
+from roles.nats.config import MONITOR_ADDRESS
+from roles.nats.facts import NatsVarz
+
+
+def read_back(profile: Profile, node: Host) -> dict | None:
+    return host.get_fact(NatsVarz, address=MONITOR_ADDRESS, monitor_port=profile.services.nats.monitor_port)
