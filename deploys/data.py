@@ -26,4 +26,4 @@ for role in roles_in(Phase.DATA):
 if deployed:
     prefetch([probes_of(role.items(profile, node)) for role in deployed])
 for role in deployed:
-    role.converge()
+    role.deploy_function()()

@@ -14,7 +14,7 @@ from gpuaas.role import Phase
 profile, node = current_profile(), current_profile_host()
 for role in roles_in(Phase.BASELINE):
     if node is not None and role.applies(node):
-        role.converge()
+        role.deploy_function()()
 
 local.include("deploys/data.py")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,14 +23,16 @@ from pyinfra.operations import apt, files
 from filters.jinja import jinja_env_kwargs
 from gpuaas.forwarding import Forward, forward_sockets, forward_units, forwarded, unforwarded
 from gpuaas.operations import install_pinned, pinned_program_probe, secret_file, service_account, service_running
-from gpuaas.probe import Probe, account_probe, in_place, owned_files_probe, packages_probe, services_probe
+from gpuaas.probe import Probe, account_probe, drift, owned_files_probe, packages_probe, services_probe, state_verified
 from gpuaas.profile import Profile
 from gpuaas.secrets import Secret
 from gpuaas.templating import render_template
 
 
 class Item(Protocol):
-    """One thing a role keeps on a host."""
+    """One thing a role keeps on a host. Items are told apart by identity (`Applied` maps each item object
+    to its operation; a `Service` names the very items it restarts on), so their classes compare by
+    identity too (`@dataclass(eq=False)`), which also keeps them cheap to define."""
 
     #: How reports and the drift matrix name it: `file /etc/redis/gpuaas.conf`.
     @property
@@ -54,13 +56,13 @@ def _stat(path: str) -> str:
     return f"sha1sum {shlex.quote(path)}; stat -c '%n %a %U %G' {shlex.quote(path)}"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Template:
     """A file rendered from a Jinja2 template next to the role, with its mode and owner."""
 
     path: str
     template: str
-    context: dict[str, Any] = field(hash=False, compare=False)
+    context: dict[str, Any]
     mode: str = "644"
     user: str = "root"
     group: str = "root"
@@ -89,12 +91,12 @@ class Template:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Content:
     """A file holding text computed on the controller (not secret), with its mode and owner."""
 
     path: str
-    text: str = field(hash=False, compare=False)
+    text: str
     mode: str = "644"
     user: str = "root"
     group: str = "root"
@@ -119,12 +121,12 @@ class Content:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class SecretFile:
     """A file holding a secret: the probe compares digests, the value travels only on standard input."""
 
     path: str
-    secret: Secret = field(hash=False, compare=False)
+    secret: Secret
     mode: str = "600"
     user: str = "root"
     group: str = "root"
@@ -149,7 +151,7 @@ class SecretFile:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Packages:
     """Debian packages, installed (held back from removal is the operator's business)."""
 
@@ -173,7 +175,7 @@ class Packages:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Account:
     """A system account and group without a login shell, with directories only it can read (0700)."""
 
@@ -193,7 +195,7 @@ class Account:
         service_account(self.user, home=self.home, private_dirs=self.private_dirs)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Directory:
     path: str
     mode: str
@@ -219,7 +221,7 @@ class Directory:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Link:
     path: str
     target: str
@@ -235,7 +237,7 @@ class Link:
         return files.link(name=f"Ensure {self.path} points at {self.target}", path=self.path, target=self.target)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Line:
     """A line present, exactly, in a file the role does not own (a package's main configuration)."""
 
@@ -256,11 +258,11 @@ class Line:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class PinnedProgram:
     """The profile's pinned program under /opt/gpuaas, its sha256 checked on the controller, and `link` to it."""
 
-    profile: Profile = field(hash=False, compare=False)
+    profile: Profile
     artifact: str
     link: str
 
@@ -276,7 +278,7 @@ class PinnedProgram:
         return install_pinned(self.profile, self.artifact, self.link)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Service:
     """A systemd unit running and enabled, restarted when any of `restart_on` changed (systemd reloaded
     first when its `unit_file` did), then waited for until the shell test `ready` passes."""
@@ -306,7 +308,7 @@ class Service:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Checked:
     """State a role's own steps keep (databases, an unsealed vault): read back here with the items,
     brought about by the role's code after them."""
@@ -327,14 +329,14 @@ class Checked:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Upload:
     """A file copied as it is from the controller (an archive, verified there against its pin), with its
     sha256, mode and owner; its parent directories are created when missing."""
 
     path: str
-    source: Path = field(hash=False, compare=False)
-    sha256: str = field(hash=False, compare=False)
+    source: Path
+    sha256: str
     mode: str = "644"
     user: str = "root"
     group: str = "root"
@@ -362,7 +364,7 @@ class Upload:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Forwarded:
     """A port of the host's profile address forwarded to the same port on loopback, where the service
     listens: the socket and forwarder units (0644 root), the socket listening and enabled (see
@@ -386,7 +388,7 @@ class Forwarded:
         forwarded(self.forward)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Unforwarded:
     """A forwarder gone (its units stopped, disabled and removed): the service binds the port itself."""
 
@@ -413,7 +415,10 @@ def probes_of(items: Sequence[Item]) -> list[Probe]:
 def converge(what: str, items: Sequence[Item], steps: Callable[[Applied], None] | None = None) -> Applied | None:
     """Check every item in one round trip; when all are in place report one unchanged step and return
     None. Otherwise queue each item's operations in order, then the role's own `steps`."""
-    if in_place(what, probes_of(items)):
+    probes = probes_of(items)
+    # pyinfra orders operations by the call stack: the no-op step is queued from here, not a frame deeper.
+    if not drift(probes):
+        state_verified(name=f"Ensure {what} is in place", checks=len(probes))
         return None
     applied = Applied()
     for item in items:

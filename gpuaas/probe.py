@@ -46,14 +46,14 @@ class StateProbe(FactBase):
         # on a line of its own. A probe that fails (a file not there yet) reports what it printed;
         # the fact itself succeeds.
         jobs = [f'{{ {command} ; }} > "$d/{index}" 2>/dev/null &' for index, (_, command) in enumerate(probes)]
-        prints = [
-            f"printf '\\n%s\\n' {shlex.quote(self.marker + key)}; cat \"$d/{index}\""
-            for index, (key, _) in enumerate(probes)
-        ]
+        # Each output is printed with the shell's own read and printf: no process per probe.
+        prints = [f'p {shlex.quote(self.marker + key)} "$d/{index}"' for index, (key, _) in enumerate(probes)]
         return "; ".join(
             [
                 "d=$(mktemp -d /run/gpuaas-probe.XXXXXX 2>/dev/null || mktemp -d)",
                 "trap 'rm -rf \"$d\"' EXIT",
+                "p() { printf '\\n%s\\n' \"$1\"; "
+                'while IFS= read -r l || [ -n "$l" ]; do printf \'%s\\n\' "$l"; done < "$2"; }',
                 " ".join(jobs) + " wait",
                 *prints,
                 "true",

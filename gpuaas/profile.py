@@ -843,13 +843,17 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int])
     return total
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+#: libyaml's parser where PyYAML was built with it (several times quicker than the pure-Python one).
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):
     """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last silently) and a
     document whose aliases expand past MAX_YAML_NODES. Merge keys (`<<: *defaults`) work as YAML defines
     them: the mapping's own keys win over merged ones."""
 
-    def compose_document(self) -> yaml.Node:
-        node = super().compose_document()
+    def get_single_node(self) -> yaml.Node:
+        node = super().get_single_node()
         if node is not None:
             _expanded_size(node, {}, set())
         return node

@@ -148,9 +148,9 @@ class Role:
         desired = self.part(self.desired)
         return desired(profile, node) if desired else []
 
-    def converge(self) -> None:
-        """Run its deploy on the current host."""
-        self.part(self.deploy)()
+    def deploy_function(self) -> Callable[[], None]:
+        """Its pyinfra deploy: called on a host, it converges the role there."""
+        return self.part(self.deploy)
 
     def read_back(self, profile: Profile, node: Host) -> dict | None:
         readback = self.part(self.readback)

@@ -20,7 +20,7 @@ from roles.common.operations import dpkg_settled, file_block, kernel_module, swa
 from roles.common.settings import CommonSettings
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class DpkgSettled:
     """No package installation left half-done by an interrupted dpkg (apt refuses to work past one)."""
 
@@ -35,7 +35,7 @@ class DpkgSettled:
         return dpkg_settled(name="Ensure no package installation was left half-done")
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Unit:
     """A systemd unit running (and enabled when `enabled`), restarted when any of `restart_on` changed;
     `restart` says what the restart brings about (`chrony runs with its configuration`)."""
@@ -68,7 +68,7 @@ class Unit:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Hostname:
     """The host's name, as the kernel reports it."""
 
@@ -85,7 +85,7 @@ class Hostname:
         return server.hostname(name="Ensure the hostname is set", hostname=self.hostname)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class HostsBlock:
     """The cluster's names in a marked block of /etc/hosts; the rest of the file belongs to the host."""
 
@@ -106,7 +106,7 @@ class HostsBlock:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class KernelModule:
     """A kernel module loaded now, unless the running kernel has it built in."""
 
@@ -127,7 +127,7 @@ class KernelModule:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Sysctl:
     """A kernel parameter's live value (the file under /etc/sysctl.d keeps it across boots)."""
 
@@ -147,7 +147,7 @@ class Sysctl:
         return server.sysctl(name=f"Ensure sysctl {self.key} = {self.value}", key=self.key, value=value)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class SwapOff:
     """No swap in use and no active swap line in /etc/fstab (the kubelet refuses swap by default)."""
 
@@ -166,7 +166,7 @@ class SwapOff:
         return swap_disabled(name="Ensure swap is off")
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class SystemAccount:
     """A system user and group without a login shell, its home readable by the group only (0750)."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pyinfra import host
 from pyinfra.api.operation import OperationMeta
@@ -46,7 +46,7 @@ from roles.keycloak.config import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Unpacked:
     """The distribution unzipped under INSTALL_ROOT into its own versioned directory, owned by keycloak,
     its data directory private to it; once per version."""
@@ -75,14 +75,14 @@ class Unpacked:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Built:
     """The distribution built for its build options (`kc.sh build`), and the stamp of the configuration
     it was built from beside it: a build is current only when the stamp matches."""
 
     kc: str
     stamp_path: str
-    stamp: str = field(hash=False, compare=False)
+    stamp: str
 
     @property
     def name(self) -> str:

@@ -33,7 +33,7 @@ from roles.openbao.settings import OpenBaoSettings
 CONFIG_DIR = "/etc/openbao"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class HostCertificate:
     """The server certificate at TLS_CERT for `names`, issued by the host's own CA and reissued before
     it expires (see roles.openbao.operations.host_certificate)."""

@@ -6,7 +6,7 @@ and its namespaces registered by the deploy's own steps."""
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pyinfra import host
 from pyinfra.api.operation import OperationMeta
@@ -56,7 +56,7 @@ from roles.temporal.facts import TemporalSchema
 from roles.temporal.settings import TemporalSettings
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class SchemaUnpacked:
     """The release's schema directory unpacked from its source tarball, once per version: into a
     directory beside it first, so a half-done unpack is never taken for the schema."""
@@ -90,7 +90,7 @@ class SchemaUnpacked:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class SchemaCurrent:
     """A store's database at the newest version of its versioned schema (temporal-sql-tool's
     setup-schema on an empty database, then update-schema)."""
@@ -98,8 +98,8 @@ class SchemaCurrent:
     database: str
     directory: str
     #: The temporal-sql-tool commands that set up and update the schema (their password from the env file).
-    setup: str = field(hash=False, compare=False)
-    update: str = field(hash=False, compare=False)
+    setup: str
+    update: str
 
     @property
     def name(self) -> str:
