@@ -67,3 +67,81 @@ def test_a_role_off_in_the_profile_says_which_field_turns_it_off():
     assert not profile.services.keycloak.enabled
     assert keycloak.not_deployed_because(profile).startswith("services.keycloak.enabled is false in ")
     assert role_named("redis").not_deployed_because(profile) is None
+
+
+ADDED_ROLE = {
+    "__init__.py": '''"""roles/motd: a login message on the data hosts."""
+
+from gpuaas.groups import DATA
+from gpuaas.role import Phase, Role, Section
+from roles.motd.settings import MotdSettings
+
+ROLE = Role(
+    __name__,
+    title="Login message",
+    applies_to=(DATA,),
+    phase=Phase.DATA,
+    order=90,
+    settings=MotdSettings,
+    section=Section.SERVICES,
+    rendered_files="config:rendered_files",
+)
+''',
+    "settings.py": """from pydantic import BaseModel, ConfigDict
+
+
+class MotdSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str = "managed by gpuaas"
+""",
+    "config.py": """def rendered_files(profile, node):
+    return {"/etc/motd.d/gpuaas": profile.services.motd.message + "\\n"}
+""",
+}
+
+ADDED_ROLE_CHECK = """
+import roles, sys
+roles.__path__.append(sys.argv[1])
+from gpuaas.discovery import role_named
+from gpuaas.docs import readme_settings
+from gpuaas.errors import ProfileError
+from gpuaas.profile import load_profile, parse_profile
+from gpuaas.render import host_files
+import yaml
+profile = load_profile("local")
+print("services:", profile.services.motd.message)
+print("render:", host_files(profile, "local-server")["/etc/motd.d/gpuaas"].strip())
+print("docs:", "motd" in readme_settings())
+print("order:", role_named("motd").phase.value)
+raw = yaml.safe_load(open("inventories/local.yml"))
+raw.setdefault("services", {})["motd"] = {"colour": "red"}
+try:
+    parse_profile(raw, "inventories/local.yml", "local")
+except ProfileError as error:
+    print("refused:", [str(problem) for problem in error.problems])
+"""
+
+
+def test_a_role_is_added_by_its_folder_alone(tmp_path):
+    """A role in a folder of its own (here outside the repository, so nothing else changes) gets its
+    profile section, its rendered files and its README table without any other file naming it."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "motd"
+    folder.mkdir()
+    for name, text in ADDED_ROLE.items():
+        (folder / name).write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-c", ADDED_ROLE_CHECK, str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "services: managed by gpuaas" in result.stdout
+    assert "render: managed by gpuaas" in result.stdout
+    assert "docs: True" in result.stdout and "order: data" in result.stdout
+    assert "services.motd.colour: unknown key" in result.stdout

@@ -106,6 +106,7 @@ def expectations(profile) -> dict[str, str | None]:
     return {
         "deploys/site.py": None,
         "deploys/data.py": None,
+        "deploys/readback.py": None,
         "deploys/edge.py": None,
         "deploys/backup.py": None,
         "deploys/restore_drill.py": None,
