@@ -15,6 +15,7 @@ ROLE = Role(
     rendered_files="config:rendered_files",
     listeners="listeners:listeners",
     deploy="deploy:rke2",
+    desired="state:desired",
     readback="readback:read_back",
     blocker="release:unpinned",
 )
