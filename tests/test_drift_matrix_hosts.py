@@ -1,9 +1,11 @@
 """The drift matrix: every item a role keeps on the local lane's hosts, broken one kind at a time, is
-noticed by its own probe in the one-round-trip check and brought back by one converge of the site.
+noticed by its own probe in the one-round-trip check and brought back by one converge.
 
-A round breaks every item a kind applies to (one SSH command per host), runs the probes of the broken
-items' roles at once (gpuaas.probe.StateProbe, as the deploys do), converges the site, checks that every
-item of every role is in place again, and converges once more to find nothing left to change.
+Two lanes on the same hosts: the site (deploys/site.py: the baseline and the data services), then the
+RKE2 cluster (deploys/cluster.py with the RKE2 double's release, tests/doubles/rke2). A round breaks
+every item a kind applies to (one SSH command per host), runs the probes of the broken items' roles at
+once (gpuaas.probe.StateProbe, as the deploys do), converges, checks that every item of every role is in
+place again, and converges once more to find nothing left to change.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import shlex
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,9 @@ import pytest
 from gpuaas.lane.access import config_file
 from gpuaas.probe import Probe, StateProbe
 from gpuaas.profile import load_profile
+from roles.rke2.config import HEADER as RKE2_HEADER
+from roles.rke2.config import REGISTRIES
+from tests.doubles.rke2 import release_inventory
 from tests.hosttools.runs import pyinfra
 
 pytestmark = pytest.mark.hosts
@@ -59,7 +65,10 @@ def _private_dirs(item: Item) -> str | None:
     return " ".join(shlex.quote(d) for d in dirs) if dirs else None
 
 
-FILES = ("Template", "Content", "SecretFile")
+FILES = ("Template", "Content", "SecretFile", "Upload", "ImagesArchive", "Placed", "JoinToken")
+SERVICES = ("Service", "NodeService")
+#: The release the RKE2 lane installs (the RKE2 double's).
+RKE2_VERSION = "v0.0.1+double1"
 
 #: Packages the probes and the deploy itself use (curl and the CA bundle read the services' APIs, kmod
 #: loads modules, chrony keeps the clock TLS checks rely on): a Packages item is broken by removing the
@@ -95,9 +104,9 @@ BY_CLASS: dict[str, dict[str, Break]] = {
         **dict.fromkeys(FILES, lambda item: f"echo '# drift' >> {_path(item)}"),
         "PinnedProgram": _grown_program,
     },
-    "stopped": {"Service": lambda item: f"systemctl stop {_unit(item)}"},
+    "stopped": dict.fromkeys(SERVICES, lambda item: f"systemctl stop {_unit(item)}"),
     "removed": {"Packages": _package_removed},
-    "disabled": {"Service": lambda item: f"systemctl disable --quiet {_unit(item)}"},
+    "disabled": dict.fromkeys(SERVICES, lambda item: f"systemctl disable --quiet {_unit(item)}"),
 }
 
 #: Role-specific items and checks, by item name prefix: kind -> break.
@@ -137,6 +146,19 @@ BY_NAME: dict[str, dict[str, Break]] = {
         )
     },
     "openbao unsealed": {"sealed": lambda item: "systemctl restart openbao"},
+    # Another version in the program's place (moved in: the running one keeps its file).
+    "installed ": {
+        "content": lambda item: (
+            "printf '#!/bin/sh\\necho rke2 version v0.0.0+drift\\n' > /run/drift-rke2 && chmod 755 /run/drift-rke2 "
+            f"&& mv -f /run/drift-rke2 {shlex.quote(item['name'].split()[1])}"
+        )
+    },
+    # A file the role wrote once and is no longer asked for (its header first): the registries file.
+    "no withdrawn rke2 file": {
+        "content": lambda item: (
+            f"printf '%s\\nmirrors: {{}}\\n' {shlex.quote(RKE2_HEADER.strip())} > {shlex.quote(REGISTRIES)}"
+        )
+    },
 }
 
 KINDS = sorted({*BY_CLASS, *(kind for kinds in BY_NAME.values() for kind in kinds)})
@@ -169,8 +191,19 @@ def failures(output: str) -> str:
     return "\n".join(lines[j] for i in hits[:20] for j in range(max(i - 2, 0), i + 1))
 
 
-def converge() -> dict:
-    result = pyinfra("--json", "inventories/local.py", "deploys/site.py")
+@dataclass(frozen=True)
+class Lane:
+    """An inventory of the local hosts, the deploy that converges it, and the roles whose items it breaks."""
+
+    name: str
+    inventory: str
+    deploy: str
+    roles: frozenset[str] | None = None
+    env: tuple[tuple[str, str], ...] = ()
+
+
+def converge(lane: Lane) -> dict:
+    result = pyinfra("--json", lane.inventory, lane.deploy, env=dict(lane.env))
     assert result.returncode == 0, f"{failures(result.stderr)}\n...\n{result.stderr[-1500:]}"
     return json.loads(result.stdout)["results"]["totals"]
 
@@ -187,11 +220,11 @@ def as_root(profile, host: str, script: str) -> subprocess.CompletedProcess:
     )
 
 
-def dump_items(directory: Path) -> dict[str, list[Item]]:
-    """Every deployed role's items, by host, as tests/deploys/desired_items.py writes them."""
+def dump_items(lane: Lane, directory: Path) -> dict[str, list[Item]]:
+    """Every deployed role's items (of the lane's roles), by host, as tests/deploys/desired_items.py writes them."""
     directory.mkdir(mode=0o700, exist_ok=True)
     result = pyinfra(
-        "inventories/local.py",
+        lane.inventory,
         "tests/deploys/desired_items.py",
         env={"GPUAAS_DESIRED_ITEMS_DIR": str(directory)},
     )
@@ -199,7 +232,9 @@ def dump_items(directory: Path) -> dict[str, list[Item]]:
     dumped = {}
     for path in sorted(directory.glob("*.json")):
         assert path.stat().st_mode & 0o777 == 0o600, f"{path} is readable by others"
-        dumped[path.stem] = json.loads(path.read_text())
+        dumped[path.stem] = [
+            item for item in json.loads(path.read_text()) if lane.roles is None or item["role"] in lane.roles
+        ]
     return dumped
 
 
@@ -244,12 +279,27 @@ def not_covered_reason(item: Item) -> str | None:
 # --- the tests -----------------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module", params=("site", "cluster"))
+def lane(request, local_hosts, tmp_path_factory):
+    """The site on the local lane; then the RKE2 cluster on the same hosts with the RKE2 double's release
+    (tests/doubles/rke2), uninstalled afterwards as tests/test_rke2_hosts.py leaves them."""
+    if request.param == "site":
+        yield Lane("site", "inventories/local.py", "deploys/site.py")
+        return
+    directory = tmp_path_factory.mktemp("rke2")
+    inventory = release_inventory(directory, RKE2_VERSION)
+    kubeconfig = ("KUBECONFIG", str(directory / "kubeconfig"))
+    yield Lane("cluster", str(inventory), "deploys/cluster.py", frozenset({"rke2"}), (kubeconfig,))
+    for host in ("local-server", "local-gpu-1"):
+        as_root(local_hosts, host, "test -x /usr/local/bin/rke2-uninstall.sh && /usr/local/bin/rke2-uninstall.sh; true")
+
+
 @pytest.fixture(scope="module")
-def items(local_hosts, tmp_path_factory) -> dict[str, list[Item]]:
-    """The hosts converged once, then every deployed role's items on each."""
-    totals = converge()
+def items(lane, tmp_path_factory) -> dict[str, list[Item]]:
+    """The lane's hosts converged once, then every item of the lane's roles on each."""
+    totals = converge(lane)
     assert totals["error"] == 0, totals
-    return dump_items(tmp_path_factory.mktemp("desired-items"))
+    return dump_items(lane, tmp_path_factory.mktemp("desired-items"))
 
 
 def test_the_matrix_covers_every_item(items):
@@ -283,7 +333,7 @@ def test_the_dump_holds_no_secret_value(items):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_each_broken_item_is_noticed_and_brought_back(kind, items, local_hosts):
+def test_each_broken_item_is_noticed_and_brought_back(kind, lane, items, local_hosts):
     profile = local_hosts
     broken: dict[str, list[Item]] = {}
     for host, host_items in items.items():
@@ -296,7 +346,10 @@ def test_each_broken_item_is_noticed_and_brought_back(kind, items, local_hosts):
         if commands:
             result = as_root(profile, host, "\n".join(commands))
             assert result.returncode == 0, f"{kind}: breaking on {host} failed: {result.stderr[-2000:]}"
-    assert broken, f"{kind}: no item to break"
+    if not broken:
+        # Only these kinds have nothing to break among RKE2's items: no package, no vault.
+        assert lane.name == "cluster" and kind in ("removed", "sealed"), f"{kind}: no item to break"
+        pytest.skip(f"{kind}: no item of {sorted(lane.roles or [])} breaks this way on the {lane.name} lane")
     print(f"{kind}: broke " + "; ".join(f"{h}: {', '.join(i['name'] for i in b)}" for h, b in broken.items()))
 
     for host, host_broken in broken.items():
@@ -305,10 +358,10 @@ def test_each_broken_item_is_noticed_and_brought_back(kind, items, local_hosts):
         unnoticed = [item["name"] for item in host_broken if item["name"] not in differing]
         assert not unnoticed, f"{kind}: on {host}, the probes of {unnoticed} still match once broken"
 
-    totals = converge()
+    totals = converge(lane)
     assert totals["error"] == 0, f"{kind}: the converge after the break failed: {totals}"
     for host, host_items in items.items():
         differing = mismatched(profile, host, host_items)
         assert not differing, f"{kind}: on {host}, not brought back by the converge: {differing}"
-    again = converge()
+    again = converge(lane)
     assert again["success"] == 0 and again["error"] == 0, f"{kind}: the second converge changed things: {again}"
