@@ -102,6 +102,10 @@ class Content:
     group: str = "root"
     #: What the operation calls the file's content: `the keycloak realm`.
     what: str = ""
+    #: The operation's whole name, where the role names it otherwise.
+    operation: str = ""
+    #: Create the file's directory when missing (one the service itself makes only once it runs).
+    create_remote_dir: bool = False
 
     @property
     def name(self) -> str:
@@ -112,12 +116,13 @@ class Content:
 
     def apply(self, applied: Applied) -> OperationMeta:
         return files.put(
-            name=f"Ensure {self.path} holds {self.what or 'its content'}",
+            name=self.operation or f"Ensure {self.path} holds {self.what or 'its content'}",
             src=StringIO(self.text),
             dest=self.path,
             user=self.user,
             group=self.group,
             mode=self.mode,
+            create_remote_dir=self.create_remote_dir,
         )
 
 
@@ -342,6 +347,8 @@ class Upload:
     group: str = "root"
     #: What the operation calls the file: `keycloak-26.0.7.zip`.
     what: str = ""
+    #: The operation's whole name, where the role names it otherwise.
+    operation: str = ""
 
     @property
     def name(self) -> str:
@@ -354,7 +361,7 @@ class Upload:
 
     def apply(self, applied: Applied) -> OperationMeta:
         return files.put(
-            name=f"Ensure {self.what or self.source.name} is on the host",
+            name=self.operation or f"Ensure {self.what or self.source.name} is on the host",
             src=str(self.source),
             dest=self.path,
             user=self.user,

@@ -65,7 +65,7 @@ def _private_dirs(item: Item) -> str | None:
     return " ".join(shlex.quote(d) for d in dirs) if dirs else None
 
 
-FILES = ("Template", "Content", "SecretFile", "Upload", "ImagesArchive", "Placed", "JoinToken")
+FILES = ("Template", "Content", "SecretFile", "Upload", "JoinToken")
 SERVICES = ("Service", "NodeService")
 #: The release the RKE2 lane installs (the RKE2 double's).
 RKE2_VERSION = "v0.0.1+double1"

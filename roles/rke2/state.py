@@ -11,7 +11,6 @@ import re
 import shlex
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
@@ -59,41 +58,6 @@ from roles.rke2.settings import Rke2Settings
 STAGING = "/var/lib/gpuaas/rke2"
 #: What each private file holds, as the operation that writes it says.
 PRIVATE_CONTENT = {REGISTRIES: "the registry configuration", S3_DROP_IN: "the etcd S3 options"}
-
-
-@dataclass(eq=False)
-class Placed(Content):
-    """A file of text computed on the controller in a directory RKE2 itself makes only once it runs (the
-    manifests directory): created here, with its parents, when missing. `operation` names the step."""
-
-    operation: str = ""
-
-    def apply(self, applied: Applied) -> OperationMeta:
-        return files.put(
-            name=self.operation or f"Ensure {self.path} holds {self.what or 'its content'}",
-            src=StringIO(self.text),
-            dest=self.path,
-            user=self.user,
-            group=self.group,
-            mode=self.mode,
-            create_remote_dir=True,
-        )
-
-
-@dataclass(eq=False)
-class ImagesArchive(Upload):
-    """The verified images archive where RKE2 imports images from when it starts."""
-
-    def apply(self, applied: Applied) -> OperationMeta:
-        return files.put(
-            name=f"Ensure {self.source.name} is where RKE2 imports images",
-            src=str(self.source),
-            dest=self.path,
-            user=self.user,
-            group=self.group,
-            mode=self.mode,
-            create_remote_dir=True,
-        )
 
 
 @dataclass(eq=False)
@@ -364,7 +328,8 @@ def staged_release(profile: Profile, settings: Rke2Settings, release: dict[str, 
     if "images_artifact" in release:
         images = release["images_artifact"]
         sha256 = profile.artifacts[names["images_artifact"]].sha256
-        items.append(ImagesArchive(f"{IMAGES}/{images.name}", images, sha256, "600"))
+        where = f"Ensure {images.name} is where RKE2 imports images"
+        items.append(Upload(f"{IMAGES}/{images.name}", images, sha256, "600", operation=where))
     if settings.install_method == "script":
         items.append(staged("checksums_artifact", f"the RKE2 {version} checksum file"))
         items.append(staged("script_artifact", "the pinned RKE2 install script", mode="700"))
@@ -386,11 +351,19 @@ def configuration(profile: Profile, node: Host, settings: Rke2Settings, rendered
         SecretFile(path, value, what=PRIVATE_CONTENT.get(path, "its current content"))
         for path, value in private.items()
     ]
-    items.append(Placed(CONFIG, rendered[CONFIG], mode="600", operation=f"Ensure {CONFIG} is rendered"))
+    items.append(
+        Content(CONFIG, rendered[CONFIG], "600", operation=f"Ensure {CONFIG} is rendered", create_remote_dir=True)
+    )
     if is_server(node):
         # The servers apply these themselves (like `kubectl apply`): no restart needed.
         items += [
-            Placed(path, rendered[path], mode="600", operation=f"Ensure manifest {path.rsplit('/', 1)[1]} is in place")
+            Content(
+                path,
+                rendered[path],
+                "600",
+                operation=f"Ensure manifest {path.rsplit('/', 1)[1]} is in place",
+                create_remote_dir=True,
+            )
             for path in manifests(settings)
         ]
     return [*items, NoneWithdrawn(frozenset(set(rendered) | set(private)))]
@@ -421,4 +394,4 @@ def desired(profile: Profile, node: Host) -> list[Item]:
 
 
 def _manifest(item: Item) -> bool:
-    return isinstance(item, Placed) and item.path.startswith(f"{MANIFESTS}/")
+    return isinstance(item, Content) and item.path.startswith(f"{MANIFESTS}/")
