@@ -83,15 +83,6 @@ def state_verified(checks: int):
     yield from ()
 
 
-def in_place(what: str, probes: list[Probe]) -> bool:
-    """Check `probes` in one command; when all match, report one unchanged step and return True
-    (the role's operations need not run). False when anything differs: run them."""
-    if drift(probes):
-        return False
-    state_verified(name=f"Ensure {what} is in place", checks=len(probes))
-    return True
-
-
 #: Answers of probes run ahead (see prefetch), by host name, then by probe key and command.
 _ANSWERS: dict[str, dict[tuple[str, str], str]] = {}
 
