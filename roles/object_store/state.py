@@ -37,8 +37,13 @@ def desired(profile: Profile, node: Host) -> list[Item]:
         S3_CONFIG, profile_identities(profile), mode="640", group="seaweedfs", what="the backup identity"
     )
     unit = Template(UNIT, str(TEMPLATES / "seaweedfs.service.j2"), context(profile, node))
-    # Any HTTP answer from the S3 gateway (403 without credentials) means it is up.
-    ready = f"curl -s -o /dev/null --max-time 2 {local_url(settings.s3_port)}"
+    # Any HTTP answer from the S3 gateway (403 without credentials) means it is up; the filer answers only
+    # once the master has a leader, and the bucket step's `weed shell` needs both (after a restart the
+    # gateway answers some seconds before the filer does).
+    ready = (
+        f"curl -s -o /dev/null --max-time 2 {local_url(settings.s3_port)} && "
+        f"curl -s -o /dev/null --max-time 2 {local_url(settings.filer_port)}"
+    )
     return [
         program,
         Account("seaweedfs", home=settings.data_dir, private_dirs=(settings.data_dir,)),
