@@ -34,16 +34,18 @@ test: $(VENV)/.installed  ## the whole test suite: lint, pytest (unit, host and 
 	molecule test -s default
 	molecule test -s backup
 	molecule test -s cluster
+	molecule test -s gpu
 
 unit: $(VENV)/.installed  ## unit tests only (no Docker; installs the programs they use, such as age)
 	gpuaas local setup --tools
 	pytest -m "not hosts"
 
-molecule: $(VENV)/.installed  ## molecule scenarios default (site and data services), backup and cluster
+molecule: $(VENV)/.installed  ## molecule scenarios default (site and data services), backup, cluster and gpu
 	gpuaas local setup
 	molecule test -s default
 	molecule test -s backup
 	molecule test -s cluster
+	molecule test -s gpu
 
 validate: $(VENV)/.installed  ## validate every environment profile
 	gpuaas validate

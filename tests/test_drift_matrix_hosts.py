@@ -22,6 +22,10 @@ import pytest
 from gpuaas.lane.access import config_file
 from gpuaas.probe import Probe, StateProbe
 from gpuaas.profile import load_profile
+from roles.gpu.driver import NOUVEAU_BLACKLIST
+from roles.gpu_stack.config import DEVICE_PLUGIN_MANIFEST, DRIVER_DEPLOY_LABEL
+from roles.gpu_stack.config import HEADER as GPU_STACK_HEADER
+from roles.rke2.checks import kubectl
 from roles.rke2.config import HEADER as RKE2_HEADER
 from roles.rke2.config import REGISTRIES
 from tests.doubles.rke2 import release_inventory
@@ -108,6 +112,10 @@ BY_CLASS: dict[str, dict[str, Break]] = {
     "removed": {"Packages": _package_removed},
     "disabled": dict.fromkeys(SERVICES, lambda item: f"systemctl disable --quiet {_unit(item)}"),
 }
+# The nouveau blacklist (kept by the GPU role together with the initramfs update) breaks as a file does.
+BY_CLASS["deleted"]["NouveauBlacklisted"] = lambda item: f"rm -f {NOUVEAU_BLACKLIST}"
+BY_CLASS["mode"]["NouveauBlacklisted"] = lambda item: f"chmod 0606 {NOUVEAU_BLACKLIST}"
+BY_CLASS["content"]["NouveauBlacklisted"] = lambda item: f"echo '# drift' >> {NOUVEAU_BLACKLIST}"
 
 #: Role-specific items and checks, by item name prefix: kind -> break.
 BY_NAME: dict[str, dict[str, Break]] = {
@@ -153,6 +161,27 @@ BY_NAME: dict[str, dict[str, Break]] = {
             f"&& mv -f /run/drift-rke2 {shlex.quote(item['name'].split()[1])}"
         )
     },
+    # The driver's packages: one removed (its configuration kept), or let go of their hold.
+    "held packages ": {
+        "removed": lambda item: (
+            "apt-get remove -qq -y --no-auto-remove --allow-change-held-packages nvidia-smi >/dev/null"
+        ),
+        "unheld": lambda item: "apt-mark unhold nvidia-smi nvidia-kernel-dkms >/dev/null",
+    },
+    # Not broken (NOT_COVERED says why): no kind applies.
+    "packages pci.ids": {},
+    "service nvidia-persistenced": {"disabled": lambda item: "systemctl disable --quiet nvidia-persistenced"},
+    # The other provider's manifest, written by the role before a provider change.
+    "no withdrawn gpu_stack manifest": {
+        "content": lambda item: (
+            f"printf '%s\\nkind: HelmChart\\n' {shlex.quote(GPU_STACK_HEADER.strip())} > "
+            f"{shlex.quote(DEVICE_PLUGIN_MANIFEST)}"
+        )
+    },
+    # A GPU node's driver owner label turned around by hand.
+    f"node label {DRIVER_DEPLOY_LABEL}": {
+        "content": lambda item: kubectl(f"label node local-gpu-1 {DRIVER_DEPLOY_LABEL}=true --overwrite >/dev/null")
+    },
     # A file the role wrote once and is no longer asked for (its header first): the registries file.
     "no withdrawn rke2 file": {
         "content": lambda item: (
@@ -173,6 +202,12 @@ NOT_COVERED: dict[str, str] = {
     "service systemd-journald": "journald is started again by its sockets as soon as anything logs: a stopped "
     "journald is not a state that lasts until the probe",
     "bucket ": "deleting the backup bucket would destroy the backup sets kept in it",
+    "kernel headers of the running kernel": "the archive has no headers for the machine's kernel, which the "
+    "lane's containers share: the probe accepts that they are unavailable, so there is nothing to take away",
+    "packages pci.ids": "on the lane's GPU host the held driver packages depend on it (through libpci3): apt "
+    "refuses to remove it, so it cannot drift that way there",
+    "nvidia kernel module built": "without the kernel's headers DKMS builds no module on the lane: there is "
+    "none to take away",
 }
 
 #: Kinds the matrix does not apply to whole classes, and why (reported, not asserted).
@@ -289,7 +324,7 @@ def lane(request, local_hosts, tmp_path_factory):
     directory = tmp_path_factory.mktemp("rke2")
     inventory = release_inventory(directory, RKE2_VERSION)
     kubeconfig = ("KUBECONFIG", str(directory / "kubeconfig"))
-    yield Lane("cluster", str(inventory), "deploys/cluster.py", frozenset({"rke2"}), (kubeconfig,))
+    yield Lane("cluster", str(inventory), "deploys/cluster.py", frozenset({"rke2", "gpu_stack"}), (kubeconfig,))
     for host in ("local-server", "local-gpu-1"):
         as_root(local_hosts, host, "test -x /usr/local/bin/rke2-uninstall.sh && /usr/local/bin/rke2-uninstall.sh; true")
 
@@ -347,8 +382,8 @@ def test_each_broken_item_is_noticed_and_brought_back(kind, lane, items, local_h
             result = as_root(profile, host, "\n".join(commands))
             assert result.returncode == 0, f"{kind}: breaking on {host} failed: {result.stderr[-2000:]}"
     if not broken:
-        # Only these kinds have nothing to break among RKE2's items: no package, no vault.
-        assert lane.name == "cluster" and kind in ("removed", "sealed"), f"{kind}: no item to break"
+        # Only these kinds have nothing to break among the cluster's items: no package, no hold, no vault.
+        assert lane.name == "cluster" and kind in ("removed", "sealed", "unheld"), f"{kind}: no item to break"
         pytest.skip(f"{kind}: no item of {sorted(lane.roles or [])} breaks this way on the {lane.name} lane")
     print(f"{kind}: broke " + "; ".join(f"{h}: {', '.join(i['name'] for i in b)}" for h, b in broken.items()))
 

@@ -29,9 +29,13 @@ def test_render_is_byte_identical_on_a_rerun(tmp_path, env):
     per_data_host = 7 + (3 if profile.services.object_store.enabled else 0)
     per_data_host += 5 if profile.services.temporal.mode == "dev" else 0
     cluster_hosts = [h for h in profile.hosts if {"rke2_servers", "rke2_agents"} & set(h.groups)]
-    # and RKE2's config.yaml on every cluster host; and the render's stamp
-    assert len(first) == 1 + 2 + 8 * len(profile.hosts) + per_data_host * len(profile.group("data")) + len(
-        cluster_hosts
+    # and RKE2's config.yaml on every cluster host; and the render's stamp; and per GPU host the nouveau
+    # blacklist, with the distro driver its apt pins and unattended-upgrades' blacklist
+    methods = [profile.role_settings("gpu", h).driver.method for h in profile.hosts if h.gpu is not None]
+    gpu_files = sum({"distro": 3, "operator": 1}.get(method, 0) for method in methods)
+    assert (
+        len(first)
+        == 1 + 2 + 8 * len(profile.hosts) + per_data_host * len(profile.group("data")) + len(cluster_hosts) + gpu_files
     )
 
 
@@ -62,7 +66,7 @@ def test_cli_render_writes_under_build(tmp_path):
         text=True,
         check=True,
     )
-    assert "rendered 27 files for staging" in result.stdout
+    assert "rendered 30 files for staging" in result.stdout
     hosts_block = (tmp_path / "stg" / "hosts" / "stg-gpu-1" / "files" / "etc" / "hosts.block").read_text()
     assert "10.20.0.10 stg-server-1 api.staging.gpuaas.example.com" in hosts_block
 

@@ -101,8 +101,8 @@ def test_config_holds_no_token_and_tokens_are_private(cluster, local_hosts):
     ]
     assert holds_secure_agent_token(local_hosts)
     assert "server: https://172.30.77.10:9345" in on_agent("cat /etc/rancher/rke2/config.yaml")
-    chart = on_server("cat /var/lib/rancher/rke2/server/manifests/gpuaas-gpu-operator.yaml")
-    assert "kind: HelmChart" in chart and "targetNamespace: gpu-operator" in chart
+    chart = on_server("cat /var/lib/rancher/rke2/server/manifests/gpuaas-podinfo.yaml")
+    assert "kind: HelmChart" in chart and "targetNamespace: apps" in chart
 
 
 def ca_sha256() -> str:
@@ -228,8 +228,12 @@ def test_turning_settings_off_removes_what_they_wrote_and_leaves_the_operators_f
     assert on_agent(f"ls {REGISTRIES} 2>/dev/null; true").strip() == ""
     assert _invocation(on_server, "rke2-server") != server_run and _invocation(on_agent, "rke2-agent") != agent_run
     assert "private-registry" not in on_server("cat /etc/rancher/rke2/config.yaml")
-    # The operator's own manifest and drop-in, and the manifest still configured, stay.
-    assert on_server(f"ls {MANIFESTS}").split() == ["gpuaas-gpu-operator.yaml", "operator-own.yaml"]
+    # The operator's own manifest and drop-in, the manifest still configured and roles/gpu_stack's, stay.
+    assert on_server(f"ls {MANIFESTS}").split() == [
+        "gpuaas-gpu-operator.yaml",
+        "gpuaas-podinfo.yaml",
+        "operator-own.yaml",
+    ]
     assert on_server("cat /etc/rancher/rke2/config.yaml.d/90-operator.yaml") == "debug: false\n"
     assert converge(off, "deploys/cluster.py", env)["success"] == 0
     # And back on: the same files again, then nothing to do.

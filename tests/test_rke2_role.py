@@ -333,12 +333,12 @@ def test_rendered_files_hold_no_secret(raw, monkeypatch):
         },
         "helm_charts": [
             {
-                "name": "gpu-operator",
-                "chart": "gpu-operator",
-                "version": "v25.3.0",
-                "repo": "https://helm.ngc.nvidia.com/nvidia",
-                "target_namespace": "gpu-operator",
-                "values": {"driver": {"enabled": True}},
+                "name": "podinfo",
+                "chart": "podinfo",
+                "version": "6.7.1",
+                "repo": "https://stefanprodan.github.io/podinfo",
+                "target_namespace": "apps",
+                "values": {"replicaCount": 2},
             }
         ],
     }
@@ -347,9 +347,9 @@ def test_rendered_files_hold_no_secret(raw, monkeypatch):
     assert "registry-secret-value" not in "".join(files.values())
     config = yaml.safe_load(files[CONFIG])
     assert config["private-registry"] == "/etc/rancher/rke2/registries.yaml" and "token" not in config
-    chart = yaml.safe_load(files[f"{MANIFESTS}/gpuaas-gpu-operator.yaml"])
-    assert chart["kind"] == "HelmChart" and chart["spec"]["version"] == "v25.3.0"
-    assert yaml.safe_load(chart["spec"]["valuesContent"]) == {"driver": {"enabled": True}}
+    chart = yaml.safe_load(files[f"{MANIFESTS}/gpuaas-podinfo.yaml"])
+    assert chart["kind"] == "HelmChart" and chart["spec"]["version"] == "6.7.1"
+    assert yaml.safe_load(chart["spec"]["valuesContent"]) == {"replicaCount": 2}
     document = registries(staging, settings_for(staging, staging.hosts[0]))
     assert "registry-secret-value" not in repr(document)
     assert yaml.safe_load(document.reveal())["configs"]["mirror.example.com"]["auth"]["password"] == (

@@ -9,6 +9,8 @@ What the shape changes, and why (nothing else differs from the shipped profile):
   deploy writes it; no value is read from, or written back to, the shipped profile's sources.
 - `roles.common.time_sync`: no NTP server, clock left alone (no traffic leaves the machine, and the
   containers share the machine's clock).
+- `roles.gpu.on_mismatch`: `report` (a container has no GPU: a GPU host's missing GPUs are reported, as
+  on the local profile, instead of failing its run).
 - `backup.endpoint` outside the environment: the controller's address on the lane network, where a
   test may run an S3 store; nothing else outside the machine is ever contacted.
 """
@@ -107,8 +109,10 @@ def shape(shipped: Profile, raw: dict) -> dict:
     }
     common = data.setdefault("roles", {}).setdefault("common", {})
     common["time_sync"] = {"servers": [], "control_clock": False}
+    data["roles"].setdefault("gpu", {})["on_mismatch"] = "report"
     for host in data["hosts"]:
         host.get("roles", {}).get("common", {}).pop("time_sync", None)
+        host.get("roles", {}).get("gpu", {}).pop("on_mismatch", None)
     endpoint = urlsplit(data["backup"]["endpoint"])
     if endpoint.hostname not in moved.values():
         gateway = next(new_net.hosts())

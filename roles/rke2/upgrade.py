@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyinfra import state
@@ -38,7 +39,9 @@ class Batch:
     nodes: tuple[str, ...]
 
 
-def plan(profile: Profile, running: dict[str, str], target: str, allow_downgrade: bool = False) -> list[Batch]:
+def plan(
+    profile: Profile, running: dict[str, str], target: str, allow_downgrade: bool = False, what: str = "RKE2"
+) -> list[Batch]:
     """The batches that bring every node below `target` to it: servers one at a time (the first server
     first), then agents ring by ring (ring 0 first, nodes without a ring last), at most
     `rollout.reserve` at once. Nodes already at the target are left out, so a re-run resumes where a
@@ -46,7 +49,7 @@ def plan(profile: Profile, running: dict[str, str], target: str, allow_downgrade
     newer = sorted(name for name, version in running.items() if version_key(version) > version_key(target))
     if newer and not allow_downgrade:
         raise DeployError(
-            f"{profile.name}: {', '.join(newer)} run a newer RKE2 than the pinned {target}; refusing to downgrade "
+            f"{profile.name}: {', '.join(newer)} run a newer {what} than the pinned {target}; refusing to downgrade "
             f"(set {ALLOW_DOWNGRADE_ENV}=yes to allow it)"
         )
     due = [h for h in profile.hosts if h.name in running and running[h.name] != target]
@@ -71,29 +74,41 @@ def running_versions(profile: Profile) -> dict[str, str]:
     return {name: info["version"] for name, info in nodes.items()}
 
 
-_PLANS: dict[tuple[str, str, bool], list[Batch]] = {}
+_PLANS: dict[tuple[str, str, str, bool], list[Batch]] = {}
+
+
+def recorded_plan(
+    profile: Profile,
+    running: Callable[[], dict[str, str]],
+    target: str,
+    allow_downgrade: bool,
+    what: str = "RKE2",
+    record: str = "upgrade-plan.json",
+) -> list[Batch]:
+    """plan()'s batches over the versions `running()` reads, worked out once per run and written to
+    build/ENV/`record` (what runs what, before and after) for the operator's record."""
+    key = (profile.name, what, target, allow_downgrade)
+    if key not in _PLANS:
+        versions = running()
+        batches = plan(profile, versions, target, allow_downgrade, what)
+        document = {
+            "environment": profile.name,
+            "target": target,
+            "running": versions,
+            "batches": [{"label": b.label, "nodes": list(b.nodes)} for b in batches],
+        }
+        path = REPO_ROOT / "build" / profile.name / record
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=2) + "\n")
+        _PLANS[key] = batches
+    return _PLANS[key]
 
 
 def rollout_plan(profile: Profile, target: str | None, allow_downgrade: bool) -> list[Batch]:
-    """The rollout's batches, worked out once per run from the running versions and written to
-    build/ENV/upgrade-plan.json (what runs what, before and after) for the operator's record."""
+    """The RKE2 rollout's batches, from the versions the nodes' kubelets run (recorded_plan)."""
     if target is None:
         raise DeployError(f"{profile.source}: artifacts.rke2: not pinned; pin the release to upgrade to")
-    key = (profile.name, target, allow_downgrade)
-    if key not in _PLANS:
-        running = running_versions(profile)
-        batches = plan(profile, running, target, allow_downgrade)
-        record = {
-            "environment": profile.name,
-            "target": target,
-            "running": running,
-            "batches": [{"label": b.label, "nodes": list(b.nodes)} for b in batches],
-        }
-        path = REPO_ROOT / "build" / profile.name / "upgrade-plan.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2) + "\n")
-        _PLANS[key] = batches
-    return _PLANS[key]
+    return recorded_plan(profile, lambda: running_versions(profile), target, allow_downgrade)
 
 
 def snapshot(target: str) -> None:
@@ -121,14 +136,15 @@ def drain(batch: Batch, settings: Rke2Settings) -> None:
         )
 
 
-def readmit(batch: Batch, target: str, settings: Rke2Settings, everyone: list[str]) -> None:
-    """Wait (bounded) until the batch's nodes are Ready at the target version, uncordon them, then
-    check the whole cluster is Ready before the next batch."""
+def readmit(batch: Batch, target: str | None, settings: Rke2Settings, everyone: list[str]) -> None:
+    """Wait (bounded) until the batch's nodes are Ready (at the target RKE2 version, when given),
+    uncordon them, then check the whole cluster is Ready before the next batch."""
     seconds = settings.ready_timeout
+    at = f" at {target}" if target else ""
     for node in batch.nodes:
-        failure = f"{node} not Ready at {target} after {seconds}s: the rollout stops here"
+        failure = f"{node} not Ready{at} after {seconds}s: the rollout stops here"
         server.shell(
-            name=f"Wait for {node} to be Ready at {target}, then uncordon it",
+            name=f"Wait for {node} to be Ready{at}, then uncordon it",
             commands=[wait(node_ready(node, target), seconds, failure), kubectl(f"uncordon {shlex.quote(node)}")],
         )
     server.shell(

@@ -107,11 +107,11 @@ SETTINGS = {
     "node_labels": ["gpuaas.io/tier=test"],
     "helm_charts": [
         {
-            "name": "gpu-operator",
-            "chart": "gpu-operator",
-            "repo": "https://helm.ngc.nvidia.com/nvidia",
-            "version": "v25.3.0",
-            "target_namespace": "gpu-operator",
+            "name": "podinfo",
+            "chart": "podinfo",
+            "repo": "https://stefanprodan.github.io/podinfo",
+            "version": "6.7.1",
+            "target_namespace": "apps",
         }
     ],
 }

@@ -4,7 +4,9 @@
 kubectl --kubeconfig F get nodes -o json
 kubectl --kubeconfig F get nodes -o jsonpath='{range .items[*]}{.metadata.name}=<Ready status> {end}'
 kubectl --kubeconfig F get node NAME -o jsonpath='<Ready status>'
+kubectl --kubeconfig F get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.metadata.labels.KEY} {end}'
 kubectl --kubeconfig F cordon|uncordon NAME
+kubectl --kubeconfig F label node NAME KEY=VALUE --overwrite
 kubectl --kubeconfig F drain NAME [flags]
 kubectl --kubeconfig F delete node NAME
 kubectl --kubeconfig F delete -f FILE --ignore-not-found    (logged as delete-manifest FILE-NAME)
@@ -54,6 +56,9 @@ def main() -> None:
         items = call("/api/v1/nodes")["items"]
         if output == "json":
             print(json.dumps({"kind": "List", "items": items}))
+        elif ".metadata.labels." in output:
+            key = output.split(".metadata.labels.", 1)[1].split("}", 1)[0].replace("\\.", ".")
+            print("".join(f"{n['metadata']['name']}={n['metadata']['labels'].get(key, '')} " for n in items), end="")
         else:
             print("".join(f"{n['metadata']['name']}={ready(n)} " for n in items), end="")
     elif words[:2] == ["get", "node"]:
@@ -65,6 +70,11 @@ def main() -> None:
     elif words[0] in ("cordon", "uncordon", "drain"):
         call("/double/nodes", {"action": words[0], "node": words[1]})
         print(f"node/{words[1]} {words[0]}ed")
+    elif words[:2] == ["label", "node"]:
+        for label in words[3:]:
+            if "=" in label:
+                call("/double/nodes", {"action": "label", "node": words[2], "label": label})
+        print(f"node/{words[2]} labeled")
     elif words[:2] == ["delete", "secret"]:
         call("/double/nodes", {"action": "delete-secret", "node": words[2]})
         print(f'secret "{words[2]}" deleted')

@@ -192,6 +192,10 @@ class Handler(BaseHTTPRequestHandler):
                 nodes[name]["unschedulable"] = True
             elif action == "uncordon":
                 nodes[name]["unschedulable"] = False
+            elif action == "label":
+                key = request["label"].split("=", 1)[0]
+                labels = [entry for entry in nodes[name]["labels"] if entry.split("=", 1)[0] != key]
+                nodes[name]["labels"] = [*labels, request["label"]]
             elif action == "delete":
                 del nodes[name]
             save_nodes(nodes)

@@ -1,0 +1,34 @@
+"""What roles/gpu reads back from a GPU host: the GPUs sysfs shows, each GPU as nvidia-smi reports it,
+the driver and CUDA versions, and the honest state with its findings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from pyinfra import host
+
+from gpuaas.profile import Host, Profile
+from roles.gpu.facts import NvidiaDevices, NvidiaDriver
+from roles.gpu.status import assess, installed_driver
+
+
+def read_back(profile: Profile, node: Host) -> dict | None:
+    if node.gpu is None:
+        return {"declared": None, "state": "no GPU declared"}
+    settings = profile.role_settings("gpu", node)
+    devices, driver = host.get_fact(NvidiaDevices), host.get_fact(NvidiaDriver)
+    found = assess(node.gpu, settings.driver, devices, driver)
+    return {
+        "declared": node.gpu.count,
+        "detected": len(devices),
+        "devices": [asdict(d) for d in devices],
+        "driver": {
+            "method": settings.driver.method,
+            "installed": installed_driver(driver, settings.driver.method),
+            "loaded": driver.loaded.version if driver.loaded else None,
+            "cuda": driver.cuda,
+        },
+        "gpus": [asdict(g) for g in driver.gpus],
+        "status": found.status,
+        "findings": [asdict(f) for f in found.findings],
+    }
