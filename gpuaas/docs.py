@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import types
+from functools import reduce
+from operator import or_
 from pathlib import Path
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -20,6 +24,18 @@ def readme_settings() -> dict[str, type[BaseModel]]:
 BEGIN, END = "<!-- BEGIN variables (gpuaas docs) -->", "<!-- END variables (gpuaas docs) -->"
 
 
+def _plain(annotation: Any) -> Any:
+    """`annotation` without its Annotated validators (their reprs name functions and addresses)."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _plain(args[0])
+    if origin in (Union, types.UnionType):
+        return reduce(or_, (_plain(a) for a in args))
+    if origin in (list, dict, tuple, set, frozenset):
+        return origin[tuple(_plain(a) for a in args)]
+    return annotation
+
+
 def _rows(model: type[BaseModel], prefix: str):
     for name, field in model.model_fields.items():
         annotation = field.annotation
@@ -28,7 +44,7 @@ def _rows(model: type[BaseModel], prefix: str):
             yield path, "", "", field.description or ""
             yield from _rows(annotation, path)
             continue
-        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+        type_name = getattr(annotation, "__name__", None) or str(_plain(annotation)).replace("typing.", "")
         if field.is_required():
             yield path, type_name, "", f"Required. {field.description or ''}".strip()
             continue
