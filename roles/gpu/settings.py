@@ -10,10 +10,14 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 from gpuaas.safetext import safe_text
 
 #: A driver branch: NVIDIA's major version (535, 550, 570).
-Branch = Annotated[str, safe_text(r"[0-9]{3}", "a driver branch: NVIDIA's three-digit major version, as 535")]
+Branch = Annotated[str, safe_text(r"[0-9]{3}", "a driver branch: NVIDIA's major version, three digits")]
 #: An exact driver version (535.261.03).
 DriverVersion = Annotated[
-    str, safe_text(r"[0-9]{3}\.[0-9]{1,3}(\.[0-9]{1,3})?", "a driver version: BRANCH.MINOR[.PATCH], as 535.261.03")
+    str,
+    safe_text(
+        r"[0-9]{3}\.[0-9]{1,3}(\.[0-9]{1,3})?",
+        "a driver version: BRANCH.MINOR[.PATCH], the branch's three digits, then one to three digits per part",
+    ),
 ]
 #: An apt archive component.
 Component = Annotated[str, safe_text(r"[a-z][a-z0-9-]{0,31}", "an archive component of a-z, 0-9 and '-'")]
