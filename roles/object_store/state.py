@@ -18,6 +18,7 @@ from roles.object_store.config import (
     s3_forward,
     settings_for,
 )
+from roles.object_store.settings import GRPC_OFFSET
 
 
 def bucket_exists(profile: Profile) -> Checked:
@@ -38,11 +39,13 @@ def desired(profile: Profile, node: Host) -> list[Item]:
     )
     unit = Template(UNIT, str(TEMPLATES / "seaweedfs.service.j2"), context(profile, node))
     # Any HTTP answer from the S3 gateway (403 without credentials) means it is up; the filer answers only
-    # once the master has a leader, and the bucket step's `weed shell` needs both (after a restart the
-    # gateway answers some seconds before the filer does).
+    # once the master has a leader, and the bucket step's `weed shell` needs both, the filer through its
+    # gRPC port (after a restart the gateway answers some seconds before the filer, and the filer's HTTP
+    # port before its gRPC one). gRPC speaks HTTP/2 only: any answer to one (415) means it listens.
     ready = (
         f"curl -s -o /dev/null --max-time 2 {local_url(settings.s3_port)} && "
-        f"curl -s -o /dev/null --max-time 2 {local_url(settings.filer_port)}"
+        f"curl -s -o /dev/null --max-time 2 {local_url(settings.filer_port)} && "
+        f"curl -s -o /dev/null --max-time 2 --http2-prior-knowledge {local_url(settings.filer_port + GRPC_OFFSET)}"
     )
     return [
         program,

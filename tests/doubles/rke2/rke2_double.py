@@ -173,6 +173,9 @@ class Handler(BaseHTTPRequestHandler):
             record = request["record"]
             with LOCK:
                 nodes = load_nodes()
+                if record["name"] in nodes:
+                    # As a kubelet's: its node labels apply when the node registers, not when it comes back.
+                    record["labels"] = nodes[record["name"]]["labels"]
                 nodes[record["name"]] = record
                 save_nodes(nodes)
             threading.Thread(target=log, args=(f"join {record['name']} {record['role']} {record['version']}",)).start()
