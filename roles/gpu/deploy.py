@@ -21,9 +21,10 @@ def gpu() -> None:
     if node.gpu is None:
         gpu_state(name="Report the GPU host's state", declared=None, driver=settings.driver)
         return
-    (devices,) = device_findings(node.gpu, host.get_fact(NvidiaDevices))
-    if devices.status != "ok" and settings.on_mismatch == "fail":
-        raise DeployError(f"{node.name}: {devices.message} (roles.gpu.on_mismatch is fail in {profile.source})")
+    if settings.on_mismatch == "fail":
+        (devices,) = device_findings(node.gpu, host.get_fact(NvidiaDevices))
+        if devices.status != "ok":
+            raise DeployError(f"{node.name}: {devices.message} (roles.gpu.on_mismatch is fail in {profile.source})")
     converge("GPU", desired(profile, node))
     fail_on = ("failed", "drift") if settings.on_mismatch == "fail" else ()
     gpu_state(name="Report the GPU host's state", declared=node.gpu, driver=settings.driver, fail_on=fail_on)

@@ -10,7 +10,7 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
-from roles.gpu.facts import NvidiaDevices, NvidiaDriver
+from roles.gpu.facts import GpuHost
 from roles.gpu.nvidia import smi_failure
 from roles.gpu.status import installed_driver
 
@@ -38,11 +38,10 @@ def device_check():
     Change nothing; read the NVIDIA GPUs and their driver on this machine, print them, and fail when the
     checks of device_problems do not hold. A machine without an NVIDIA GPU says so and passes.
     """
-    devices = host.get_fact(NvidiaDevices)
+    devices, state = host.get_fact(GpuHost)
     if not devices:
         host.noop("no NVIDIA GPU on this machine's PCI bus: nothing to check")
         return
-    state = host.get_fact(NvidiaDriver)
     report = {
         "devices": [asdict(d) for d in devices],
         "driver": {

@@ -143,3 +143,13 @@ class NvidiaDriver(FactBase):
             xids=tuple(xid_events("\n".join(_tagged(output, "xid")))),
             persistenced=(_tagged(output, "persistenced") or [None])[0],
         )
+
+
+class GpuHost(FactBase):
+    """NvidiaDevices and NvidiaDriver in one round trip: (devices, the driver's state)."""
+
+    def command(self) -> str:
+        return f"{NvidiaDevices().command()}; {NvidiaDriver().command()}"
+
+    def process(self, output: list[str]) -> tuple[list[PciDevice], DriverState]:
+        return NvidiaDevices().process(output), NvidiaDriver().process(output)

@@ -7,7 +7,7 @@ from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
 from gpuaas.profile import Gpu
-from roles.gpu.facts import NvidiaDevices, NvidiaDriver
+from roles.gpu.facts import GpuHost
 from roles.gpu.settings import Driver
 from roles.gpu.status import assess
 
@@ -26,7 +26,7 @@ def gpu_state(declared: Gpu | None, driver: Driver, fail_on: tuple[str, ...] = (
     if declared is None:
         host.noop("GPU: the profile declares no GPU on this host: nothing to do")
         return
-    found = assess(declared, driver, host.get_fact(NvidiaDevices), host.get_fact(NvidiaDriver))
+    found = assess(declared, driver, *host.get_fact(GpuHost))
     failing = [f.message for f in found.findings if f.status in fail_on]
     if failing:
         raise OperationError("; ".join(failing))

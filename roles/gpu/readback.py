@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pyinfra import host
 
 from gpuaas.profile import Host, Profile
-from roles.gpu.facts import NvidiaDevices, NvidiaDriver
+from roles.gpu.facts import GpuHost
 from roles.gpu.status import assess, installed_driver
 
 
@@ -16,7 +16,7 @@ def read_back(profile: Profile, node: Host) -> dict | None:
     if node.gpu is None:
         return {"declared": None, "state": "no GPU declared"}
     settings = profile.role_settings("gpu", node)
-    devices, driver = host.get_fact(NvidiaDevices), host.get_fact(NvidiaDriver)
+    devices, driver = host.get_fact(GpuHost)
     found = assess(node.gpu, settings.driver, devices, driver)
     return {
         "declared": node.gpu.count,
