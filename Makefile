@@ -30,7 +30,7 @@ test: $(VENV)/.installed  ## the whole test suite: lint, pytest (unit, host and 
 	ruff check .
 	ruff format --check .
 	gpuaas local up --replace
-	GPUAAS_HOST_TESTS=required pytest
+	GPUAAS_HOST_TESTS=required pytest --durations=25
 	molecule test -s default
 	molecule test -s backup
 	molecule test -s cluster

@@ -80,5 +80,6 @@ class GpuSettings(_Strict):
     on_mismatch: Literal["report", "fail"] = Field(
         default="report",
         description="A host whose detected GPUs differ from its `gpu:` entry (none, or another count): `report` "
-        "it, or `fail` the host's run before anything is installed.",
+        "it, or `fail` the host's run before anything is installed; with `fail` the run also fails when the "
+        "host's state after the converge is `failed` or `drift` (a version mismatch, a GPU fallen off the bus).",
     )
