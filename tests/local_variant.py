@@ -56,7 +56,13 @@ def converge(inventory_path: Path, deploy: str = "deploys/data.py", env: dict | 
         env={**os.environ, **(env or {})},
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    return json.loads(result.stdout)["results"]["totals"]
+    return totals_of(json.loads(result.stdout)["results"])
+
+
+def totals_of(results: dict) -> dict:
+    """pyinfra's totals, with `changed`: each operation that changed a host, and the hosts it changed."""
+    changed = [f"{op['name']} on {', '.join(op['success'])}" for op in results["operations"] if op["success"]]
+    return {**results["totals"], "changed": changed}
 
 
 def on_server(command: str) -> str:

@@ -157,7 +157,8 @@ def test_kubeconfig_is_merged_on_the_controller_without_losing_the_operators_con
 
 
 def test_second_converge_changes_nothing(cluster):
-    assert converge(cluster["inventory"], "deploys/cluster.py", cluster["env"])["success"] == 0
+    totals = converge(cluster["inventory"], "deploys/cluster.py", cluster["env"])
+    assert totals["success"] == 0, totals["changed"]
 
 
 def test_an_agent_with_a_wrong_token_fails_to_join(cluster):
@@ -208,7 +209,8 @@ def test_turning_settings_off_removes_what_they_wrote_and_leaves_the_operators_f
     assert on_server(f"stat -c '%a %U' {DROP_IN} {REGISTRIES}").split() == ["600", "root", "600", "root"]
     assert on_agent(f"stat -c '%a' {REGISTRIES}").strip() == "600"
     assert "kind: HelmChart" in on_server(f"cat {MANIFESTS}/gpuaas-extra.yaml")
-    assert converge(on, "deploys/cluster.py", env)["success"] == 0
+    totals = converge(on, "deploys/cluster.py", env)
+    assert totals["success"] == 0, totals["changed"]
 
     # A manifest alone: the server applies manifests while it runs, so it is not restarted.
     server_run = _invocation(on_server, "rke2-server")
@@ -235,7 +237,8 @@ def test_turning_settings_off_removes_what_they_wrote_and_leaves_the_operators_f
         "operator-own.yaml",
     ]
     assert on_server("cat /etc/rancher/rke2/config.yaml.d/90-operator.yaml") == "debug: false\n"
-    assert converge(off, "deploys/cluster.py", env)["success"] == 0
+    totals = converge(off, "deploys/cluster.py", env)
+    assert totals["success"] == 0, totals["changed"]
     # And back on: the same files again, then nothing to do.
     assert converge(on, "deploys/cluster.py", env)["error"] == 0
     assert on_server(f"ls {DROP_IN} {REGISTRIES} {MANIFESTS}/gpuaas-extra.yaml").split() == [
@@ -243,7 +246,8 @@ def test_turning_settings_off_removes_what_they_wrote_and_leaves_the_operators_f
         REGISTRIES,
         f"{MANIFESTS}/gpuaas-extra.yaml",
     ]
-    assert converge(on, "deploys/cluster.py", env)["success"] == 0
+    totals = converge(on, "deploys/cluster.py", env)
+    assert totals["success"] == 0, totals["changed"]
     assert converge(off, "deploys/cluster.py", env)["error"] == 0
     on_server(f"rm -f {MANIFESTS}/operator-own.yaml /etc/rancher/rke2/config.yaml.d/90-operator.yaml")
     assert "local-gpu-1=True" in on_server(NODES_LISTING)
@@ -302,7 +306,8 @@ def test_upgrade_goes_server_first_then_agents_drained_and_refuses_a_downgrade(c
     ]
     positions = [next(i for i, event in enumerate(events) if event.startswith(step)) for step in order]
     assert positions == sorted(positions), events
-    assert converge(upgraded, "deploys/upgrade.py", cluster["env"])["success"] == 0
+    totals = converge(upgraded, "deploys/upgrade.py", cluster["env"])
+    assert totals["success"] == 0, totals["changed"]
     plan = json.loads((REPO_ROOT / "build" / "local" / "upgrade-plan.json").read_text())
     assert plan["target"] == newer and plan["batches"] == []
 
@@ -356,4 +361,5 @@ def test_the_pinned_install_script_installs_a_node_from_the_verified_files_and_i
     assert "local-gpu-1=True" in listing and "local-server=True" in listing
     prefix = f"K10{ca_sha256()}::node:"
     assert on_agent(f"head -c {len(prefix)} /etc/rancher/rke2/gpuaas-token") == prefix
-    assert converge(path, "deploys/cluster.py", cluster["env"])["success"] == 0
+    totals = converge(path, "deploys/cluster.py", cluster["env"])
+    assert totals["success"] == 0, totals["changed"]
