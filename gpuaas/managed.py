@@ -414,6 +414,12 @@ class Unforwarded:
         unforwarded(self.unit_name)
 
 
+def live_drift(item: Item) -> bool:
+    """Whether the item's probes differ from what it wants, asked of the host when the operation runs (an
+    operation's `_if`, for items whose operation is a shell command that cannot tell by itself)."""
+    return bool(drift(item.probes()))
+
+
 def probes_of(items: Sequence[Item]) -> list[Probe]:
     """Every probe of `items`, once each."""
     return [probe for item in items for probe in item.probes()]

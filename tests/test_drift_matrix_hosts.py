@@ -22,7 +22,6 @@ import pytest
 from gpuaas.lane.access import config_file
 from gpuaas.probe import Probe, StateProbe
 from gpuaas.profile import load_profile
-from roles.gpu.driver import NOUVEAU_BLACKLIST
 from roles.gpu_stack.config import DEVICE_PLUGIN_MANIFEST, DRIVER_DEPLOY_LABEL
 from roles.gpu_stack.config import HEADER as GPU_STACK_HEADER
 from roles.rke2.checks import kubectl
@@ -69,7 +68,7 @@ def _private_dirs(item: Item) -> str | None:
     return " ".join(shlex.quote(d) for d in dirs) if dirs else None
 
 
-FILES = ("Template", "Content", "SecretFile", "Upload", "JoinToken")
+FILES = ("Template", "Content", "SecretFile", "Upload", "JoinToken", "NouveauBlacklisted")
 SERVICES = ("Service", "NodeService")
 #: The release the RKE2 lane installs (the RKE2 double's).
 RKE2_VERSION = "v0.0.1+double1"
@@ -112,10 +111,6 @@ BY_CLASS: dict[str, dict[str, Break]] = {
     "removed": {"Packages": _package_removed},
     "disabled": dict.fromkeys(SERVICES, lambda item: f"systemctl disable --quiet {_unit(item)}"),
 }
-# The nouveau blacklist (kept by the GPU role together with the initramfs update) breaks as a file does.
-BY_CLASS["deleted"]["NouveauBlacklisted"] = lambda item: f"rm -f {NOUVEAU_BLACKLIST}"
-BY_CLASS["mode"]["NouveauBlacklisted"] = lambda item: f"chmod 0606 {NOUVEAU_BLACKLIST}"
-BY_CLASS["content"]["NouveauBlacklisted"] = lambda item: f"echo '# drift' >> {NOUVEAU_BLACKLIST}"
 
 #: Role-specific items and checks, by item name prefix: kind -> break.
 BY_NAME: dict[str, dict[str, Break]] = {

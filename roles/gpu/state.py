@@ -18,8 +18,8 @@ from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
-from gpuaas.managed import Applied, Content, Item, Packages
-from gpuaas.probe import Probe, drift
+from gpuaas.managed import Applied, Content, Item, Packages, live_drift
+from gpuaas.probe import Probe
 from gpuaas.profile import Host, Profile
 from roles.gpu.driver import (
     NOUVEAU_BLACKLIST,
@@ -48,27 +48,13 @@ def settings_for(profile: Profile, node: Host) -> GpuSettings:
     return profile.role_settings("gpu", node)
 
 
-def live_drift(item: Item) -> bool:
-    """Whether the item's probes differ from what it wants, asked of the host when the operation runs."""
-    return bool(drift(item.probes()))
-
-
 @dataclass(eq=False)
-class NouveauBlacklisted:
+class NouveauBlacklisted(Content):
     """nouveau blacklisted by the role's modprobe file, and the initramfs rebuilt when that file changed
     (hosts without initramfs-tools, such as containers, have none to rebuild)."""
 
-    blacklist: Content
-
-    @property
-    def name(self) -> str:
-        return self.blacklist.name
-
-    def probes(self) -> list[Probe]:
-        return self.blacklist.probes()
-
     def apply(self, applied: Applied) -> OperationMeta:
-        written = self.blacklist.apply(applied)
+        written = super().apply(applied)
         server.shell(
             name="Ensure the initramfs keeps nouveau out",
             commands=["if command -v update-initramfs >/dev/null; then update-initramfs -u; fi"],
@@ -191,7 +177,7 @@ class Persistenced:
         return enabled
 
 
-def distribution(settings: GpuSettings) -> Distribution:
+def distribution() -> Distribution:
     """The host's distribution family, codename and archive, as its own sources name them."""
     found = host.get_fact(LinuxDistribution)
     meta = found.get("release_meta", {})
@@ -204,11 +190,21 @@ def distribution(settings: GpuSettings) -> Distribution:
     return Distribution(family, codename, (release or default).rstrip("/"), security and security.rstrip("/"))
 
 
+def branch_pattern(driver: Driver) -> str:
+    """Any version of the driver's branch, as a regular expression."""
+    return rf"{driver.branch}\.\S+"
+
+
+def version_pattern(driver: Driver) -> str:
+    """The driver's pinned version, or any of its branch where none is pinned, as a regular expression."""
+    return re.escape(driver.version) if driver.version else branch_pattern(driver)
+
+
 def package_versions(driver: Driver, wanted: DriverPackages) -> dict[str, str]:
-    """Package -> the version pattern the probe accepts: the pinned version for the driver's own
-    packages, the branch for those of their own release cycle (nvidia-persistenced)."""
-    exact = rf"{re.escape(driver.version)}-\S+" if driver.version else rf"{driver.branch}\.\S+"
-    return {p: rf"{driver.branch}\.\S+" if p == "nvidia-persistenced" else exact for p in wanted.packages}
+    """Package -> the version pattern the probe accepts: the pinned version (and any Debian revision) for
+    the driver's own packages, the branch for those of their own release cycle (nvidia-persistenced)."""
+    exact = rf"{version_pattern(driver)}-\S+" if driver.version else branch_pattern(driver)
+    return {p: branch_pattern(driver) if p == "nvidia-persistenced" else exact for p in wanted.packages}
 
 
 def distro_driver(settings: GpuSettings, found: Distribution) -> list[Item]:
@@ -224,8 +220,7 @@ def distro_driver(settings: GpuSettings, found: Distribution) -> list[Item]:
         HeldPackages(wanted, package_versions(driver, wanted), (sources, preferences)),
     ]
     if driver.kernel_headers:
-        built = rf"{re.escape(driver.version)}" if driver.version else rf"{driver.branch}\.\S+"
-        items += [KernelHeaders(), ModuleBuilt(built)]
+        items += [KernelHeaders(), ModuleBuilt(version_pattern(driver))]
     return items + ([Persistenced()] if driver.persistenced and found.family == "debian" else [])
 
 
@@ -234,9 +229,9 @@ def desired(profile: Profile, node: Host) -> list[Item]:
     settings = settings_for(profile, node)
     if node.gpu is None or settings.driver.method == "preinstalled":
         return []
-    blacklist = NouveauBlacklisted(Content(NOUVEAU_BLACKLIST, nouveau_blacklist_text(), what="the nouveau blacklist"))
+    blacklist = NouveauBlacklisted(NOUVEAU_BLACKLIST, nouveau_blacklist_text(), what="the nouveau blacklist")
     # The PCI id database: the detection fact names the GPUs' models from it.
     base: list[Item] = [blacklist, Packages(("pci.ids",))]
     if settings.driver.method == "operator":
         return base
-    return [*base, *distro_driver(settings, distribution(settings))]
+    return [*base, *distro_driver(settings, distribution())]

@@ -12,10 +12,9 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import server
 
 from gpuaas import artifacts
-from gpuaas.managed import Applied, Content, Item, Upload
+from gpuaas.managed import Applied, Content, Item, Upload, live_drift
 from gpuaas.probe import Probe
 from gpuaas.profile import Host, Profile
-from roles.gpu.state import live_drift
 from roles.gpu_stack.config import (
     DRIVER_DEPLOY_LABEL,
     HEADER,
