@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help local test unit hosts molecule validate render docs bench down
+.PHONY: help local test test-local-lane test-shapes unit hosts molecule validate render docs bench down
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -30,20 +30,32 @@ test: $(VENV)/.installed  ## the whole test suite: lint, pytest (unit, host and 
 	ruff check .
 	ruff format --check .
 	gpuaas local up --replace
-	GPUAAS_HOST_TESTS=required pytest --durations=25
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-local-lane test-shapes
+
+# The two halves of `make test`, run side by side: they share no host. The local lane's containers
+# carry its host tests, then the molecule scenarios; the shaped lanes come and go one profile at a time.
+SHAPES := tests/test_shapes_hosts.py
+
+test-local-lane:
+	GPUAAS_HOST_TESTS=required pytest --durations=15 -m hosts --ignore=$(SHAPES)
 	molecule test -s default
 	molecule test -s backup
+	molecule test -s demo-reset
 	molecule test -s cluster
 	molecule test -s gpu
+
+test-shapes:
+	GPUAAS_HOST_TESTS=required pytest --durations=10 -m "not hosts or shapes" -p no:cacheprovider
 
 unit: $(VENV)/.installed  ## unit tests only (no Docker; installs the programs they use, such as age)
 	gpuaas local setup --tools
 	pytest -m "not hosts"
 
-molecule: $(VENV)/.installed  ## molecule scenarios default (site and data services), backup, cluster and gpu
+molecule: $(VENV)/.installed  ## molecule scenarios default (site and data services), backup, demo-reset, cluster and gpu
 	gpuaas local setup
 	molecule test -s default
 	molecule test -s backup
+	molecule test -s demo-reset
 	molecule test -s cluster
 	molecule test -s gpu
 

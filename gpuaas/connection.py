@@ -69,13 +69,34 @@ def ssh_options(profile: Profile) -> list[str]:
     return options
 
 
-def ssh_argv(profile: Profile, node: Host, command: str) -> list[str]:
-    """`ssh` running `sh -c COMMAND` on the host, through `sudo -n` when the connection uses sudo."""
+def shared_connection_options(socket_dir: Path) -> list[str]:
+    """OpenSSH options that carry every command to a host over one connection, opened by the first and
+    kept while it is used (a command then costs a round trip, not a login). The socket lives in
+    `socket_dir`, which only the operator can enter; a connection that stops answering is given up
+    within seconds (a restarted host)."""
+    return [
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        f"ControlPath={socket_dir}/%C",
+        "-o",
+        "ControlPersist=10",
+        "-o",
+        "ServerAliveInterval=5",
+        "-o",
+        "ServerAliveCountMax=2",
+    ]
+
+
+def ssh_argv(profile: Profile, node: Host, command: str, socket_dir: Path | None = None) -> list[str]:
+    """`ssh` running `sh -c COMMAND` on the host, through `sudo -n` when the connection uses sudo; over
+    a shared connection when given its socket directory."""
     connection = profile.connection
     remote = f"sh -c {shlex.quote(command)}"
     if connection.sudo:
         remote = f"sudo -n {remote}"
-    return ["ssh", *ssh_options(profile), f"{connection.user}@{node.address}", remote]
+    shared = shared_connection_options(socket_dir) if socket_dir is not None else []
+    return ["ssh", *ssh_options(profile), *shared, f"{connection.user}@{node.address}", remote]
 
 
 def ssh_config(profile: Profile) -> str:

@@ -57,7 +57,7 @@ def test_a_database_the_profile_does_not_list_is_refused_before_the_host_is_touc
 
 
 def test_the_copy_is_made_like_the_live_database_and_the_swap_is_one_transaction():
-    create = postgres_backup._create_beside_sql("platform", "platform__restoring")
+    create = postgres_backup.create_beside_sql("platform", "platform__restoring")
     for kept in (
         "OWNER %I",
         "ENCODING %L",
@@ -68,7 +68,7 @@ def test_the_copy_is_made_like_the_live_database_and_the_swap_is_one_transaction
         "COMMENT ON DATABASE",
     ):
         assert kept in create
-    swap = postgres_backup._swap_sql("platform", "platform__restoring", "platform__previous")
+    swap = postgres_backup.swap_sql("platform", "platform__restoring", "platform__previous")
     closed = swap.index("ALLOW_CONNECTIONS false")
     old_aside = swap.index("RENAME TO %I', live, previous")
     new_in = swap.index("RENAME TO %I', staged, live", old_aside)
@@ -76,7 +76,7 @@ def test_the_copy_is_made_like_the_live_database_and_the_swap_is_one_transaction
 
 
 def test_names_reach_sql_quoted_and_the_shell_never():
-    create = postgres_backup._create_beside_sql("o'neil", "o'neil__restoring")
+    create = postgres_backup.create_beside_sql("o'neil", "o'neil__restoring")
     assert "'o''neil'" in create and "'o''neil__restoring'" in create
     script = temporal_backup._swap_script("/var/lib/temporal/it's.db")
     assert shlex.quote("/var/lib/temporal/it's.db") in script

@@ -13,12 +13,9 @@ import logging
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 
 import nats
@@ -30,22 +27,17 @@ from gpuaas.backup.service import RestoreJob, RestoreRefused, differences
 from gpuaas.backup.sets import prefix
 from gpuaas.backup.transport import HostShell
 from gpuaas.profile import REPO_ROOT, load_profile
-from gpuaas.secrets import resolve
 from roles.nats import backup as nats_backup
 from roles.openbao import backup as openbao_backup
 from roles.redis import backup as redis_backup
+from tests.lane_clients import SERVER, bao, secret
 from tests.local_variant import converge, on_server
 from tests.streams import BreakingStream
 
 pytestmark = pytest.mark.hosts
 
-SERVER = "172.30.77.10"
 STREAM = "RESTORE_PROBE"
 MODULES = {"nats": nats_backup, "redis": redis_backup, "openbao": openbao_backup}
-
-
-def secret(profile, name: str) -> str:
-    return resolve(profile, f"secret:{name}").reveal()
 
 
 class Artifacts:
@@ -266,12 +258,12 @@ def test_the_nats_backup_sends_no_password_over_the_network(profile, nats_set):
     """The controller's connection is carried by the SSH session to the relay on the host: the client
     speaks over a local socket pair, never over TCP to the client port."""
     job = Artifacts(profile, nats_set[0], "nats").job()
-    client = nats_backup._Client(job)
+    client = nats_backup.Client(job)
     try:
         assert isinstance(client.transport.process, subprocess.Popen)
         carried_by = client.connection._transport._io_writer.get_extra_info("socket")
         assert carried_by.family == socket.AF_UNIX  # a socket pair with the ssh process, no TCP of its own
-        assert STREAM in nats_backup._stream_names(client)
+        assert STREAM in nats_backup.stream_names(client)
     finally:
         client.close()
 
@@ -354,32 +346,13 @@ def test_the_redis_drill_uses_the_restore_staging_and_leaves_nothing(profile, re
 # OpenBao
 
 
-def _bao(profile, method: str, path: str, body: dict | None = None) -> dict:
-    token = json.loads(secret(profile, "openbao_init"))["local-server"]["root_token"]
-    context = ssl.create_default_context(cadata=on_server("cat /etc/openbao/tls/ca.crt"))
-    request = urllib.request.Request(
-        f"https://{SERVER}:8200/v1/{path}",
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"X-Vault-Token": token},
-    )
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=10) as answer:
-            text = answer.read()
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            return {}
-        raise
-    return json.loads(text) if text else {}
-
-
 AFTER = f"{openbao_backup.CANARY_MOUNT}/data/written-after-the-backup"
 
 
 @pytest.fixture(scope="module")
 def openbao_set(profile):
     set_id = back_up(profile, "openbao")
-    _bao(profile, "POST", AFTER, {"data": {"value": "live"}})
+    bao(profile, "POST", AFTER, {"data": {"value": "live"}})
     return set_id
 
 
@@ -395,7 +368,7 @@ def _bao_leftovers(profile) -> str:
 def test_the_openbao_backup_records_the_canary_digest_never_its_value(profile, openbao_set):
     artifacts = Artifacts(profile, openbao_set, "openbao")
     digest = artifacts.figures["canary"]
-    value = _bao(profile, "GET", openbao_backup.CANARY_PATH)["data"]["data"]["value"]
+    value = bao(profile, "GET", openbao_backup.CANARY_PATH)["data"]["data"]["value"]
     assert digest == hashlib.sha256(value.encode()).hexdigest() and len(value) == 64
     assert value not in json.dumps(artifacts.figures)
 
@@ -405,24 +378,24 @@ def test_an_openbao_restore_against_another_state_fails_and_leaves_the_live_serv
     other = {**artifacts.figures, "canary": hashlib.sha256(b"another state").hexdigest()}
     with pytest.raises(RestoreRefused, match="does not hold the state the manifest recorded.*canary.*not touched"):
         openbao_backup.restore(artifacts.job(figures=other))
-    assert _bao(profile, "GET", AFTER)["data"]["data"]["value"] == "live"
+    assert bao(profile, "GET", AFTER)["data"]["data"]["value"] == "live"
     drilled = openbao_backup.drill(artifacts.job(figures=other))
     assert differences(other, drilled) == [f"canary: expected {other['canary']}, found {artifacts.figures['canary']}"]
     with pytest.raises(ConnectionResetError, match="the bucket connection dropped"):
         openbao_backup.restore(artifacts.job(breaks=openbao_backup.ARTIFACT))
-    assert _bao(profile, "GET", AFTER)["data"]["data"]["value"] == "live"
+    assert bao(profile, "GET", AFTER)["data"]["data"]["value"] == "live"
     assert _bao_leftovers(profile) == ""
 
 
 def test_a_killed_openbao_restore_leaves_the_live_server_and_the_next_restores_the_canary(profile, openbao_set, caplog):
     artifacts = Artifacts(profile, openbao_set, "openbao")
     killed_restore(profile, "openbao", openbao_set, f"systemctl is-active -q {openbao_backup.DRILL_UNIT}")
-    assert _bao(profile, "GET", AFTER)["data"]["data"]["value"] == "live"
+    assert bao(profile, "GET", AFTER)["data"]["data"]["value"] == "live"
     with caplog.at_level(logging.WARNING):
         found = openbao_backup.restore(artifacts.job())
     assert "removed the staged files an earlier restore or drill left" in caplog.text
     assert found == artifacts.figures and found["canary"] != "absent"
     assert openbao_backup.figures(artifacts.job()) == artifacts.figures
-    assert _bao(profile, "GET", AFTER) == {}  # the state of the backup, not the later one
+    assert bao(profile, "GET", AFTER) == {}  # the state of the backup, not the later one
     assert openbao_backup.drill(artifacts.job()) == artifacts.figures
     assert _bao_leftovers(profile) == ""

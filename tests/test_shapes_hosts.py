@@ -21,7 +21,7 @@ from tests.doubles.cloudflare_api import FakeCloudflare
 from tests.lane import lane_host
 from tests.lane_s3 import lane_s3
 
-pytestmark = pytest.mark.hosts
+pytestmark = [pytest.mark.hosts, pytest.mark.shapes]
 
 
 def gpuaas(*args: str) -> subprocess.CompletedProcess:
@@ -119,6 +119,8 @@ def expectations(profile) -> dict[str, str | None]:
         "deploys/remove_node.py": "GPUAAS_NODES",
         "deploys/uninstall.py": "GPUAAS_NODES",
         "deploys/revoke_origin_certs.py": f"GPUAAS_CONFIRM='revoke-origin-certificates {profile.name}'",
+        # Only the demo may be reset, and only with its confirmation; the others are refused by name.
+        "deploys/reset.py": "GPUAAS_CONFIRM='reset demo'" if profile.name == "demo" else "not a demo environment",
     }
 
 

@@ -100,17 +100,28 @@ def _upload(writer: SetWriter, profile: Profile, key_prefix: str, name: str, str
         return writer.upload(key_prefix + name, sealed)
 
 
-def back_up(profile: Profile, log: Log = print, services: tuple[ServiceBackup, ...] | None = None) -> Manifest:
+def back_up(
+    profile: Profile, log: Log = print, services: tuple[ServiceBackup, ...] | None = None, label: str = ""
+) -> Manifest:
     """One backup set of every service the profile runs on its data hosts; the manifest, written last.
-    Any failure leaves the set without a manifest (never offered for a restore) and raises."""
+    Any failure leaves the set without a manifest (never offered for a restore) and raises. A `label`
+    is carried in the set's id (gpuaas.backup.sets.BASELINE: kept by retention)."""
     s3 = store.client(profile)
     with exclusive(s3, profile, "backup", log) as lease:
-        return _back_up(s3, profile, lease, log, services if services is not None else service_parts())
+        return _back_up(s3, profile, lease, log, services if services is not None else service_parts(), label)
 
 
-def _back_up(s3, profile: Profile, lease: Lease, log: Log, services: tuple[ServiceBackup, ...]) -> Manifest:
+def _back_up(
+    s3, profile: Profile, lease: Lease, log: Log, services: tuple[ServiceBackup, ...], label: str = ""
+) -> Manifest:
     writer = SetWriter(
-        s3, profile.backup.bucket, profile.name, source_sha(), manifest_key(profile), store.transfer_config(profile)
+        s3,
+        profile.backup.bucket,
+        profile.name,
+        source_sha(),
+        manifest_key(profile),
+        store.transfer_config(profile),
+        label=label,
     )
     writer.manifest.encryption = "age" if profile.backup.encryption else ""
     lease.note(writer.manifest.set_id)

@@ -31,10 +31,21 @@ _KEY_ID_TEXT = b"gpuaas backup manifest key id"
 ID_FORMAT = "%Y%m%dT%H%M%S%fZ"
 
 
-def new_set_id(now: datetime.datetime | None = None) -> str:
-    """`20261123T191500123456Z-3f9a1c`: sortable by time, unique across concurrent runs."""
+#: The label of the sets a demo capture writes (`...-3f9a1c-baseline`): retention never removes them.
+BASELINE = "baseline"
+
+
+def new_set_id(now: datetime.datetime | None = None, label: str = "") -> str:
+    """`20261123T191500123456Z-3f9a1c`: sortable by time, unique across concurrent runs; a label is
+    appended (`-baseline`)."""
     moment = now or datetime.datetime.now(datetime.timezone.utc)
-    return f"{moment.strftime(ID_FORMAT)}-{secrets.token_hex(3)}"
+    return f"{moment.strftime(ID_FORMAT)}-{secrets.token_hex(3)}" + (f"-{label}" if label else "")
+
+
+def set_label(set_id: str) -> str:
+    """The label a set id carries ("" for an ordinary set)."""
+    parts = set_id.split("-")
+    return parts[2] if len(parts) > 2 else ""
 
 
 def set_time(set_id: str) -> datetime.datetime:
@@ -185,9 +196,9 @@ def expired(
     """The sets retention removes: complete sets beyond the newest `keep_last` and older than `keep_days`
     (when given), and the incomplete sets when no other run is live (retention holds the environment's
     lease: every incomplete set is then a run that died). Never the newest complete set, never a set a
-    restore is reading, never one a live run names (`busy`)."""
+    restore is reading, never one a live run names (`busy`), never a baseline set (a demo capture's)."""
     complete = sorted((s for s, e in sets.items() if e["complete"]), reverse=True)
-    kept = set(complete[:keep_last])
+    kept = set(complete[:keep_last]) | {s for s in complete if set_label(s) == BASELINE}
     if keep_days is not None:
         kept |= {s for s in complete if now - set_time(s) < datetime.timedelta(days=keep_days)}
     newest = complete[0] if complete else None

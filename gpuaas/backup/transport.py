@@ -5,10 +5,13 @@ to the bucket, and back, without ever being held whole in memory or written to t
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO
 
 from pyinfra.api.exceptions import DeployError
@@ -31,13 +34,26 @@ class HostShell:
     A secret a command needs (a password, a token) is written as the first line of its standard input
     and taken with `read -r`, so it never shows in a process listing, an argument or a log."""
 
-    def __init__(self, profile: Profile, node: Host):
+    def __init__(self, profile: Profile, node: Host, shared: bool = False):
+        """With `shared`, every command goes over one SSH connection (opened by the first, closed by
+        `close`): for runs of many short commands, where logging in each time would cost most."""
         self.profile, self.node = profile, node
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="gpuaas-ssh-")) if shared else None
 
     def argv(self, command: str) -> list[str]:
         if self.profile.connection.kind == "docker":
             return ["docker", "exec", "-i", self.node.name, "sh", "-c", command]
-        return ssh_argv(self.profile, self.node, command)
+        return ssh_argv(self.profile, self.node, command, self.socket_dir)
+
+    def close(self) -> None:
+        """The shared connection closed and its socket directory removed (nothing when not shared)."""
+        if self.socket_dir is None:
+            return
+        if self.profile.connection.kind != "docker":
+            stop = ssh_argv(self.profile, self.node, "true", self.socket_dir)
+            subprocess.run([*stop[:-2], "-O", "exit", stop[-2]], capture_output=True, check=False)
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+        self.socket_dir = None
 
     def run(self, command: str, what: str, secret: Secret | None = None, input: bytes = b"") -> str:
         """Run a short command and return its standard output (text); HostCommandError when it fails."""

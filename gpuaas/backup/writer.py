@@ -47,9 +47,13 @@ def utc_now() -> str:
 class SetWriter:
     """One backup set being written. Nothing is restorable until `finish` writes the manifest."""
 
-    def __init__(self, s3, bucket: str, environment: str, source_sha: str, key: ManifestKey, transfer=None):
+    def __init__(
+        self, s3, bucket: str, environment: str, source_sha: str, key: ManifestKey, transfer=None, label: str = ""
+    ):
         self.s3, self.bucket, self.transfer, self.key = s3, bucket, transfer, key
-        self.manifest = Manifest(environment=environment, set_id=new_set_id(), source_sha=source_sha, started=utc_now())
+        self.manifest = Manifest(
+            environment=environment, set_id=new_set_id(label=label), source_sha=source_sha, started=utc_now()
+        )
 
     @property
     def prefix(self) -> str:

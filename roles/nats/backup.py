@@ -120,7 +120,7 @@ class _RelayTransport(TcpTransport):
         return True
 
 
-class _Client:
+class Client:
     """A NATS connection driven from synchronous code through an event loop of its own thread,
     carried to the server by a relay on the host."""
 
@@ -176,7 +176,7 @@ class _Client:
             self.transport.ended()
 
 
-def _stream_names(client: _Client) -> list[str]:
+def stream_names(client: Client) -> list[str]:
     names: list[str] = []
     while True:
         page = client.api("STREAM.NAMES", {"offset": len(names)})
@@ -185,28 +185,28 @@ def _stream_names(client: _Client) -> list[str]:
             return names
 
 
-def _figure(state: dict) -> dict:
+def figure(state: dict) -> dict:
     return {key: state.get(key, 0) for key in ("messages", "bytes", "first_seq", "last_seq")}
 
 
-def _all_figures(client: _Client) -> dict:
-    return {name: _figure(client.api(f"STREAM.INFO.{name}")["state"]) for name in _stream_names(client)}
+def _all_figures(client: Client) -> dict:
+    return {name: figure(client.api(f"STREAM.INFO.{name}")["state"]) for name in stream_names(client)}
 
 
 def figures(target: ServiceHost) -> dict:
     """{stream: {messages, bytes, first_seq, last_seq}} for every stream."""
-    client = _Client(target)
+    client = Client(target)
     try:
         return _all_figures(client)
     finally:
         client.close()
 
 
-class _Snapshot(io.RawIOBase):
+class Snapshot(io.RawIOBase):
     """A stream's snapshot as a readable stream: chunks are queued as they arrive (a few at most, the
     server waits for each acknowledgement) and acknowledged once queued."""
 
-    def __init__(self, client: _Client, stream: str):
+    def __init__(self, client: Client, stream: str):
         super().__init__()
         self.client, self.chunks, self.pending, self.failure = client, queue.Queue(maxsize=8), b"", None
         inbox = client.connection.new_inbox()
@@ -251,17 +251,17 @@ class _Snapshot(io.RawIOBase):
 def back_up(job: BackupJob) -> None:
     """For each stream: STREAM.json (configuration and state) and STREAM.snapshot (the server's own
     snapshot, consumers included); the state the snapshot was taken at is what a restore must show."""
-    client = _Client(job)
+    client = Client(job)
     try:
         version = client.connection.connected_server_version
         counted = {}
-        for name in _stream_names(client):
-            snapshot = _Snapshot(client, name)
+        for name in stream_names(client):
+            snapshot = Snapshot(client, name)
             with snapshot:
                 job.upload(f"{name}.snapshot", io.BufferedReader(snapshot, CHUNK))
             meta = {"config": snapshot.answer["config"], "state": snapshot.answer["state"]}
             job.upload(f"{name}.json", io.BytesIO(json.dumps(meta, indent=2, sort_keys=True).encode()))
-            counted[name] = _figure(snapshot.answer["state"])
+            counted[name] = figure(snapshot.answer["state"])
         job.record(f"{version.major}.{version.minor}.{version.patch}", counted)
     finally:
         client.close()
@@ -290,7 +290,7 @@ def streams_in_set(job: RestoreJob) -> list[str]:
     return names
 
 
-def _restore_streams(client: _Client, job: RestoreJob, names: list[str]) -> dict:
+def restore_streams(client: Client, job: RestoreJob, names: list[str]) -> dict:
     """Each stream restored into the (empty) server `client` speaks to, chunk by chunk with every
     chunk acknowledged; every artifact's sha256 is checked as it is read, before the next step. The
     figures the server reports."""
@@ -309,7 +309,7 @@ def _restore_streams(client: _Client, job: RestoreJob, names: list[str]) -> dict
         done = json.loads(client.call(client.connection.request(deliver, b"", timeout=TIMEOUT * 4)).data)
         if done.get("error"):
             raise HostCommandError(f"{job.node.name}: NATS restore of {name}: {done['error'].get('description')}")
-        restored[name] = _figure(done["state"])
+        restored[name] = figure(done["state"])
     return restored
 
 
@@ -367,9 +367,9 @@ def _staged(job: RestoreJob, names: list[str]) -> dict:
     """The set restored into a scratch server (left stopped, its store kept for the swap); the
     figures it reported. Every artifact's sha256 has been checked when this returns."""
     password = _start_scratch(job)
-    client = _Client(job, address="127.0.0.1", port=_scratch_port(job.profile), login=(SCRATCH_USER, password))
+    client = Client(job, address="127.0.0.1", port=_scratch_port(job.profile), login=(SCRATCH_USER, password))
     try:
-        _restore_streams(client, job, names)
+        restore_streams(client, job, names)
         found = _all_figures(client)
     finally:
         client.close()

@@ -74,5 +74,10 @@ def s3_identities(access_key_id: Secret, secret_access_key: Secret) -> Secret:
 
 
 def shell(settings: ObjectStoreSettings, command: str) -> str:
-    """A `weed shell` command against the host's master, on loopback."""
-    return f"echo '{command}' | {PROGRAM_LINK} shell -master={LOOPBACK}:{settings.master_port}"
+    """A `weed shell` command against the host's master and filer, on loopback. The filer is named: left
+    to the master, the shell finds none for some seconds after a restart, until the filer has registered
+    ("dial tcp: missing address") even though it already answers."""
+    return (
+        f"echo '{command}' | {PROGRAM_LINK} shell -master={LOOPBACK}:{settings.master_port}"
+        f" -filer={LOOPBACK}:{settings.filer_port}"
+    )

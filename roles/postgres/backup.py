@@ -61,7 +61,7 @@ def applies(profile: Profile) -> bool:
     return bool(settings_for(profile).databases)
 
 
-def _psql(port: int, database: str, options: str = "") -> str:
+def psql(port: int, database: str, options: str = "") -> str:
     return f"runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -p {int(port)} {options} -d {shlex.quote(database)}"
 
 
@@ -69,12 +69,12 @@ def _present(target: ServiceHost) -> list[str]:
     """The profiled databases that exist on the host, in profile order."""
     port = settings_for(target.profile).port
     found = target.shell.run(
-        _psql(port, "postgres", "-c 'SELECT datname FROM pg_database'"), "listing the PostgreSQL databases"
+        psql(port, "postgres", "-c 'SELECT datname FROM pg_database'"), "listing the PostgreSQL databases"
     ).split()
     return [database.name for database in settings_for(target.profile).databases if database.name in found]
 
 
-def _counts(lines: list[str]) -> dict[str, int]:
+def counts(lines: list[str]) -> dict[str, int]:
     return {table: int(count) for table, _, count in (line.rpartition("=") for line in lines if "=" in line)}
 
 
@@ -82,8 +82,8 @@ def figures(target: ServiceHost) -> dict:
     """{database: {schema.table: rows}} for every profiled database present."""
     port = settings_for(target.profile).port
     return {
-        name: _counts(
-            target.shell.run(_psql(port, name), f"counting the rows of {name}", input=ROW_COUNTS.encode()).splitlines()
+        name: counts(
+            target.shell.run(psql(port, name), f"counting the rows of {name}", input=ROW_COUNTS.encode()).splitlines()
         )
         for name in _present(target)
     }
@@ -91,7 +91,7 @@ def figures(target: ServiceHost) -> dict:
 
 def version(target: ServiceHost) -> str:
     port = settings_for(target.profile).port
-    return target.shell.run(_psql(port, "postgres", "-c 'SHOW server_version'"), "reading the version").strip()
+    return target.shell.run(psql(port, "postgres", "-c 'SHOW server_version'"), "reading the version").strip()
 
 
 class _Snapshot:
@@ -99,7 +99,7 @@ class _Snapshot:
 
     def __init__(self, shell: HostShell, port: int, database: str):
         self.process = subprocess.Popen(
-            shell.argv(_psql(port, database)),
+            shell.argv(psql(port, database)),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -136,7 +136,7 @@ def back_up(job: BackupJob) -> None:
         session = _Snapshot(job.shell, port, database)
         try:
             snapshot = session.ask("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT pg_export_snapshot();")
-            counted[database] = _counts(session.ask(ROW_COUNTS))
+            counted[database] = counts(session.ask(ROW_COUNTS))
             dump = (
                 f"runuser -u postgres -- pg_dump -p {int(port)} -Fc --snapshot={shlex.quote(snapshot[-1])} "
                 f"{shlex.quote(database)}"
@@ -163,17 +163,17 @@ def _copies(database: str) -> list[str]:
     return [beside(database, suffix) for suffix in (STAGING, PREVIOUS, DRILL)]
 
 
-def _literal(value: str) -> str:
+def literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _ident(name: str) -> str:
+def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _sql(target: ServiceHost, sql: str, what: str, database: str = "postgres") -> str:
+def sql(target: ServiceHost, statements: str, what: str, database: str = "postgres") -> str:
     """Run SQL as postgres, given on standard input (names never reach the shell); its output."""
-    return target.shell.run(_psql(settings_for(target.profile).port, database), what, input=sql.encode())
+    return target.shell.run(psql(settings_for(target.profile).port, database), what, input=statements.encode())
 
 
 def _archives(job: RestoreJob) -> dict[str, str]:
@@ -204,23 +204,23 @@ def _archives(job: RestoreJob) -> dict[str, str]:
     return chosen
 
 
-def _existing(target: ServiceHost, names: list[str]) -> set[str]:
+def existing(target: ServiceHost, names: list[str]) -> set[str]:
     """Which of `names` are databases on the host."""
-    wanted = ", ".join(_literal(name) for name in names)
-    listed = _sql(target, f"SELECT datname FROM pg_database WHERE datname IN ({wanted});", "listing the databases")
+    wanted = ", ".join(literal(name) for name in names)
+    listed = sql(target, f"SELECT datname FROM pg_database WHERE datname IN ({wanted});", "listing the databases")
     return set(listed.split())
 
 
-def _drop(target: ServiceHost, database: str) -> None:
+def drop(target: ServiceHost, database: str) -> None:
     """Drop `database` when it exists, ending its sessions."""
-    _sql(target, f"DROP DATABASE IF EXISTS {_ident(database)} WITH (FORCE);", f"dropping {database}")
+    sql(target, f"DROP DATABASE IF EXISTS {ident(database)} WITH (FORCE);", f"dropping {database}")
 
 
-def _drop_quietly(target: ServiceHost, databases: list[str]) -> None:
+def drop_quietly(target: ServiceHost, databases: list[str]) -> None:
     """Drop copies on the way out of a failed run; one that cannot be dropped now is the next run's to clear."""
     for database in databases:
         try:
-            _drop(target, database)
+            drop(target, database)
         except HostCommandError:
             pass
 
@@ -231,7 +231,7 @@ def _clear_leftovers(target: ServiceHost, suffixes: tuple[str, ...]) -> None:
     holds the restored data; without it, it is the only copy and the restore stops naming it."""
     live = [database.name for database in settings_for(target.profile).databases]
     copies = {beside(database, suffix): database for database in live for suffix in suffixes}
-    found = _existing(target, [*copies, *live])
+    found = existing(target, [*copies, *live])
     left = sorted(found & set(copies))
     for copy in left:
         database = copies[copy]
@@ -243,28 +243,29 @@ def _clear_leftovers(target: ServiceHost, suffixes: tuple[str, ...]) -> None:
             )
     for copy in left:
         database = copies[copy]
-        _drop(target, copy)
+        drop(target, copy)
         logger.warning(
             f"{target.node.name}: postgres: dropped {copy}, left beside {database} by an earlier "
             "restore or drill that did not finish"
         )
 
 
-def _create_beside_sql(database: str, copy: str) -> str:
+def create_beside_sql(database: str, copy: str, template: str = "template0") -> str:
     """psql input that creates `copy` with the live database's owner, encoding, locale, tablespace,
     connection limit, grants, settings and comment (as converge makes a database when there is no live
-    one), then prints the copy's owner."""
-    live, new = _literal(database), _literal(copy)
-    lists = ", ".join(_literal(name) for name in LIST_SETTINGS)
+    one), then prints the copy's owner. It is empty, or a copy of `template` (one of the live database's
+    own copies, with its encoding and locale)."""
+    live, new, source = literal(database), literal(copy), literal(template)
+    lists = ", ".join(literal(name) for name in LIST_SETTINGS)
     no_live = f"NOT EXISTS (SELECT FROM pg_database WHERE datname = {live})"
     return f"""
-SELECT format('CREATE DATABASE %I OWNER %I TEMPLATE template0 ENCODING %L LC_COLLATE %L LC_CTYPE %L TABLESPACE %I '
-              'CONNECTION LIMIT %s', {new}, pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate,
-              d.datctype, t.spcname, d.datconnlimit)
+SELECT format('CREATE DATABASE %I OWNER %I TEMPLATE %I ENCODING %L LC_COLLATE %L LC_CTYPE %L TABLESPACE %I '
+              'CONNECTION LIMIT %s', {new}, pg_get_userbyid(d.datdba), {source}, pg_encoding_to_char(d.encoding),
+              d.datcollate, d.datctype, t.spcname, d.datconnlimit)
        || CASE WHEN d.datlocprovider = 'i' THEN format(' LOCALE_PROVIDER icu ICU_LOCALE %L', d.daticulocale) ELSE '' END
   FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace WHERE d.datname = {live}
 UNION ALL
-SELECT format('CREATE DATABASE %I OWNER %I', {new}, {live}) WHERE {no_live}
+SELECT format('CREATE DATABASE %I OWNER %I TEMPLATE %I', {new}, {live}, {source}) WHERE {no_live}
 \\gexec
 SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC, %I', {new}, pg_get_userbyid(datdba))
   FROM pg_database WHERE datname = {live} AND datacl IS NOT NULL
@@ -296,17 +297,17 @@ def stage(job: RestoreJob, database: str, archive: str, copy: str) -> dict[str, 
     counts found in it. The archive's stream is closed, and so checked against the manifest's sha256,
     before the rows are counted: what the counts describe is exactly what was verified."""
     port = settings_for(job.profile).port
-    owner = _sql(job, _create_beside_sql(database, copy), f"creating {copy} beside {database}").split()[-1]
+    owner = sql(job, create_beside_sql(database, copy), f"creating {copy} beside {database}").split()[-1]
     command = (
         f"runuser -u postgres -- pg_restore -p {int(port)} --exit-on-error --single-transaction "
         f"--no-owner --role={shlex.quote(owner)} -d {shlex.quote(copy)}"
     )
     with job.open(archive) as stream, job.shell.writer(command, f"pg_restore into {copy}") as target:
         copy_stream(stream, target)
-    return _counts(_sql(job, ROW_COUNTS, f"counting the rows of {copy}", database=copy).splitlines())
+    return counts(sql(job, ROW_COUNTS, f"counting the rows of {copy}", database=copy).splitlines())
 
 
-def _swap_sql(database: str, copy: str, previous: str) -> str:
+def swap_sql(database: str, copy: str, previous: str) -> str:
     """One server-side block: the live database closed to new sessions and its sessions ended, then, in
     one transaction, live renamed `previous` and `copy` renamed live (opened as the live one was). On any
     failure the renames roll back and the live database is opened again before the error is raised. It
@@ -314,9 +315,9 @@ def _swap_sql(database: str, copy: str, previous: str) -> str:
     return f"""
 DO $swap$
 DECLARE
-    live text := {_literal(database)};
-    staged text := {_literal(copy)};
-    previous text := {_literal(previous)};
+    live text := {literal(database)};
+    staged text := {literal(copy)};
+    previous text := {literal(previous)};
     allowed boolean;
     failure text;
 BEGIN
@@ -366,18 +367,18 @@ def restore(job: RestoreJob) -> dict:
                     "no database was replaced"
                 )
     except BaseException:
-        _drop_quietly(job, staged)
+        drop_quietly(job, staged)
         raise
     swapped: list[str] = []
     for database in archives:
         try:
-            _sql(
+            sql(
                 job,
-                _swap_sql(database, beside(database, STAGING), beside(database, PREVIOUS)),
+                swap_sql(database, beside(database, STAGING), beside(database, PREVIOUS)),
                 f"swapping the restored copy of {database} in",
             )
         except BaseException as error:
-            _drop_quietly(job, staged[len(swapped) :])
+            drop_quietly(job, staged[len(swapped) :])
             if not swapped:
                 raise
             raise HostCommandError(
@@ -387,7 +388,7 @@ def restore(job: RestoreJob) -> dict:
         swapped.append(database)
     for database in swapped:
         try:
-            _drop(job, beside(database, PREVIOUS))
+            drop(job, beside(database, PREVIOUS))
         except HostCommandError as error:
             logger.warning(f"{error}; the next restore drops it")
     return found
@@ -404,5 +405,5 @@ def drill(job: RestoreJob) -> dict:
         try:
             found[database] = stage(job, database, archive, copy)
         finally:
-            _drop_quietly(job, [copy])
+            drop_quietly(job, [copy])
     return found

@@ -34,18 +34,18 @@ def applies(profile: Profile) -> bool:
     return True
 
 
-def _password(target: ServiceHost) -> Secret:
+def password_of(target: ServiceHost) -> Secret:
     return resolve(target.profile, settings_for(target.profile).password)
 
 
-def _cli(target: ServiceHost) -> str:
+def cli(target: ServiceHost) -> str:
     """The password arrives as the first line of stdin, never as an argument."""
     port = settings_for(target.profile).port
     return f"read -r REDISCLI_AUTH; export REDISCLI_AUTH; cli='redis-cli --no-auth-warning -p {int(port)}'; "
 
 
 def _ask(target: ServiceHost, command: str, what: str) -> str:
-    return target.shell.run(_cli(target) + command, what, secret=_password(target))
+    return target.shell.run(cli(target) + command, what, secret=password_of(target))
 
 
 def _info(text: str) -> dict[str, str]:
@@ -95,7 +95,7 @@ def back_up(job: BackupJob) -> None:
     path = shlex.quote(f"{settings['dir']}/{settings['dbfilename']}")
     saves = "$($cli info persistence | tr -d '\\r' | sed -n 's/^rdb_saves://p')"
     command = (
-        _cli(job) + f"before={saves}; "
+        cli(job) + f"before={saves}; "
         "until $cli bgsave | grep -q 'started'; do sleep 0.2; done; "
         f'while [ "{saves}" = "$before" ]; do sleep 0.1; done; '
         "$cli info persistence | tr -d '\\r' | grep -q '^rdb_last_bgsave_status:ok' || "
@@ -104,7 +104,7 @@ def back_up(job: BackupJob) -> None:
     )
     version = _info(_ask(job, "$cli info server", "reading the Redis version"))["redis_version"].strip()
     counted = figures(job)
-    with job.shell.reader(command, "the Redis RDB snapshot", secret=_password(job)) as stream:
+    with job.shell.reader(command, "the Redis RDB snapshot", secret=password_of(job)) as stream:
         job.upload(ARTIFACT, stream)
     job.record(version, counted)
 

@@ -4,32 +4,27 @@ compared byte for byte; a tampered object, an S3 outage mid-backup, retention, a
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import os
 import secrets
-import ssl
 import subprocess
 import time
 import types
-import urllib.request
 
 import nats
 import psycopg
 import pytest
-import redis
 
 from gpuaas.backup import engine, store
 from gpuaas.backup.sets import complete_sets, list_sets, set_time
 from gpuaas.backup.writer import BackupSetError, remove_sets
 from gpuaas.profile import REPO_ROOT, BackupEncryption, SecretSource, load_profile
-from gpuaas.secrets import resolve
 from roles.postgres import backup as postgres_backup
 from roles.redis import backup as redis_backup
+from tests.lane_clients import SERVER, LaneClients, secret
 from tests.local_variant import on_server
 
-SERVER = "172.30.77.10"
 STREAM = "BACKUP_PROBE"
 WORKFLOW = f"backup-probe-{os.getpid()}"
 
@@ -46,65 +41,15 @@ def run_deploy(deploy: str, env: dict | None = None, *flags: str) -> subprocess.
     )
 
 
-def secret(profile, name: str) -> str:
-    return resolve(profile, f"secret:{name}").reveal()
-
-
-class Probe:
+class Probe(LaneClients):
     """Known data in every service, and a way to read it back."""
 
     def __init__(self, profile):
-        self.profile = profile
+        super().__init__(profile)
         self.rows = [(i, secrets.token_bytes(64 + i)) for i in range(300)]
         self.keys = {f"probe:{i}": secrets.token_bytes(100) for i in range(200)}
         self.messages = [secrets.token_bytes(200) for _ in range(150)]
         self.secret_value = secrets.token_hex(16)
-
-    # PostgreSQL, as the platform's own login role over the network
-    def pg(self):
-        return psycopg.connect(
-            host=SERVER,
-            dbname="platform",
-            user="platform",
-            password=secret(self.profile, "pg_platform_password"),
-            autocommit=True,
-        )
-
-    def redis(self):
-        return redis.Redis(host=SERVER, port=6379, password=secret(self.profile, "redis_password"))
-
-    def nats(self, coroutine):
-        async def run():
-            client = await nats.connect(
-                f"nats://{SERVER}:4222", user="platform", password=secret(self.profile, "nats_password")
-            )
-            try:
-                return await coroutine(client.jetstream())
-            finally:
-                await client.close()
-
-        return asyncio.run(run())
-
-    def bao(self, method: str, path: str, body: dict | None = None) -> dict:
-        token = json.loads(secret(self.profile, "openbao_init"))["local-server"]["root_token"]
-        context = ssl.create_default_context(cadata=on_server("cat /etc/openbao/tls/ca.crt"))
-        request = urllib.request.Request(
-            f"https://{SERVER}:8200/v1/{path}",
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"X-Vault-Token": token},
-        )
-        try:
-            with urllib.request.urlopen(request, context=context, timeout=10) as answer:
-                text = answer.read()
-        except urllib.error.HTTPError as error:
-            if error.code == 404:
-                return {}
-            raise
-        return json.loads(text) if text else {}
-
-    def temporal(self, command: str) -> str:
-        return on_server(f"temporal {command} --address {SERVER}:7233 --namespace platform -o json")
 
     def write(self) -> None:
         with self.pg() as db:
