@@ -72,6 +72,7 @@ bench: $(VENV)/.installed  ## benchmarks (bench/results/*.json and *.md)
 	python bench/converge.py
 	python bench/data.py
 	python bench/backup.py
+	python bench/reset.py
 
 down: $(VENV)/.installed  ## remove the local environment's hosts
 	gpuaas local down

@@ -23,7 +23,7 @@ from pyinfra.api.exceptions import DeployError
 from gpuaas.backup import crypt, store
 from gpuaas.backup.lease import Lease, clear_stale_markers, live_lease
 from gpuaas.backup.service import BackupJob, RestoreJob, RestoreRefused, ServiceBackup, differences
-from gpuaas.backup.sets import Hashing, Manifest, complete_sets, expired, list_sets, prefix
+from gpuaas.backup.sets import BASELINE, Hashing, Manifest, complete_sets, expired, list_sets, prefix, set_label
 from gpuaas.backup.transport import HostShell
 from gpuaas.backup.writer import (
     BackupSetError,
@@ -187,6 +187,20 @@ def expire(profile: Profile, log: Log = print, now: datetime.datetime | None = N
             remove_sets(s3, profile.backup.bucket, {set_id: sets[set_id]["keys"] for set_id in doomed})
             log(f"retention removed {len(doomed)} set(s): {', '.join(doomed)}")
         return doomed
+
+
+def replace_baselines(profile: Profile, newest: str, log: Log = print) -> list[str]:
+    """The baseline sets other than `newest` removed (a demo capture replaces the baseline; retention never
+    removes one), holding the environment's lease; never a set a restore is reading. The ids removed."""
+    s3 = store.client(profile)
+    with exclusive(s3, profile, "retention", log) as lease, store.reaching(profile, "removing older baselines"):
+        sets = list_sets(s3, profile.backup.bucket, profile.name)
+        older = sorted(s for s, e in sets.items() if set_label(s) == BASELINE and s != newest and not e["in_use"])
+        lease.check()
+        if older:
+            remove_sets(s3, profile.backup.bucket, {set_id: sets[set_id]["keys"] for set_id in older})
+            log(f"the earlier baseline set(s) removed: {', '.join(older)}")
+        return older
 
 
 def expiring(profile: Profile, now: datetime.datetime | None = None) -> list[str]:

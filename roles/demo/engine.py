@@ -123,10 +123,13 @@ def _enabled(profile: Profile, service: str) -> bool:
     return getattr(getattr(profile.services, service), "enabled", True)
 
 
-def checksums(target: Target, baseline: LoadedBaseline) -> dict:
-    """{service: {name: checksum}} of everything the baseline covers, read from the live services."""
+def checksums(target: Target, baseline: LoadedBaseline, postgres: dict | None = None) -> dict:
+    """{service: {name: checksum}} of everything the baseline covers, read from the live services (for
+    Postgres, `postgres` when given: the checksums of the copies a reset proved and renamed into place)."""
     found: dict[str, dict] = {
-        "postgres": {
+        "postgres": postgres
+        if postgres is not None
+        else {
             database.database: postgres_part.checksums(target, database.database)
             for database in baseline.model.postgres
         },
@@ -211,7 +214,8 @@ def capture(profile: Profile, log: Log, bucket: bool = True) -> dict:
     if bucket:
         with store.reaching(profile, "writing the baseline set"):
             manifest = backup_engine.back_up(profile, log=log, label=BASELINE)
-        log(f"baseline backup set {manifest.set_id} written to {profile.backup.bucket}")
+            log(f"baseline backup set {manifest.set_id} written to {profile.backup.bucket}")
+            backup_engine.replace_baselines(profile, manifest.set_id, log=log)
     return results
 
 
@@ -309,22 +313,27 @@ def _reset(profile: Profile, every: list[Target], log: Log) -> ResetReport:
         index = indexes[target.node.name]
         stopped = _stop_writers(target, log)
         try:
-            _return_to_baseline(target, baseline, index, report)
+            copies = _return_to_baseline(target, baseline, index, report)
             # Verified before the writers start again: what they write next is the demo being used.
-            _verify(target, baseline, index["checksums"], report)
+            _verify(target, baseline, index["checksums"], copies, report)
         finally:
             _start_writers(target, stopped, log)
         _reset_realm(target, baseline, report, log)
     return report
 
 
-def _return_to_baseline(target: Target, baseline: LoadedBaseline, index: dict, report: ResetReport) -> None:
-    """Each service of one data host put back as captured, the running workflows ended first."""
+def _return_to_baseline(target: Target, baseline: LoadedBaseline, index: dict, report: ResetReport) -> dict:
+    """Each service of one data host put back as captured, the running workflows ended first; the
+    checksums of the Postgres copies swapped in (equal to the capture's, or nothing was swapped)."""
     model, expected = baseline.model, index["checksums"]
     if temporal_part.applies(target):
         report.terminated[target.node.name] = temporal_part.terminate_running(target)
-    for database in model.postgres:
-        postgres_part.reset(target, database.database, expected["postgres"].get(database.database, {}))
+    copies = {
+        database.database: postgres_part.reset(
+            target, database.database, expected["postgres"].get(database.database, {})
+        )
+        for database in model.postgres
+    }
     with target.snapshots.open(REDIS_KEYS, index) as stream:
         keys = json.loads(stream.read())
     redis_part.write_keys(target, keys)
@@ -338,11 +347,13 @@ def _return_to_baseline(target: Target, baseline: LoadedBaseline, index: dict, r
         with target.snapshots.open(VAULT_PATHS, index) as stream:
             paths = Secret("the captured OpenBao paths", stream.read().decode())
         openbao_part.write_paths(target, model.openbao.mount, paths)
+    return copies
 
 
-def _verify(target: Target, baseline: LoadedBaseline, expected: dict, report: ResetReport) -> None:
-    """The host's checksums read back and compared with the capture's; no workflow may be running."""
-    found = checksums(target, baseline)
+def _verify(target: Target, baseline: LoadedBaseline, expected: dict, copies: dict, report: ResetReport) -> None:
+    """The host's checksums read back and compared with the capture's (a Postgres copy's were taken
+    before its swap, a rename that leaves the content as it is); no workflow may be running."""
+    found = checksums(target, baseline, postgres=copies)
     report.checksums[target.node.name] = found
     report.differences[target.node.name] = differences(expected, found)
     if temporal_part.applies(target):

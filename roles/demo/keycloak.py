@@ -141,7 +141,7 @@ def reimport(target: ServiceHost, realm: Secret) -> None:
     settings = settings_for(target.profile)
     named = json.loads(realm.reveal()).get("realm")
     if named != settings.realm:
-        raise ValueError(f"the import is of realm {named!r}, the profile's realm is {settings.realm}")
+        raise HostCommandError(f"the import is of realm {named!r}, the profile's realm is {settings.realm}")
     script = _REIMPORT.format(
         api=shlex.quote(api_url(target)), admin=shlex.quote(settings.admin_user), realm=quote(settings.realm)
     )
