@@ -16,8 +16,9 @@ copies), captured again at that size:
     `GPUAAS_CONFIRM='reset local' pyinfra -y inventories/local.py deploys/reset.py`, timed from the outside
     (wall) and by the engine itself (`report.seconds`, from build/local/evidence/demo-reset.json);
   - the parts on the host, timed over one SSH connection: the template copy alone (CREATE DATABASE ...
-    TEMPLATE platform__baseline, with the default STRATEGY WAL_LOG as the reset makes it, and FILE_COPY),
-    one checksum pass over the database (the reset makes two), and the path the template copy replaces:
+    TEMPLATE platform__baseline, with STRATEGY FILE_COPY as the reset makes it, and PostgreSQL's default
+    WAL_LOG), one checksum pass over the database (the reset makes one, of its copy before the swap), and the
+    path the template copy replaces:
     `pg_dump -Fc` of the same database, then createdb + `pg_restore` into a new database
     (--restore-repeats times).
 
@@ -283,8 +284,8 @@ def measure(host: Host, use: Use, label: str, repeats: int, restore_repeats: int
         "template_bytes": template_size,
         "engine_reset_s": spread([run["engine_s"] for run in runs]),
         "command_s": spread([run["command_s"] for run in runs]),
-        "template_copy_s": spread(copies["WAL_LOG"]),
-        "template_copy_file_copy_s": spread(copies["FILE_COPY"]),
+        "template_copy_s": spread(copies["FILE_COPY"]),
+        "template_copy_wal_log_s": spread(copies["WAL_LOG"]),
         "table_rows": rows,
         "checksum_pass_s": round(checksum_s, 2),
         "pg_dump_s": round(dump_s, 2),
@@ -315,7 +316,7 @@ def postgres_facts(host: Host) -> dict:
 def table(results: dict) -> str:
     lines = [
         "| size | rows | usage_records | pg_database_size(platform) MiB | engine reset s (median, min-max) "
-        "| operator command s | template copy s | template copy, FILE_COPY s | createdb + pg_restore s "
+        "| operator command s | template copy (FILE_COPY) s | template copy, WAL_LOG s | createdb + pg_restore s "
         "| checksum pass s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -325,7 +326,7 @@ def table(results: dict) -> str:
             f"| {entry['size']} | {entry['rows']} | {entry['usage_records_rows']} | "
             f"{entry['database_bytes'] / MIB:.1f} | {reset['median']} ({reset['min']}-{reset['max']}) | "
             f"{command['median']} ({command['min']}-{command['max']}) | {entry['template_copy_s']['median']} | "
-            f"{entry['template_copy_file_copy_s']['median']} | {entry['createdb_pg_restore_s']['median']} | "
+            f"{entry['template_copy_wal_log_s']['median']} | {entry['createdb_pg_restore_s']['median']} | "
             f"{entry['checksum_pass_s']} |"
         )
     first, last, machine = results["sizes"][0], results["sizes"][-1], results["machine"]
@@ -337,14 +338,14 @@ def table(results: dict) -> str:
         f"{TARGET_S} s; the whole operator command (`pyinfra -y inventories/local.py deploys/reset.py`, wall): "
         f"{first['command_s']['median']} s.",
         f"At the largest size ({last['size']}, {last['database_bytes'] / MIB:.0f} MiB) the engine's "
-        f"{last['engine_reset_s']['median']} s are mostly its two checksum passes (2 x {last['checksum_pass_s']} s) "
+        f"{last['engine_reset_s']['median']} s are mostly its checksum pass ({last['checksum_pass_s']} s) "
         f"and the template copy ({last['template_copy_s']['median']} s).",
         "Each reset follows simulated use (50 usage_records rows, a balance, a persona deleted, 101 Redis keys, "
         "20 USAGE messages, an OpenBao path under demo/). Template copy: CREATE DATABASE ... TEMPLATE "
-        f"{TEMPLATE} with PostgreSQL's default STRATEGY WAL_LOG, as the reset makes it (and with FILE_COPY), "
+        f"{TEMPLATE} with STRATEGY FILE_COPY, as the reset makes it (and with PostgreSQL's default WAL_LOG), "
         f"median of {results['repeats']}; createdb + pg_restore: the same database from a "
         f"`pg_dump -Fc` archive (--single-transaction), median of {results['restore_repeats']}; checksum pass: one "
-        "of the reset's two content checksums of the database (the copy before the swap, the live one after). "
+        "the reset's content checksums of the database (of its copy, before the swap). "
         f"Timed over one SSH connection. {machine['cpus']} CPUs, {machine['memory_gib']} GiB, Python "
         f"{machine['python']}, PostgreSQL {machine['postgres']['version']} (shared_buffers "
         f"{machine['postgres']['shared_buffers']}).",

@@ -4,6 +4,7 @@ names, with the files it points to. Data with fixed identifiers, not a dump: the
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -136,10 +137,10 @@ class LoadedBaseline:
     def sql(self, database: Database) -> str:
         return "\n".join((self.directory / name).read_text() for name in database.files)
 
-    def digest_input(self) -> str:
-        """Everything the baseline is made of, for the capture's record of what it was taken from."""
+    def digest(self) -> str:
+        """The sha256 of everything the baseline is made of: the capture's record of what it started from."""
         parts = [self.model.model_dump_json()] + [self.sql(database) for database in self.model.postgres]
-        return json.dumps(parts)
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
 def settings_for(profile: Profile) -> DemoSettings:

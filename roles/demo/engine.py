@@ -4,16 +4,15 @@
     capture   the services' state as it is now kept as the baseline: Postgres template databases and the
               snapshots on the data host (gpuaas.backup's parts where they fit), their content checksums,
               and a backup set labelled `baseline` in the bucket (never removed by retention)
-    reset     the writers stopped, every service returned to the captured baseline, the writers started,
-              and everything checked: checksums per table, key, stream and path equal the capture's, no
-              workflow running, every persona signing in when Keycloak is deployed
+    reset     the writers stopped, every service returned to the captured baseline and checked (checksums
+              per table, key, stream and path equal the capture's, no workflow running), the writers
+              started, then every persona shown to sign in where Keycloak is deployed
 
 Each refuses an environment other than demo and local, and runs only with its confirmation."""
 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import io
 import json
 import os
@@ -202,10 +201,6 @@ def _load(profile: Profile, every: list[Target], log: Log) -> dict:
     return results
 
 
-def _baseline_digest(baseline: LoadedBaseline) -> str:
-    return hashlib.sha256(baseline.digest_input().encode()).hexdigest()
-
-
 def capture(profile: Profile, log: Log, bucket: bool = True) -> dict:
     """The services' current state kept as the baseline on every data host (and in the bucket as a set
     labelled `baseline`); the captured checksums by host."""
@@ -253,7 +248,7 @@ def _capture(profile: Profile, every: list[Target], log: Log) -> dict:
             {
                 "captured": _now(),
                 "source_sha": source_sha(),
-                "baseline": _baseline_digest(baseline),
+                "baseline": baseline.digest(),
                 "streams": streams,
                 "checksums": captured,
             }
