@@ -33,11 +33,10 @@ test: $(VENV)/.installed  ## the whole test suite: lint, pytest (unit, host and 
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-local-lane test-shapes
 
 # The two halves of `make test`, run side by side: they share no host. The local lane's containers
-# carry its host tests, then the molecule scenarios; the shaped lanes come and go one profile at a time.
-SHAPES := tests/test_shapes_hosts.py
-
+# carry its host tests, then the molecule scenarios; the other half's tests (marked `apart`) bring up
+# hosts of their own, such as each shipped profile's shape, one at a time.
 test-local-lane:
-	GPUAAS_HOST_TESTS=required pytest --durations=15 -m hosts --ignore=$(SHAPES)
+	GPUAAS_HOST_TESTS=required pytest --durations=15 -m "hosts and not apart"
 	molecule test -s default
 	molecule test -s backup
 	molecule test -s demo-reset
@@ -45,7 +44,7 @@ test-local-lane:
 	molecule test -s gpu
 
 test-shapes:
-	GPUAAS_HOST_TESTS=required pytest --durations=10 -m "not hosts or shapes" -p no:cacheprovider
+	GPUAAS_HOST_TESTS=required pytest --durations=10 -m "not hosts or apart" -p no:cacheprovider
 
 unit: $(VENV)/.installed  ## unit tests only (no Docker; installs the programs they use, such as age)
 	gpuaas local setup --tools

@@ -1,9 +1,10 @@
-"""The drift matrix: every item a role keeps on the local lane's hosts, broken one kind at a time, is
-noticed by its own probe in the one-round-trip check and brought back by one converge.
+"""The drift matrix: every item a role keeps on the local lane's hosts, broken in every way a kind of drift
+applies to it, is noticed by its own probe in the one-round-trip check and brought back by one converge.
 
 Two lanes on the same hosts: the site (deploys/site.py: the baseline and the data services), then the
 RKE2 cluster (deploys/cluster.py with the RKE2 double's release, tests/doubles/rke2). A round breaks
-every item a kind applies to (one SSH command per host), runs the probes of the broken items' roles at
+every item one of its kinds applies to (two kinds to a round where no item meets both; one SSH command
+per host), runs the probes of the broken items' roles at
 once (gpuaas.probe.StateProbe, as the deploys do), converges, checks that every item of every role is in
 place again, and converges once more to find nothing left to change.
 """
@@ -186,6 +187,10 @@ BY_NAME: dict[str, dict[str, Break]] = {
 }
 
 KINDS = sorted({*BY_CLASS, *(kind for kinds in BY_NAME.values() for kind in kinds)})
+#: Kinds broken together, one converge repairing both: no item is broken by two kinds of a round (the test
+#: of the matrix checks it), and neither kind's break undoes or stops the other's (a unit file deleted
+#: cannot then be disabled; OpenBao restarted to seal it would start a stopped OpenBao again).
+ROUNDS = (("deleted", "unheld"), ("mode", "stopped"), ("owner", "removed"), ("content", "disabled"), ("sealed",))
 
 #: Items no kind breaks, by name prefix, and why.
 NOT_COVERED: dict[str, str] = {
@@ -348,6 +353,15 @@ def test_the_matrix_covers_every_item(items):
     ]
     assert not both, f"items both broken and listed as not covered: {both}"
     assert all(why.strip() for why in [*NOT_COVERED.values(), *NOT_COVERED_KINDS.values()])
+    assert sorted(kind for round_kinds in ROUNDS for kind in round_kinds) == KINDS
+    doubled = [
+        f"{item['name']}: {', '.join(kinds)}"
+        for host_items in items.values()
+        for item in host_items
+        for round_kinds in ROUNDS
+        if len(kinds := [kind for kind in round_kinds if breaks(kind, item)]) > 1
+    ]
+    assert not doubled, f"items two kinds of one round would break: {doubled}"
 
 
 def test_the_dump_holds_no_secret_value(items):
@@ -362,14 +376,14 @@ def test_the_dump_holds_no_secret_value(items):
                     assert value not in text, f"the value of secret {stored.name} is in the dump"
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_each_broken_item_is_noticed_and_brought_back(kind, lane, items, local_hosts):
-    profile = local_hosts
+@pytest.mark.parametrize("kinds", ROUNDS, ids="+".join)
+def test_each_broken_item_is_noticed_and_brought_back(kinds, lane, items, local_hosts):
+    profile, kind = local_hosts, "+".join(kinds)
     broken: dict[str, list[Item]] = {}
     for host, host_items in items.items():
         commands = []
         for item in host_items:
-            command = breaks(kind, item)
+            command = next((found for one in kinds if (found := breaks(one, item))), None)
             if command:
                 commands.append(command)
                 broken.setdefault(host, []).append(item)
@@ -378,7 +392,7 @@ def test_each_broken_item_is_noticed_and_brought_back(kind, lane, items, local_h
             assert result.returncode == 0, f"{kind}: breaking on {host} failed: {result.stderr[-2000:]}"
     if not broken:
         # Only these kinds have nothing to break among the cluster's items: no package, no hold, no vault.
-        assert lane.name == "cluster" and kind in ("removed", "sealed", "unheld"), f"{kind}: no item to break"
+        assert lane.name == "cluster" and set(kinds) <= {"removed", "sealed", "unheld"}, f"{kind}: no item to break"
         pytest.skip(f"{kind}: no item of {sorted(lane.roles or [])} breaks this way on the {lane.name} lane")
     print(f"{kind}: broke " + "; ".join(f"{h}: {', '.join(i['name'] for i in b)}" for h, b in broken.items()))
 

@@ -13,7 +13,7 @@ from gpuaas.lane import LaneError
 from gpuaas.lane import hosts as lane_hosts
 from gpuaas.profile import REPO_ROOT, load_profile
 
-pytestmark = pytest.mark.hosts
+pytestmark = [pytest.mark.hosts, pytest.mark.apart]
 
 SUBNET = "172.30.79"
 NAME = "lane-owner-check"

@@ -21,7 +21,7 @@ from tests.doubles.cloudflare_api import FakeCloudflare
 from tests.lane import lane_host
 from tests.lane_s3 import lane_s3
 
-pytestmark = [pytest.mark.hosts, pytest.mark.shapes]
+pytestmark = [pytest.mark.hosts, pytest.mark.apart]
 
 
 def gpuaas(*args: str) -> subprocess.CompletedProcess:
@@ -143,6 +143,30 @@ def test_every_deploy_converges_or_stops_with_the_reason(shaped):
     finally:
         fake.close()
     assert len(fake.records) == len(shaped.dns.records)
+
+
+def test_only_the_demo_resets_and_to_exactly_its_baseline(shaped):
+    """Every other shape refuses each mode by name, confirmation and force flags set; the demo's shape
+    loads, captures and resets (against the stand-in of its external store) to the same checksums."""
+    if shaped.name != "demo":
+        for mode in ("load", "capture", "reset"):
+            word = "capture" if mode == "capture" else "reset"
+            flags = {"GPUAAS_RESET": mode, "GPUAAS_CONFIRM": f"{word} {shaped.name}", "GPUAAS_FORCE": "yes"}
+            result = deploy(shaped, "deploys/reset.py", **flags)
+            assert result.returncode != 0 and "is not a demo environment" in result.stdout + result.stderr
+        return
+
+    def reset(mode: str, word: str = "reset") -> list[str]:
+        result = deploy(shaped, "deploys/reset.py", GPUAAS_RESET=mode, GPUAAS_CONFIRM=f"{word} demo")
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output[-3000:]
+        return [line.split(" checksum ", 1)[1] for line in output.splitlines() if " checksum " in line]
+
+    with lane_s3(shaped) if not shaped.services.object_store.enabled else nullcontext():
+        reset("load")
+        reset("capture", "capture")
+        first, second = reset("reset"), reset("reset")
+    assert first == second and any(" postgres platform public.balances 2 " in line for line in first)
 
 
 def test_the_shipped_profile_is_left_as_it_was(shaped):
