@@ -180,3 +180,15 @@ def test_the_checksum_lines_are_in_one_order_whatever_order_they_were_found_in()
     ]
     again = engine.ResetReport(checksums=json.loads(json.dumps(report.checksums)[::1]))
     assert engine.report_lines(again) == engine.report_lines(report)
+
+
+def test_a_baseline_captured_with_other_checksums_is_refused_until_captured_again():
+    class Snapshots:
+        directory = "/var/lib/gpuaas/demo-baseline"
+
+        def index(self):
+            return {"checksums": {}, "checksums_version": engine.CHECKSUMS_VERSION - 1}
+
+    target = engine.Target(load_profile("local"), load_profile("local").hosts[0], None, snapshots=Snapshots())
+    with pytest.raises(engine.RestoreRefused, match="captured with checksums of another kind.*capture it again"):
+        engine._index(target)

@@ -48,6 +48,8 @@ from roles.nats.backup import Client as NatsClient
 MODE_ENV, CONFIRM_ENV = "GPUAAS_RESET", "GPUAAS_CONFIRM"
 MODES = ("reset", "capture", "load")
 REDIS_KEYS, VAULT_PATHS = "redis/keys.json", "openbao/paths.json"
+#: The kind of checksums a capture records: a reset compares only checksums of its own kind.
+CHECKSUMS_VERSION = 2
 
 Log = Callable[[str], None]
 
@@ -249,6 +251,7 @@ def _capture(profile: Profile, every: list[Target], log: Log) -> dict:
                 "captured": _now(),
                 "source_sha": source_sha(),
                 "baseline": baseline.digest(),
+                "checksums_version": CHECKSUMS_VERSION,
                 "streams": streams,
                 "checksums": captured,
             }
@@ -287,6 +290,12 @@ def _index(target: Target) -> dict:
         raise RestoreRefused(
             f"{target.node.name}: no baseline was captured here ({target.snapshots.directory} has no index): "
             f"run the capture first ({MODE_ENV}=capture); nothing was changed"
+        )
+    if index.get("checksums_version") != CHECKSUMS_VERSION:
+        raise RestoreRefused(
+            f"{target.node.name}: the baseline in {target.snapshots.directory} was captured with checksums of "
+            f"another kind than this version computes, so a reset could not be verified: capture it again "
+            f"({MODE_ENV}=capture); nothing was changed"
         )
     return index
 
