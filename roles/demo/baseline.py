@@ -15,12 +15,10 @@ from gpuaas.errors import Problem, ProfileError, field_path
 from gpuaas.fieldtypes import SecretRef
 from gpuaas.profile import REPO_ROOT, Profile, read_yaml
 from gpuaas.safetext import safe_text
-from roles.demo.settings import DemoSettings
+from roles.demo.settings import RELATIVE_PATH, DemoSettings
+from roles.postgres.settings import Identifier
 
 Name = Annotated[str, safe_text(r"[a-z][a-z0-9-]{0,40}", "a name of a-z, 0-9 and '-', starting with a letter")]
-Identifier = Annotated[
-    str, safe_text(r"[a-z_][a-z0-9_]{0,62}", "an identifier of 1 to 63 of a-z, 0-9 and '_', not starting with a digit")
-]
 StreamName = Annotated[str, safe_text(r"[A-Za-z0-9_-]{1,64}", "a stream name of letters, digits, '_' and '-'")]
 Subject = Annotated[
     str, safe_text(r"[A-Za-z0-9_-]+(\.([A-Za-z0-9_-]+|\*))*(\.>)?", "a NATS subject of dot-separated tokens")
@@ -34,7 +32,7 @@ Email = Annotated[
 ]
 FileName = Annotated[
     str,
-    safe_text(r"(?!/)(?!.*\.\.)[A-Za-z0-9_./-]{1,200}", "a file of the baseline's directory, relative to it"),
+    safe_text(RELATIVE_PATH, "a file of the baseline's directory, relative to it"),
 ]
 
 PERSONAS = ("user", "tenant_admin", "platform_admin", "ops")

@@ -124,20 +124,19 @@ def _reset(state, host, profile: Profile) -> bool:
 
 
 def _capture(state, host, profile: Profile) -> bool:
-    if _refused(host, profile, "capture"):
-        return False
-    try:
-        engine.capture(profile, log=_log(host))
-    except (DeployError, SecretError) as error:
-        return _failed(host, error)
-    return True
+    return _carried_out(host, profile, "capture", engine.capture)
 
 
 def _load(state, host, profile: Profile) -> bool:
-    if _refused(host, profile, "load"):
+    return _carried_out(host, profile, "load", engine.load)
+
+
+def _carried_out(host, profile: Profile, chosen: str, call) -> bool:
+    """`call(profile, log)` once the run is confirmed; on failure say why on the host's line."""
+    if _refused(host, profile, chosen):
         return False
     try:
-        engine.load(profile, log=_log(host))
+        call(profile, log=_log(host))
     except (DeployError, SecretError) as error:
         return _failed(host, error)
     return True

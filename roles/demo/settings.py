@@ -14,10 +14,12 @@ RESETTABLE = ("demo", "local")
 UnitName = Annotated[
     str, safe_text(r"[A-Za-z0-9@_.-]{1,200}", "a systemd unit name of letters, digits, '@', '_', '.' and '-'")
 ]
+#: A path relative to a directory, never leaving it (no leading '/', no '..').
+RELATIVE_PATH = r"(?!/)(?!.*\.\.)[A-Za-z0-9_./-]{1,200}"
 RepoPath = Annotated[
     str,
     safe_text(
-        r"(?!/)(?!.*\.\.)[A-Za-z0-9_./-]{1,200}",
+        RELATIVE_PATH,
         "a directory of the repository, relative to its root, of letters, digits, '_', '.', '/' and '-'",
     ),
 ]
