@@ -1,5 +1,6 @@
 """Site: what every host of an environment gets, in order: the baseline roles, the data services, then
-the RKE2 cluster (once the RKE2 role can be deployed; until then it says once per run why not).
+the RKE2 cluster (once the RKE2 role can be deployed; until then it says once per run why not), and
+last the readback, which writes the environment's evidence packet (deploys/readback.py).
 
 pyinfra inventories/ENV.py deploys/site.py
 """
@@ -24,3 +25,5 @@ if reason is None:
     local.include("deploys/cluster.py")
 else:
     not_deployed(rke2.title, reason)
+
+local.include("deploys/readback.py")

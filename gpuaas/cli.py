@@ -8,27 +8,39 @@ gpuaas local up|list|down [--shape ENV] [--replace]
                                 the local lane's systemd containers (local, or shaped like ENV);
                                 --replace: replace hosts made for another checkout's lane
 gpuaas local setup [--tools]    install what the lane needs on this machine (as root): Debian
-                                packages (docker.io, debootstrap, age, openssh-client), the engine
+                                packages (docker.io, debootstrap, age, openssh-client, chromium), the engine
 gpuaas artifacts ENV [--mirror DIR]
                                 the environment's artifact lock; fetch and verify every artifact
                                 (into DIR with its lock: a mirror for sites without downloads)
 gpuaas docs                     regenerate the variable tables of the role READMEs
+gpuaas evidence verify ENVELOPE --key PUBLIC.pem
+                                verify a signed packet offline: who signed it, what it covers
+gpuaas evidence promote ENV [--from ENV] [--packet ENVELOPE ...]
+                                may ENV run its pins on the evidence of the environment it is
+                                promoted from? exit 1 when not (Markdown for a pull request)
+gpuaas evidence public-key ENV  the public key of ENV's evidence signing key, in PEM
+gpuaas evidence schema [--check]
+                                write (or check) the packet's JSON schema kept in the repository
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from gpuaas import artifacts
 from gpuaas.docs import update_readmes
-from gpuaas.errors import ProfileError
+from gpuaas.errors import ProfileError, SecretError
+from gpuaas.evidence import packet as evidence_packet
+from gpuaas.evidence import promote, sign
 from gpuaas.lane import LaneError, machine, shapes
 from gpuaas.lane import hosts as lane_hosts
 from gpuaas.profile import INVENTORY_DIR, REPO_ROOT, display_path, load_profile, resolve_profile_path
 from gpuaas.render import RenderError, render
 from gpuaas.secrets import generate_missing, unresolvable
+from gpuaas.source import source_sha
 
 ENVIRONMENTS = ("local", "dev", "demo", "staging", "prod")
 
@@ -137,6 +149,83 @@ def _docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evidence(args: argparse.Namespace) -> int:
+    return {"verify": _evidence_verify, "promote": _evidence_promote, "public-key": _public_key, "schema": _schema}[
+        args.action
+    ](args)
+
+
+def _evidence_verify(args: argparse.Namespace) -> int:
+    if not args.target or not args.key:
+        print("evidence verify: name the signed packet (ENVELOPE) and --key PUBLIC.pem", file=sys.stderr)
+        return 2
+    path, key_path = Path(args.target), Path(args.key)
+    try:
+        key = sign.load_public_key(key_path.read_bytes(), str(key_path))
+        verified = sign.verify(json.loads(path.read_text()), key, str(path))
+    except OSError as error:
+        print(f"evidence verify: {error.filename}: {error.strerror}", file=sys.stderr)
+        return 1
+    except ValueError:
+        print(f"evidence verify: {path}: not JSON", file=sys.stderr)
+        return 1
+    except sign.EvidenceError as error:
+        print(f"evidence verify: {error}", file=sys.stderr)
+        return 1
+    packet = verified.packet
+    print(f"{path}: verified, signed by key {verified.keyid} ({key_path})")
+    print(f"  {packet.environment}, read {packet.read_at}, status {packet.status.value}")
+    print(
+        f"  covers source {packet.source.sha}{' (dirty)' if packet.source.dirty else ''} and {len(packet.artifacts)} "
+        "artifacts:"
+    )
+    for subject in verified.subjects[1:]:
+        print(f"    {subject['name']} sha256:{subject['digest']['sha256']}")
+    return 0
+
+
+def _evidence_promote(args: argparse.Namespace) -> int:
+    if not args.target:
+        print("evidence promote: name the environment to promote into (prod)", file=sys.stderr)
+        return 2
+    profile = load_profile(args.target)
+    origin = args.origin or profile.evidence.promote_from
+    if origin is None:
+        print(
+            f"evidence promote: {profile.source}: evidence.promote_from is not set; name the environment with --from",
+            file=sys.stderr,
+        )
+        return 2
+    candidates = [Path(p) for p in args.packet] if args.packet else None
+    outcome = promote.check(profile, origin, source_sha(), candidates)
+    print(outcome.markdown(), end="")
+    return 0 if outcome.passed else 1
+
+
+def _public_key(args: argparse.Namespace) -> int:
+    if not args.target:
+        print("evidence public-key: name the environment", file=sys.stderr)
+        return 2
+    profile = load_profile(args.target)
+    try:
+        print(sign.public_key_pem(sign.private_key(profile).public_key()), end="")
+    except SecretError as error:
+        print(f"evidence public-key: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    kept = evidence_packet.SCHEMA_PATH
+    if args.check:
+        current = kept.is_file() and kept.read_text() == evidence_packet.schema_text()
+        told = "current" if current else "differs from the packet model: run gpuaas evidence schema"
+        print(f"{display_path(kept)}: {told}")
+        return 0 if current else 1
+    print(f"wrote {display_path(evidence_packet.write_schema())}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="gpuaas", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
@@ -170,6 +259,14 @@ def parser() -> argparse.ArgumentParser:
     artifacts_cmd.set_defaults(run=_artifacts)
     docs = commands.add_parser("docs", help="regenerate the role READMEs' variable tables")
     docs.set_defaults(run=_docs)
+    evidence = commands.add_parser("evidence", help="verify signed packets, check a promotion, the packet schema")
+    evidence.add_argument("action", choices=("verify", "promote", "public-key", "schema"))
+    evidence.add_argument("target", nargs="?", help="verify: the signed packet; promote, public-key: the environment")
+    evidence.add_argument("--key", help="verify: the signer's public key (PEM)")
+    evidence.add_argument("--from", dest="origin", help="promote: the environment whose packets prove the pins")
+    evidence.add_argument("--packet", action="append", help="promote: a signed packet to consider (repeatable)")
+    evidence.add_argument("--check", action="store_true", help="schema: only check that the kept schema is current")
+    evidence.set_defaults(run=_evidence)
     return top
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import posixpath
 import shlex
 from pathlib import Path
@@ -19,8 +18,7 @@ from pyinfra.operations.util import any_changed
 from gpuaas import artifacts
 from gpuaas.facts import FILE_IDENTITY, ProgramRecord, program_record_path
 from gpuaas.probe import Probe, program_probe
-from gpuaas.profile import Host, Profile
-from gpuaas.role import Role
+from gpuaas.profile import Profile
 from gpuaas.secrets import Secret
 
 #: Ends a value on a private write's standard input; base64 never holds a line with a dot alone.
@@ -242,19 +240,4 @@ def join_point(reason: str):
     + reason: what the hosts wait for, shown as the operation's outcome
     """
     host.noop(reason)
-    yield from ()
-
-
-@operation()
-def read_back(role: Role, profile: Profile, node: Host):
-    """
-    Change nothing; report what `role` reads back from the host (its version, its readiness), as the
-    operation's outcome.
-
-    + role: a role that declares a readback
-    + profile: the environment's profile
-    + node: the current host's entry in it
-    """
-    found = role.read_back(profile, node)
-    host.noop(f"{role.title}: {json.dumps(found, sort_keys=True, default=str)}")
     yield from ()

@@ -335,6 +335,32 @@ class Backup(Strict):
     )
 
 
+class Evidence(Strict):
+    """What deploys/readback.py signs its packets with, and whose packets a promotion into this environment
+    trusts (gpuaas/evidence/README.md)."""
+
+    signing_key: SecretRef | None = Field(
+        default=None,
+        description="Reference to the key the evidence packets are signed with: an Ed25519 private key in PEM, "
+        "or any secret text, from which the key is derived. Unset: packets are written unsigned, and say so.",
+    )
+    promote_from: EnvironmentName | None = Field(
+        default=None,
+        description="The environment whose packet must prove every artifact this one runs (`gpuaas evidence promote`).",
+    )
+    trusted_keys: dict[EnvironmentName, LocalPath] = Field(
+        default={},
+        description="Other environments' evidence public keys (PEM files, as `gpuaas evidence public-key ENV` "
+        "prints them), by environment: a packet of theirs counts only when its signature verifies with one.",
+    )
+    max_age_days: int = Field(
+        default=7, ge=1, le=365, description="A packet older than this many days is stale for a promotion."
+    )
+    upload: bool = Field(
+        default=False, description="Also upload each packet to the backup bucket, under `evidence/ENV/`."
+    )
+
+
 class Service(Strict):
     port: Port
 
@@ -371,6 +397,7 @@ class Profile(Strict):
     services: Services = Services()
     dns: Dns
     backup: Backup
+    evidence: Evidence = Evidence()
     roles: dict[str, dict[str, Any]] = {}
     secrets: dict[
         Annotated[str, safe_text(r"[a-z][a-z0-9_]*", "a secret name of a-z, 0-9 and '_', starting with a letter")],
@@ -678,6 +705,22 @@ def _check_roles(p: Profile):
                     yield from _problems(exc, f"hosts[{i}].roles.{role}")
 
 
+def _check_evidence(p: Profile):
+    if p.evidence.promote_from == p.name:
+        yield Problem("evidence.promote_from", "an environment is promoted from another one, not from itself")
+    if p.name in p.evidence.trusted_keys:
+        yield Problem(
+            f"evidence.trusted_keys.{p.name}",
+            f"{p.name}'s own packets verify with evidence.signing_key; list only other environments here",
+        )
+    if p.evidence.promote_from is not None and p.evidence.promote_from not in p.evidence.trusted_keys:
+        yield Problem(
+            "evidence.promote_from",
+            f"names {p.evidence.promote_from}, whose public key evidence.trusted_keys must name (a packet is "
+            "trusted only when its signature verifies)",
+        )
+
+
 def _check_backup(p: Profile):
     if p.name in p.backup.trusted_manifest_keys:
         yield Problem(
@@ -766,6 +809,7 @@ CHECKS = (
     _check_labels,
     _check_each_role,
     _check_backup,
+    _check_evidence,
     _check_connection,
     _check_hosts,
     _check_topology,

@@ -80,8 +80,14 @@ class Role:
     deploy: str | None = None
     #: `module:function(profile, node) -> [Item]`: everything it keeps on a host (gpuaas.managed).
     desired: str | None = None
-    #: `module:function(profile, node) -> dict | None`: what it reads back from the current host.
+    #: `module:function(profile, node) -> dict | None`: what it reads back from the current host, with
+    #: `status` (ok, drift, blocked or failed) and `message` (what was found, in words).
     readback: str | None = None
+    #: `module:function(profile) -> [{"name", "status", "message", "observed"}]`: what it reads back from
+    #: the controller for the evidence packet (a controller role's readback).
+    evidence: str | None = None
+    #: The evidence packet's section its readbacks go in (gpuaas.evidence.packet.Layer's values).
+    layer: str | None = None
     #: `module`: its part of a backup set (gpuaas.backup.service.ServiceBackup), when it keeps state.
     backup: str | None = None
     #: The databases of roles/postgres it keeps its state in.
@@ -155,6 +161,10 @@ class Role:
     def read_back(self, profile: Profile, node: Host) -> dict | None:
         readback = self.part(self.readback)
         return readback(profile, node) if readback else None
+
+    def evidence_items(self, profile: Profile) -> list[dict]:
+        evidence = self.part(self.evidence)
+        return evidence(profile) if evidence else []
 
 
 def required_artifacts(settings: BaseModel) -> dict[str, str]:

@@ -8,11 +8,12 @@ from dataclasses import fields
 import pytest
 
 from gpuaas.discovery import all_roles, role_named, roles_in
+from gpuaas.evidence.packet import Layer
 from gpuaas.profile import REPO_ROOT, ROLE_SETTINGS, Services, load_profile
 from gpuaas.role import Phase, Role, Section
 
-#: The fields that name a part of the role as `module:attribute`.
-REFERENCES = [field.name for field in fields(Role) if field.type == "str | None" and field.name != "package"]
+#: The fields that name a part of the role as `module:attribute` (`layer` names a section of the packet).
+REFERENCES = [field.name for field in fields(Role) if field.type == "str | None" and field.name not in ("layer",)]
 
 
 def test_every_role_folder_declares_its_role():
@@ -26,6 +27,12 @@ def test_every_part_a_role_names_exists(role):
         value = getattr(role, reference)
         if value is not None:
             assert role.part(value) is not None, f"roles/{role.name}: {reference}={value!r} names nothing"
+
+
+@pytest.mark.parametrize("role", all_roles(), ids=lambda role: role.name)
+def test_a_role_that_reads_back_names_the_packet_layer_its_items_go_in(role):
+    if role.readback or role.evidence:
+        assert role.layer in {layer.value for layer in Layer}, f"roles/{role.name}: layer={role.layer!r}"
 
 
 @pytest.mark.parametrize("role", all_roles(), ids=lambda role: role.name)

@@ -18,15 +18,16 @@ from gpuaas.secrets import resolve
 MIB = 1024 * 1024
 
 
-def client(profile: Profile):
-    """An S3 client for the backup target (credentials from the profile's secret references)."""
+def client(profile: Profile, attempts: int = 5):
+    """An S3 client for the backup target (credentials from the profile's secret references); a request
+    is tried `attempts` times in all."""
     backup = profile.backup
     config = Config(
         s3={"addressing_style": "path"},
         # Stores other than AWS reject or mis-handle the newer default integrity headers.
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        retries={"max_attempts": 5, "mode": "standard"},
+        retries={"max_attempts": attempts, "mode": "standard"},
         connect_timeout=10,
         read_timeout=120,
     )

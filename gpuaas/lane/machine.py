@@ -16,7 +16,7 @@ ENGINE_START_SECONDS = 60
 
 #: Program -> the Debian package that provides it. The controller needs them all: the engine for the
 #: hosts, debootstrap for their image, age for encrypted secrets and backups, the OpenSSH client
-#: for the lane's key and streamed backups.
+#: for the lane's key and streamed backups, and Chromium, in which the tests open the evidence page.
 CONTROLLER_PROGRAMS = {
     "dockerd": "docker.io",
     "debootstrap": "debootstrap",
@@ -24,6 +24,7 @@ CONTROLLER_PROGRAMS = {
     "age-keygen": "age",
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
+    "chromium": "chromium",
 }
 
 #: systemd in every container holds inotify instances; the kernel default (128) stops booting

@@ -13,4 +13,6 @@ ROLE = Role(
     order=20,
     section=Section.PROFILE,
     deploy="deploy:edge",
+    evidence="readback:evidence_items",
+    layer="edge",
 )

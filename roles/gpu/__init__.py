@@ -18,5 +18,6 @@ ROLE = Role(
     deploy="deploy:gpu",
     desired="state:desired",
     readback="readback:read_back",
+    layer="GPU",
     checks="checks:problems",
 )

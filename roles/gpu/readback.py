@@ -14,7 +14,7 @@ from roles.gpu.status import assess, installed_driver
 
 def read_back(profile: Profile, node: Host) -> dict | None:
     if node.gpu is None:
-        return {"declared": None, "state": "no GPU declared"}
+        return {"declared": None, "state": "no GPU declared", "status": "ok", "message": "no GPU declared"}
     settings = profile.role_settings("gpu", node)
     devices, driver = host.get_fact(GpuHost)
     found = assess(node.gpu, settings.driver, devices, driver)
@@ -29,6 +29,9 @@ def read_back(profile: Profile, node: Host) -> dict | None:
             "cuda": driver.cuda,
         },
         "gpus": [asdict(g) for g in driver.gpus],
-        "status": found.status,
+        # A change waiting for a reboot is not in place yet: blocked until the host is rebooted.
+        "status": "blocked" if found.status == "pending" else found.status,
+        "assessment": found.status,
+        "message": found.summary() or f"{len(devices)} of {node.gpu.count} GPUs, driver in place",
         "findings": [asdict(f) for f in found.findings],
     }

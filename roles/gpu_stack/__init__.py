@@ -17,6 +17,7 @@ ROLE = Role(
     deploy="deploy:gpu_stack",
     desired="state:desired",
     readback="readback:read_back",
+    layer="GPU",
     checks="checks:problems",
     blocker="config:unpinned_rke2",
 )

@@ -26,4 +26,7 @@ def read_back(profile: Profile, node: Host) -> dict | None:
         else:
             status, message = "drift", f"{count} {GPU_RESOURCE} allocatable; the profile declares {gpu_node.gpu.count}"
         nodes[gpu_node.name] = {"allocatable": count, "status": status, "message": message}
-    return {"provider": settings.provider, "nodes": nodes}
+    statuses = [entry["status"] for entry in nodes.values()]
+    status = "failed" if "failed" in statuses else "drift" if "drift" in statuses else "ok"
+    message = "; ".join(f"{name}: {entry['message']}" for name, entry in nodes.items()) or "no GPU node declared"
+    return {"provider": settings.provider, "nodes": nodes, "status": status, "message": message}

@@ -17,5 +17,6 @@ ROLE = Role(
     deploy="deploy:keycloak",
     desired="state:desired",
     readback="readback:read_back",
+    layer="identity",
     databases=(PostgresDatabase("database", stop=("keycloak",)),),
 )

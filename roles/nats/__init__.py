@@ -17,5 +17,6 @@ ROLE = Role(
     deploy="deploy:nats",
     desired="state:desired",
     readback="readback:read_back",
+    layer="data services",
     backup="backup",
 )

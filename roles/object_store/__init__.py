@@ -17,5 +17,6 @@ ROLE = Role(
     deploy="deploy:object_store",
     desired="state:desired",
     readback="readback:read_back",
+    layer="backups",
     checks="checks:problems",
 )

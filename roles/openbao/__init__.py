@@ -17,5 +17,6 @@ ROLE = Role(
     deploy="deploy:openbao",
     desired="state:desired",
     readback="readback:read_back",
+    layer="identity",
     backup="backup",
 )

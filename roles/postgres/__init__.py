@@ -17,6 +17,7 @@ ROLE = Role(
     deploy="deploy:postgres",
     desired="state:desired",
     readback="readback:read_back",
+    layer="data services",
     backup="backup",
     checks="checks:problems",
 )

@@ -17,5 +17,6 @@ ROLE = Role(
     deploy="deploy:redis",
     desired="state:desired",
     readback="readback:read_back",
+    layer="data services",
     backup="backup",
 )

@@ -12,4 +12,8 @@ from roles.redis.facts import RedisInfo
 
 def read_back(profile: Profile, node: Host) -> dict | None:
     info = host.get_fact(RedisInfo, port=profile.services.redis.port, auth_file=AUTH)
-    return {"version": info.get("redis_version") if info else None, "ready": info is not None}
+    version = info.get("redis_version") if info else None
+    found = {"version": version, "ready": info is not None}
+    if info is None:
+        return {**found, "status": "failed", "message": "the server does not answer"}
+    return {**found, "status": "ok", "message": f"Redis {version}, answering"}

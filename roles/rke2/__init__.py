@@ -17,5 +17,6 @@ ROLE = Role(
     deploy="deploy:rke2",
     desired="state:desired",
     readback="readback:read_back",
+    layer="control plane",
     blocker="release:unpinned",
 )

@@ -22,6 +22,7 @@ ROLE = Role(
     deploy="deploy:temporal",
     desired="state:desired",
     readback="readback:read_back",
+    layer="data services",
     backup="backup",
     # Dev mode keeps its state in its own SQLite file; either mode's unit is stopped while Postgres restores.
     databases=(

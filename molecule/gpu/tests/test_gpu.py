@@ -87,7 +87,7 @@ def test_the_double_host_reads_back_two_h100s_with_a_loaded_open_module(double_r
     }
     assert [g["memory_mib"] for g in server["gpus"]] == [81559, 81559]
     # GPU 1 of the fixture has a MIG change pending: its own finding, not silence.
-    assert server["status"] == "pending"
+    assert server["assessment"] == "pending" and server["status"] == "blocked"
     assert any("GPU 1: MIG mode Disabled -> Enabled pending" in f["message"] for f in server["findings"])
 
 
