@@ -1,0 +1,1 @@
+"""The evidence packet: readback, signature, promotion check (README.md here)."""
