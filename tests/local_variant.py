@@ -13,6 +13,8 @@ from pathlib import Path
 import yaml
 
 from gpuaas.artifacts import CACHE_DIR
+from gpuaas.evidence.packet import Packet
+from gpuaas.evidence.written import evidence_dir
 from gpuaas.profile import REPO_ROOT
 
 
@@ -30,14 +32,16 @@ def inventory(
     services: dict[str, dict],
     roles: dict | None = None,
     dns: dict | None = None,
+    evidence: dict | None = None,
 ) -> Path:
-    """local.yml with `artifacts` added and `services`, `roles` and `dns` entries replaced, and a pyinfra
-    inventory loading it."""
+    """local.yml with `artifacts` added and `services`, `roles`, `dns` and `evidence` entries replaced, and
+    a pyinfra inventory loading it."""
     raw = yaml.safe_load((REPO_ROOT / "inventories" / "local.yml").read_text())
     raw["artifacts"].update(artifacts)
     raw["services"].update(services)
     raw["roles"].update(roles or {})
     raw["dns"].update(dns or {})
+    raw["evidence"].update(evidence or {})
     (directory / "local.yml").write_text(yaml.safe_dump(raw))
     loader = f"load_groups({str(directory / 'local.yml')!r})"
     path = directory / "local.py"
@@ -57,6 +61,31 @@ def converge(inventory_path: Path, deploy: str = "deploys/data.py", env: dict | 
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     return totals_of(json.loads(result.stdout)["results"])
+
+
+def packets() -> set[Path]:
+    """The local environment's evidence packets written so far."""
+    return set(evidence_dir("local").glob("2*Z.json"))
+
+
+def newest_packet(before: set[Path]) -> Packet:
+    """The packet a readback wrote since `before` (packets())."""
+    written = sorted(packets() - before)
+    assert written, "the readback wrote no packet"
+    return Packet.model_validate_json(written[-1].read_text())
+
+
+def read_back(inventory_path: Path | str) -> Packet:
+    """Run deploys/readback.py with the inventory (it must change nothing) and return its packet."""
+    before = packets()
+    assert converge(Path(inventory_path), "deploys/readback.py")["success"] == 0
+    return newest_packet(before)
+
+
+def packet_item(packet: Packet, name: str, host: str | None = "local-server"):
+    """The packet's one item `name` read on `host`."""
+    (found,) = [item for item in packet.items if item.name == name and item.host == host]
+    return found
 
 
 def totals_of(results: dict) -> dict:

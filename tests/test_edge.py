@@ -446,3 +446,55 @@ def test_a_batch_read_back_partly_applied_names_each_record(fake):
         f"reading the zone back shows it partly applied (applied: + A {made.name} -> {made.content} (proxied); "
         "not applied: + A api.staging.gpuaas.example.com -> 10.20.0.10; " in message
     )
+
+
+# --- the edge's part of the evidence packet ----------------------------------------------------------
+
+
+def test_the_evidence_reads_each_name_the_tls_mode_and_the_certificates_expiry(fake, raw):
+    from roles.edge.readback import evidence_items
+
+    raw["dns"]["origin_certificates"] = {"hosts_group": "rke2_servers", "renew_days": 30}
+    profile = parse_profile(raw, "staging.yml")
+    converge(profile)
+    api = client(profile)
+    zone = zone_id(api, profile)
+    set_ssl_mode(api, profile, zone, "strict")
+    issue_certificate(api, profile, profile.dns.origin_certificates, certificate_request(PORTAL), [PORTAL])
+    items = {item["name"]: item for item in evidence_items(profile)}
+    assert {name for name, item in items.items() if item["status"] == "ok"} == set(items), items
+    assert items[PORTAL]["message"] == "A 10.20.0.10 (proxied)"
+    assert items["SSL/TLS mode"]["message"] == "strict"
+    assert items[f"Origin CA certificate {PORTAL}"]["message"].endswith("(in 5474 days)")
+
+    # What the zone serves now differs from the profile, and a 7-day certificate is inside renew_days.
+    (portal,) = [r for r in fake.records.values() if r["name"] == PORTAL]
+    portal["content"] = "10.20.0.99"
+    fake.ssl = "flexible"
+    short = issue_certificate(
+        api,
+        profile,
+        profile.dns.origin_certificates.model_copy(update={"validity_days": 7}),
+        certificate_request("api.staging.gpuaas.example.com"),
+        ["api.staging.gpuaas.example.com"],
+    )
+    items = {item["name"]: item for item in evidence_items(profile)}
+    assert items[PORTAL]["status"] == "drift" and "serves A 10.20.0.99 (proxied)" in items[PORTAL]["message"]
+    assert items["SSL/TLS mode"] == {
+        **items["SSL/TLS mode"],
+        "status": "drift",
+        "message": "flexible; the profile wants strict",
+    }
+    assert items["Origin CA certificate api.staging.gpuaas.example.com"]["status"] == "drift", short.id
+    # The other names and the first certificate are still as the profile wants them.
+    still = {name for name, item in items.items() if item["status"] == "ok"}
+    assert still == {str(r.name) for r in profile.dns.records} - {PORTAL} | {f"Origin CA certificate {PORTAL}"}
+
+
+def test_the_evidence_of_an_unreadable_zone_is_one_blocked_item_without_the_token(fake, raw, monkeypatch):
+    from roles.edge.readback import evidence_items
+
+    monkeypatch.setenv(TOKEN_ENV, "another-token-refused-by-the-fake")
+    (item,) = evidence_items(parse_profile(raw, "staging.yml"))
+    assert item["status"] == "blocked" and item["name"] == "zone staging.gpuaas.example.com"
+    assert "secret:cloudflare_api_token" in item["message"] and "another-token" not in item["message"]

@@ -179,6 +179,15 @@ def test_the_signing_key_is_a_pem_or_derived_from_any_secret_and_a_bad_pem_is_na
 # --- promotion ---------------------------------------------------------------------------------------
 
 
+def prod_file(tmp_path, trusted_keys: dict) -> str:
+    """prod's profile as shipped, with these `evidence.trusted_keys`, written as a file."""
+    from tests.conftest import write_profile
+
+    data = json.loads(json.dumps(load_profile("prod").model_dump(mode="json", by_alias=True, exclude={"source"})))
+    data["evidence"]["trusted_keys"] = trusted_keys
+    return str(write_profile(tmp_path, data, env="prod"))
+
+
 def test_identical_pins_from_the_same_commit_pass(tmp_path, prod, keys):
     path = signed(tmp_path, staging_packet(prod), keys[0])
     outcome = promote.check(prod, "staging", SHA, [path], now=NOW)
@@ -271,12 +280,9 @@ def test_the_promotion_comment_fits_a_pull_request(tmp_path, prod, keys):
 
 def test_a_profile_promoted_from_an_environment_must_trust_its_key(tmp_path):
     from gpuaas.errors import ProfileError
-    from tests.conftest import write_profile
 
-    data = json.loads(json.dumps(load_profile("prod").model_dump(mode="json", by_alias=True, exclude={"source"})))
-    data["evidence"]["trusted_keys"] = {}
     with pytest.raises(ProfileError) as refused:
-        load_profile(write_profile(tmp_path, data, env="prod"))
+        load_profile(prod_file(tmp_path, {}))
     assert "evidence.promote_from" in refused.value.report()
 
 
@@ -298,6 +304,20 @@ def test_the_verify_command_says_who_signed_and_what_is_covered_and_refuses_a_ta
     tampered(path, lambda s: s["predicate"].update(read_at="2026-12-02T21:30:00Z"))
     refused = gpuaas("evidence", "verify", str(path), "--key", str(public))
     assert refused.returncode == 1 and "does not verify" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_the_promote_command_passes_identical_pins_and_prints_the_comment(tmp_path, prod, keys, monkeypatch, capsys):
+    from gpuaas import cli
+
+    key, public = keys
+    path = signed(tmp_path, staging_packet(prod, read_at=NOW.strftime("%Y-%m-%dT%H:%M:%SZ")), key)
+    monkeypatch.setattr(cli, "source_sha", lambda: SHA)
+    assert cli.main(["evidence", "promote", prod_file(tmp_path, {"staging": str(public)}), "--packet", str(path)]) == 0
+    told = capsys.readouterr().out
+    assert told.startswith("### Promotion staging → prod: ✅ may be promoted") and path.name in told
+    monkeypatch.setattr(cli, "source_sha", lambda: "7" * 40)
+    assert cli.main(["evidence", "promote", prod_file(tmp_path, {"staging": str(public)}), "--packet", str(path)]) == 1
+    assert "source: prod would be deployed from `777777777777`" in capsys.readouterr().out
 
 
 def test_the_promote_command_exits_non_zero_without_a_packet(tmp_path):
@@ -336,3 +356,55 @@ def test_the_drift_gate_counts_only_what_differs_from_a_pin(prod):
     )
     packet = staging_packet(prod, items=[gpu, program], status=Status.DRIFT)
     assert packet.drifted() == ["artifact nats-server 2.15.1: differs"]
+
+
+# --- the artifacts beside their pins -----------------------------------------------------------------
+
+
+def test_each_program_on_a_host_is_judged_against_the_pin(monkeypatch):
+    from gpuaas.evidence import collect
+
+    local = load_profile("local")
+    pin = local.artifacts["nats-server"]
+    monkeypatch.setattr(collect.artifacts, "program_digest", lambda name, artifact: f"{name}-program")
+    link = "/usr/local/bin/nats-server"
+
+    def host(name: str, target: str | None, digest: str | None) -> collect.HostFindings:
+        findings = collect.HostFindings(local.host(name), {"os": "Debian", "kernel": "6"})
+        findings.programs["nats-server"] = [(link, {"target": target, "sha256": digest})]
+        return findings
+
+    at_pin = f"/opt/gpuaas/nats-server/{pin.version}/nats-server"
+    hosts = [
+        host("local-server", at_pin, "nats-server-program"),
+        host("local-gpu-1", "/opt/gpuaas/nats-server/2.10.0/nats-server", "nats-server-program"),
+    ]
+    (nats,) = [a for a in collect.artifact_readbacks(local, hosts) if a.name == "nats-server"]
+    assert [(p.host, p.version, p.status.value) for p in nats.installed] == [
+        ("local-server", pin.version, "ok"),
+        ("local-gpu-1", "2.10.0", "drift"),
+    ]
+    assert nats.status.value == "drift" and "local-gpu-1: 2.10.0 sha256" in nats.message
+    hosts = [host("local-server", at_pin, "0" * 64), host("local-gpu-1", None, None)]
+    (nats,) = [a for a in collect.artifact_readbacks(local, hosts) if a.name == "nats-server"]
+    assert [p.status.value for p in nats.installed] == ["drift", "failed"] and nats.status.value == "failed"
+    assert "local-gpu-1: no program at /usr/local/bin/nats-server" in nats.message
+    # A pin no deployed role uses is blocked, with that reason.
+    unused = local.model_copy(update={"artifacts": {**local.artifacts, "spare": pin}})
+    (spare,) = [a for a in collect.artifact_readbacks(unused, []) if a.name == "spare"]
+    assert (spare.status.value, spare.message) == ("blocked", "pinned, but no deployed role uses it")
+
+
+def test_a_readback_without_a_status_is_blocked_not_taken_for_ok(monkeypatch):
+    from gpuaas.discovery import role_named
+    from gpuaas.evidence import collect
+
+    local = load_profile("local")
+    redis = role_named("redis")
+    monkeypatch.setattr(type(redis), "read_back", lambda self, profile, node: {"version": "7"})
+    item = collect._role_item(redis, local, local.host("local-server"))
+    assert (item.status.value, item.message, item.layer.value) == (
+        "blocked",
+        "its readback gave no status",
+        "data services",
+    )

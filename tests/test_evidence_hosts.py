@@ -13,12 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from gpuaas.backup import sets, store
 from gpuaas.evidence.collect import profile_digest
 from gpuaas.evidence.packet import Packet, validate
 from gpuaas.evidence.written import envelopes, evidence_dir
 from gpuaas.profile import REPO_ROOT, load_profile
 from roles.nats.config import PROGRAM_LINK as NATS_LINK
 from tests.hosttools.runs import pyinfra
+from tests.local_variant import inventory, newest_packet, packets
+from tests.local_variant import packet_item as item
+from tests.local_variant import read_back as read_back_variant
 
 pytestmark = pytest.mark.hosts
 
@@ -32,16 +36,11 @@ def on_host(command: str, name: str = "local-server") -> str:
 
 
 def read_back(**env: str) -> tuple[subprocess.CompletedProcess, Packet]:
-    before = set(evidence_dir("local").glob("*.json"))
+    """The readback as the operator runs it, with `env`; its result (checked by the caller) and packet."""
+    before = packets()
     result = pyinfra("--json", "inventories/local.py", "deploys/readback.py", env=env, timeout=600)
-    new = sorted(p for p in set(evidence_dir("local").glob("2*Z.json")) - before)
-    assert new, (result.stdout + result.stderr)[-3000:]
-    return result, Packet.model_validate_json(new[-1].read_text())
-
-
-def item(packet: Packet, name: str, host: str | None = "local-server"):
-    (found,) = [i for i in packet.items if i.name == name and i.host == host]
-    return found
+    assert packets() - before, (result.stdout + result.stderr)[-3000:]
+    return result, newest_packet(before)
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +93,22 @@ def test_the_packet_matches_the_schema_and_holds_what_the_services_report(conver
     )
     assert told.returncode == 0 and "verified, signed by key" in told.stdout, told.stderr
     assert f"nats-server sha256:{profile.artifacts['nats-server'].sha256}" in told.stdout
+
+
+def test_the_packet_goes_to_the_bucket_when_the_profile_asks_and_no_backup_set_is_confused(converged, tmp_path):
+    profile = converged
+    uploading = inventory(tmp_path, {}, {}, evidence={"upload": True})
+    packet = read_back_variant(uploading)
+    s3 = store.client(profile)
+    stamp = packet.read_at.replace("-", "").replace(":", "")
+    listed = s3.list_objects_v2(Bucket=profile.backup.bucket, Prefix=f"evidence/local/{stamp}")
+    keys = sorted(entry["Key"] for entry in listed.get("Contents", []))
+    assert keys == [f"evidence/local/{stamp}{suffix}" for suffix in (".dsse.json", ".html", ".json", ".md")]
+    local = evidence_dir("local") / f"{stamp}.json"
+    body = s3.get_object(Bucket=profile.backup.bucket, Key=f"evidence/local/{stamp}.json")["Body"].read()
+    assert body == local.read_bytes()
+    # Backup sets live under ENV/; the packets beside them are never taken for one.
+    assert not any(set_id.startswith("evidence") for set_id in sets.list_sets(s3, profile.backup.bucket, "local"))
 
 
 class StatusTable(html.parser.HTMLParser):

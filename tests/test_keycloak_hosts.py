@@ -18,7 +18,7 @@ import pytest
 from gpuaas.profile import load_profile
 from gpuaas.secrets import resolve
 from tests.doubles.keycloak import build_zip
-from tests.local_variant import converge, fact, inventory, on_server, pin
+from tests.local_variant import converge, fact, inventory, on_server, packet_item, pin, read_back
 
 pytestmark = pytest.mark.hosts
 DIST = os.environ.get("KEYCLOAK_DIST", "")
@@ -70,6 +70,9 @@ def assert_keycloak_serves_the_platform(inventory_path: Path) -> None:
     )
     assert readiness == {"version": profile.artifacts[settings.artifact].version, "ready": True}
     assert converge(inventory_path)["success"] == 0
+    keycloak = packet_item(read_back(inventory_path), "Keycloak")
+    assert (keycloak.layer.value, keycloak.status.value) == ("identity", "ok")
+    assert keycloak.message == f"Keycloak {profile.artifacts[settings.artifact].version}, ready"
 
 
 @pytest.fixture

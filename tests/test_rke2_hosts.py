@@ -18,7 +18,7 @@ from gpuaas.profile import REPO_ROOT
 from gpuaas.secrets import resolve
 from roles.rke2.checks import nodes_listing
 from tests.doubles.rke2 import SETTINGS, release_inventory
-from tests.local_variant import converge, on_server
+from tests.local_variant import converge, on_server, packet_item, read_back
 
 pytestmark = pytest.mark.hosts
 NODES_LISTING = nodes_listing()
@@ -85,6 +85,18 @@ def test_the_agent_joins_the_server_and_both_are_ready(cluster):
     assert on_agent("systemctl is-active rke2-agent").strip() == "active"
     log = on_server("cat /var/lib/rancher/rke2/server/double.log")
     assert log.index("start server local-server") < log.index("join local-gpu-1 agent")
+
+
+def test_the_readback_shows_the_pinned_version_on_both_nodes_and_every_node_ready(cluster):
+    packet = read_back(cluster["inventory"])
+    server, agent = packet_item(packet, "RKE2"), packet_item(packet, "RKE2", "local-gpu-1")
+    assert (server.layer.value, server.status.value, agent.status.value) == ("control plane", "ok", "ok")
+    assert server.message == f"rke2 {VERSION}, every node ready" and agent.message == f"rke2 {VERSION}"
+    assert server.pinned and server.observed["api_ready"] is True
+    assert {name: node["ready"] for name, node in server.observed["nodes"].items()} == {
+        "local-server": True,
+        "local-gpu-1": True,
+    }
 
 
 def test_config_holds_no_token_and_tokens_are_private(cluster, local_hosts):

@@ -21,7 +21,7 @@ import pytest
 from gpuaas.profile import REPO_ROOT, load_profile
 from roles.temporal.config import health_command
 from tests.doubles.temporal import SCHEMA, VERSION, build_release, build_schema_source
-from tests.local_variant import converge, inventory, on_server, pin
+from tests.local_variant import converge, inventory, on_server, packet_item, pin, read_back
 
 pytestmark = pytest.mark.hosts
 RELEASES = "https://github.com/temporalio/temporal/releases/download"
@@ -76,6 +76,12 @@ def assert_server_mode_serves(server_mode: Path, newest: str) -> None:
     assert "--env production start" in on_server("systemctl show -p ExecStart --value temporal")
     assert on_server("stat -c '%a %U:%G' /etc/temporal/temporal.env").strip() == "640 root:temporal"
     assert converge(server_mode)["success"] == 0
+    temporal = packet_item(read_back(server_mode), "Temporal")
+    assert temporal.status.value == "ok" and "(schema current)" in temporal.message, temporal
+    assert temporal.observed["schema"] == {
+        database: {"current": newest, "available": newest}
+        for database in (settings.database, settings.visibility_database)
+    }
 
 
 def test_server_mode_with_the_doubles_sets_up_schemas_registers_namespaces_and_serves(back_to_dev_mode, tmp_path):

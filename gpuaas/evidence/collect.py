@@ -16,7 +16,6 @@ from pyinfra.api.exceptions import DeployError
 from gpuaas import artifacts
 from gpuaas.backup import sets, store
 from gpuaas.discovery import all_roles
-from gpuaas.errors import SecretError
 from gpuaas.evidence.facts import HostIdentity, LinkedPrograms
 from gpuaas.evidence.packet import (
     ArtifactReadback,
@@ -68,10 +67,12 @@ def read_host(profile: Profile, node: Host) -> HostFindings:
     findings = HostFindings(node, host.get_fact(HostIdentity))
     links: dict[str, str] = {}
     for role in deployed_roles(profile, node):
-        findings.items.extend(_role_items(role, profile, node))
+        item = _role_item(role, profile, node)
+        if item is not None:
+            findings.items.append(item)
         try:
             wanted = role.items(profile, node)
-        except (DeployError, SecretError):
+        except DeployError:
             # Its readback says the rest; an artifact that cannot be had shows on the artifact's line.
             continue
         links.update({item.link: item.artifact for item in wanted if isinstance(item, PinnedProgram)})
@@ -81,13 +82,14 @@ def read_host(profile: Profile, node: Host) -> HostFindings:
     return findings
 
 
-def _role_items(role: Role, profile: Profile, node: Host) -> list[Item]:
+def _role_item(role: Role, profile: Profile, node: Host) -> Item | None:
+    """The role's readback on this host as a packet item; None when it reads nothing here."""
     try:
         found = role.read_back(profile, node)
-    except (DeployError, SecretError) as error:
+    except DeployError as error:
         found = {"status": "blocked", "message": f"not read: {error}"}
     if found is None:
-        return []
+        return None
     status = found.get("status")
     if status not in {s.value for s in Status}:
         status, message = "blocked", "its readback gave no status"
@@ -95,18 +97,15 @@ def _role_items(role: Role, profile: Profile, node: Host) -> list[Item]:
         message = str(found.get("message", ""))
     observed = {key: value for key, value in found.items() if key not in ("status", "message")}
     layer = Layer(role.layer) if role.layer else Layer.RUNTIME
-    pinned = "pinned" in observed
-    return [
-        Item(
-            layer=layer,
-            name=role.title,
-            host=node.name,
-            status=status,
-            message=message,
-            observed=observed,
-            pinned=pinned,
-        )
-    ]
+    return Item(
+        layer=layer,
+        name=role.title,
+        host=node.name,
+        status=status,
+        message=message,
+        observed=observed,
+        pinned="pinned" in observed,
+    )
 
 
 # --- the controller's part ---------------------------------------------------------------------------
@@ -160,7 +159,9 @@ def artifact_readbacks(profile: Profile, hosts: list[HostFindings]) -> list[Arti
             status = worst(p.status for p in installed)
             message = _installed_message(installed, pin.version)
         elif name in used:
-            status, message = Status.OK, f"pinned for {', '.join(used[name])} (installed as files, not a program)"
+            # An archive or a release's files: the role's own readback reads back what it installed.
+            roles = ", ".join(used[name])
+            status, message = Status.OK, f"pinned for {roles}; not a program on the hosts ({roles} reads it back)"
         else:
             status, message = Status.BLOCKED, "pinned, but no deployed role uses it"
         readbacks.append(
@@ -295,7 +296,7 @@ def backup_items(profile: Profile, now: datetime.datetime) -> list[Item]:
         s3 = store.client(profile, attempts=1)
         with store.reaching(profile, "listing the backup sets"):
             complete = sets.complete_sets(s3, profile.backup.bucket, profile.name)
-    except (DeployError, SecretError) as error:
+    except DeployError as error:
         newest = Item(
             layer=Layer.BACKUPS,
             name="newest backup set",

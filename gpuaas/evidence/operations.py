@@ -9,8 +9,8 @@ import os
 
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, operation
+from pyinfra.api.exceptions import DeployError
 
-from gpuaas.errors import SecretError
 from gpuaas.evidence import collect, written
 from gpuaas.evidence.packet import Status
 from gpuaas.profile import REPO_ROOT, Host, Profile
@@ -60,7 +60,8 @@ def packet_written(profile: Profile):
     try:
         paths = written.write(profile, packet)
         uploaded = written.upload(profile, paths) if profile.evidence.upload else []
-    except SecretError as error:
+    except DeployError as error:
+        # A signing key that cannot be used, a store that cannot be reached: said, never a traceback.
         yield FunctionCommand(_failed, (str(error),), {})
         return
     for item in packet.items:

@@ -61,7 +61,7 @@ def upload(profile: Profile, written: Written) -> list[str]:
         for path in (written.packet, written.summary, written.page, written.envelope):
             if path is not None:
                 key = f"evidence/{profile.name}/{path.name}"
-                s3.upload_file(str(path), profile.backup.bucket, key)
+                s3.put_object(Bucket=profile.backup.bucket, Key=key, Body=path.read_bytes())
                 keys.append(key)
     return keys
 
