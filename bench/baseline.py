@@ -1,12 +1,13 @@
-"""Benchmark: the no-op re-converge of deploys/data.py and deploys/site.py on the local lane over SSH,
-this checkout beside a baseline commit of the collection, in the same run: the two alternate run by run
-(A B A B ...) against the same converged hosts, so that a drift in the machine's speed touches both.
+"""Benchmark: the no-op re-converge of deploys/data.py and deploys/site.py (or the `--deploys` named) on the
+local lane over SSH, this checkout beside a baseline commit of the collection, in the same run: the two
+alternate run by run (A B A B ...) against the same converged hosts, so that a drift in the machine's
+speed touches both.
 
-    python bench/baseline.py --ref REV [--runs 15]
+    python bench/baseline.py --ref REV [--runs 15] [--deploys deploys/readback.py ...] [--name NAME]
 
 The baseline is checked out with `git worktree` under build/ and run with this checkout's virtualenv,
-its own code first on PYTHONPATH. Writes bench/results/baseline.json and bench/results/baseline.md.
-Needs the local lane up and converged (`make local`). A run that changes anything stops the benchmark.
+its own code first on PYTHONPATH. Writes bench/results/NAME.json and NAME.md (NAME: baseline). Needs
+the local lane up and converged (`make local`). A run that changes anything stops the benchmark.
 """
 
 from __future__ import annotations
@@ -113,13 +114,15 @@ def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--ref", required=True, help="the baseline commit (a git revision)")
     args.add_argument("--runs", type=int, default=15)
+    args.add_argument("--deploys", nargs="+", default=list(DEPLOYS), help="the deploys to time (no-op runs)")
+    args.add_argument("--name", default="baseline", help="the results' file name under bench/results/")
     opts = args.parse_args()
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
     base_rev = subprocess.run(["git", "rev-parse", "--short", opts.ref], cwd=REPO, capture_output=True, text=True)
     baseline = baseline_checkout(opts.ref)
     compiled(REPO), compiled(baseline)
     try:
-        rows = [compare(baseline, deploy, opts.runs) for deploy in DEPLOYS]
+        rows = [compare(baseline, deploy, opts.runs) for deploy in opts.deploys]
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=REPO, check=False)
     results = {
@@ -129,8 +132,8 @@ def main() -> None:
         "rows": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "baseline.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "baseline.md").write_text(table(results))
+    (RESULTS / f"{opts.name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / f"{opts.name}.md").write_text(table(results))
     print(table(results))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pyinfra import host
 
+from gpuaas.evidence.packet import worst
 from gpuaas.profile import Host, Profile
 from roles.gpu_stack.config import gpu_hosts, settings_of
 from roles.gpu_stack.facts import GPU_RESOURCE, AllocatableGpus
@@ -27,6 +28,6 @@ def read_back(profile: Profile, node: Host) -> dict | None:
             status, message = "drift", f"{count} {GPU_RESOURCE} allocatable; the profile declares {gpu_node.gpu.count}"
         nodes[gpu_node.name] = {"allocatable": count, "status": status, "message": message}
     statuses = [entry["status"] for entry in nodes.values()]
-    status = "failed" if "failed" in statuses else "drift" if "drift" in statuses else "ok"
+    status = worst(statuses).value
     message = "; ".join(f"{name}: {entry['message']}" for name, entry in nodes.items()) or "no GPU node declared"
     return {"provider": settings.provider, "nodes": nodes, "status": status, "message": message}

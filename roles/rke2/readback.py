@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pyinfra import host
 
+from gpuaas.evidence.packet import worst
 from gpuaas.groups import CLUSTER
 from gpuaas.profile import Host, Profile
 from roles.rke2.config import KUBECONFIG, KUBECTL, PROGRAM, is_server
@@ -31,7 +32,6 @@ def read_back(profile: Profile, node: Host) -> dict | None:
         if found["api_ready"] and not_ready:
             problems.append(("failed", f"nodes not ready: {', '.join(not_ready)}"))
     if problems:
-        status = "failed" if any(s == "failed" for s, _ in problems) else "drift"
-        return {**found, "status": status, "message": "; ".join(m for _, m in problems)}
+        return {**found, "status": worst(s for s, _ in problems).value, "message": "; ".join(m for _, m in problems)}
     ready = ", every node ready" if is_server(node) else ""
     return {**found, "status": "ok", "message": f"rke2 {version}{ready}"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pyinfra import host
 
+from gpuaas.evidence.packet import worst
 from gpuaas.profile import Host, Profile
 from roles.temporal.config import PROGRAM_LINK, settings_for, stores, versioned_dir
 from roles.temporal.facts import TemporalCluster, TemporalNamespaces, TemporalSchema
@@ -35,8 +36,7 @@ def read_back(profile: Profile, node: Host) -> dict | None:
         if behind:
             problems.append(("drift", f"schema not current in {', '.join(behind)}"))
     if problems:
-        status = "failed" if any(s == "failed" for s, _ in problems) else "drift"
-        return {**found, "status": status, "message": "; ".join(m for _, m in problems)}
+        return {**found, "status": worst(s for s, _ in problems).value, "message": "; ".join(m for _, m in problems)}
     schema = "schema current" if settings.mode == "server" else "dev server"
     message = f"Temporal {found.get('server_version')} ({schema}), namespaces {', '.join(settings.namespaces)}"
     return {**found, "status": "ok", "message": message}
