@@ -37,27 +37,29 @@ def lane_s3(profile: Profile):
             handle.write(identities.reveal())
         data = Path(directory) / "data"
         data.mkdir()
-        server = subprocess.Popen(
-            [
-                str(program),
-                "server",
-                f"-dir={data}",
-                f"-ip={endpoint.hostname}",
-                f"-ip.bind={endpoint.hostname}",
-                f"-master.port={MASTER_PORT}",
-                f"-volume.port={VOLUME_PORT}",
-                "-volume.max=0",
-                "-filer",
-                f"-filer.port={FILER_PORT}",
-                "-s3",
-                f"-s3.port={endpoint.port}",
-                f"-s3.config={config}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        log = Path(directory) / "weed.log"
+        with log.open("wb") as output:  # the child keeps its own copy of the descriptor
+            server = subprocess.Popen(
+                [
+                    str(program),
+                    "server",
+                    f"-dir={data}",
+                    f"-ip={endpoint.hostname}",
+                    f"-ip.bind={endpoint.hostname}",
+                    f"-master.port={MASTER_PORT}",
+                    f"-volume.port={VOLUME_PORT}",
+                    "-volume.max=0",
+                    "-filer",
+                    f"-filer.port={FILER_PORT}",
+                    "-s3",
+                    f"-s3.port={endpoint.port}",
+                    f"-s3.config={config}",
+                ],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
         try:
-            _create_bucket(profile)
+            _create_bucket(profile, server, log)
             yield
         finally:
             server.terminate()
@@ -68,14 +70,20 @@ def lane_s3(profile: Profile):
                 server.wait()
 
 
-def _create_bucket(profile: Profile, seconds: float = 60) -> None:
+def _create_bucket(profile: Profile, server: subprocess.Popen, log: Path, seconds: float = 180) -> None:
+    """Create the bucket once the store takes it. A loaded machine can keep the filer from reaching
+    the master for a minute or more; a store that exits or never takes it fails with its own log."""
     s3 = store.client(profile)
     deadline = time.monotonic() + seconds
     while True:
         try:
             s3.create_bucket(Bucket=profile.backup.bucket)
             return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
+        except Exception as error:
+            if server.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace").splitlines()[-30:]
+                state = f"exited with {server.returncode}" if server.poll() is not None else "still running"
+                raise RuntimeError(
+                    f"the lane's S3 store ({state}) did not create its bucket: {error}\n" + "\n".join(tail)
+                ) from error
             time.sleep(1)
