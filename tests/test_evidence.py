@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gpuaas.evidence import promote, render, sign
+from gpuaas.evidence import promote, render, rollback, sign
 from gpuaas.evidence.packet import (
     SCHEMA_PATH,
     ArtifactReadback,
@@ -284,6 +284,50 @@ def test_a_profile_promoted_from_an_environment_must_trust_its_key(tmp_path):
     with pytest.raises(ProfileError) as refused:
         load_profile(prod_file(tmp_path, {}))
     assert "evidence.promote_from" in refused.value.report()
+
+
+# --- the rollback point ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def staging(keys, monkeypatch):
+    """staging's profile, signing with the keys' private half."""
+    monkeypatch.setattr(sign, "private_key", lambda _profile: keys[0])
+    return load_profile("staging")
+
+
+def test_the_rollback_point_is_the_newest_earlier_green_packet_its_own_key_verifies(tmp_path, prod, keys, staging):
+    key, _ = keys
+    proven = signed(tmp_path, staging_packet(prod, read_at="2026-11-30T10:00:00Z"), key, "20261130T100000Z")
+    red = signed(tmp_path, staging_packet(prod, read_at="2026-12-01T10:00:00Z", status=Status.DRIFT), key, "20261201T1")
+    foreign = signed(
+        tmp_path, staging_packet(prod, read_at="2026-12-01T11:00:00Z"), Ed25519PrivateKey.generate(), "20261201T2"
+    )
+    later = signed(tmp_path, staging_packet(prod, read_at="2026-12-02T23:00:00Z"), key, "20261202T230000Z")
+    now = staging_packet(prod, source=Source(sha="3" * 40, dirty=False))
+    name = sorted(now.artifacts, key=lambda a: a.name)[0].name
+    changed = [a.model_copy(update={"sha256": "9" * 64}) if a.name == name else a for a in now.artifacts]
+
+    found = rollback.point(staging, now.read_at, now.source, changed, [later, foreign, red, proven])
+
+    assert found is not None and found.packet == proven.name, found
+    assert found.source_sha == SHA and found.artifacts[name] == prod.artifacts[name].sha256
+    assert found.changed == [
+        f"source {SHA[:12]} → {'3' * 12}",
+        f"{name}: sha256 {prod.artifacts[name].sha256[:12]}… → {'9' * 12}… ({prod.artifacts[name].version})",
+    ]
+    shown = render.markdown(now.model_copy(update={"rollback": found}))
+    assert f"Rolls back to `{proven.name}`" in shown and f"- {name}: sha256" in shown
+    assert validate(now.model_copy(update={"rollback": found}).model_dump(mode="json", by_alias=True)) == []
+
+
+def test_without_an_earlier_green_packet_there_is_nothing_to_roll_back_to(tmp_path, prod, keys, staging):
+    key, _ = keys
+    red = signed(tmp_path, staging_packet(prod, read_at="2026-12-01T10:00:00Z", status=Status.FAILED), key)
+    packet = staging_packet(prod)
+    assert rollback.point(staging, packet.read_at, packet.source, list(packet.artifacts), [red]) is None
+    assert "nothing proven to roll back to" in render.markdown(packet)
+    assert "nothing proven to roll back to" in render.html(packet)
 
 
 # --- the command line --------------------------------------------------------------------------------

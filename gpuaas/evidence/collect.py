@@ -16,6 +16,7 @@ from pyinfra.api.exceptions import DeployError
 from gpuaas import artifacts
 from gpuaas.backup import sets, store
 from gpuaas.discovery import all_roles
+from gpuaas.evidence import rollback
 from gpuaas.evidence.facts import HostIdentity, LinkedPrograms
 from gpuaas.evidence.packet import (
     ArtifactReadback,
@@ -391,12 +392,13 @@ def packet(profile: Profile, hosts: list[HostFindings], now: datetime.datetime |
     order = list(Layer)
     items.sort(key=lambda item: order.index(item.layer))
     given = inputs()
+    read_at, read_from = now.strftime("%Y-%m-%dT%H:%M:%SZ"), source()
     return Packet(
         schema="gpuaas.evidence/v1",
         environment=profile.name,
-        read_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        read_at=read_at,
         status=worst(item.status for item in items),
-        source=source(),
+        source=read_from,
         profile=ProfileReadback(name=profile.name, source=profile.source, digest=profile_digest(profile)),
         inputs=given,
         hosts=[
@@ -412,4 +414,5 @@ def packet(profile: Profile, hosts: list[HostFindings], now: datetime.datetime |
         artifacts=readbacks,
         items=items,
         blocked=blocked_lines(profile, items, given),
+        rollback=rollback.point(profile, read_at, read_from, readbacks),
     )

@@ -120,6 +120,16 @@ class Inputs(Model):
     portal_build: str | None = Field(description="The portal build id the operator passed in (GPUAAS_PORTAL_BUILD).")
 
 
+class RollbackPoint(Model):
+    """What a rollback of this environment returns to."""
+
+    packet: str = Field(description="The earlier packet's envelope, under build/ENV/evidence/.")
+    read_at: str = Field(description="When that packet was read back.")
+    source_sha: str = Field(description="The collection's commit it was read back from: the commit to deploy again.")
+    artifacts: dict[str, str] = Field(description="Each artifact it proved, by name, with its sha256.")
+    changed: list[str] = Field(description="What this packet's environment runs that the rollback point did not.")
+
+
 class Packet(Model):
     """An environment's evidence packet."""
 
@@ -141,6 +151,11 @@ class Packet(Model):
     items: list[Item]
     blocked: list[str] = Field(
         description="The residual blocked items: everything that could not be checked or installed, with the reason."
+    )
+    rollback: RollbackPoint | None = Field(
+        default=None,
+        description="The newest earlier green packet of the environment that verifies with its key: what a "
+        "rollback returns to. Null when there is none (nothing proven to return to) or the packet is unsigned.",
     )
 
     def json_text(self) -> str:

@@ -41,7 +41,20 @@ def markdown(packet: Packet) -> str:
     lines += [f"| {MARK[a.status]} | {a.name} | {a.version} | `{a.sha256[:16]}…` |" for a in packet.artifacts]
     lines += ["", "## Blocked", ""]
     lines += [f"- {cell(line)}" for line in packet.blocked] or ["Nothing."]
+    lines += ["", "## Rollback", "", *rollback_lines(packet)]
     return "\n".join(lines) + "\n"
+
+
+def rollback_lines(packet: Packet) -> list[str]:
+    point = packet.rollback
+    if point is None:
+        return [f"No earlier green packet of {packet.environment} verifies: nothing proven to roll back to."]
+    lines = [f"Rolls back to `{point.packet}`: read {point.read_at}, source `{point.source_sha}`."]
+    if point.changed:
+        lines += ["", "Changed since:", ""] + [f"- {cell(line)}" for line in point.changed]
+    else:
+        lines += ["", "Nothing pinned has changed since."]
+    return lines
 
 
 def html(packet: Packet) -> str:
