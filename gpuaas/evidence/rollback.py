@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from securesystemslib.signer import SSlibKey
+
 from gpuaas.evidence import sign
 from gpuaas.evidence.packet import ArtifactReadback, RollbackPoint, Source, Status
 from gpuaas.evidence.written import envelopes
@@ -26,13 +28,18 @@ def point(
     if profile.evidence.signing_key is None:
         return None
     try:
-        key = sign.load_public_key(sign.public_key_pem(sign.private_key(profile).public_key()).encode(), profile.source)
+        key = SSlibKey.from_crypto(sign.private_key(profile).public_key())
     except sign.EvidenceError:
         return None  # the packet's writing names the key's problem
     for path in envelopes(profile.name) if candidates is None else candidates:
         try:
-            earlier = sign.verify(json.loads(path.read_text()), key, str(path)).packet
-        except (OSError, ValueError, sign.EvidenceError):
+            document = json.loads(path.read_text())
+            claimed = sign.envelope_packet(document)
+            # Only a packet that says it could be the point is verified: verifying is the costly part.
+            if claimed["environment"] != profile.name or claimed["read_at"] >= read_at or claimed["status"] != "ok":
+                continue
+            earlier = sign.verify(document, key, str(path)).packet
+        except (OSError, ValueError, KeyError, TypeError, sign.EvidenceError):
             continue
         if earlier.environment != profile.name or earlier.read_at >= read_at or earlier.status is not Status.OK:
             continue
